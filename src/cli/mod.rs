@@ -1,0 +1,57 @@
+//! Command-line flags and one `run` per subcommand. `main` only parses, sets up logging, runs and
+//! maps errors to exit codes; everything a command does is here and in the library.
+
+pub mod aggregate;
+pub mod analyze;
+pub mod dashboard;
+pub mod parse;
+pub mod upload;
+
+use clap::{Parser, Subcommand};
+
+/// Turn CI JUnit results into per-job CloudWatch metrics and dashboards, and find what made tests slower.
+///
+/// Stages: `upload` (in every Jenkins build) → `aggregate` (on a schedule) → `dashboard` / `analyze`.
+/// Everything works without an AWS account: a directory is a store and an EMF file is a sink.
+///
+/// Exit codes: 0 ok, 1 usage or configuration error, 2 some input could not be parsed,
+/// 3 nothing matched, 4 something could not be published or recorded.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ci-test-metrics",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors in the log.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Parse(parse::Args),
+    Upload(upload::Args),
+    Aggregate(aggregate::Args),
+    Dashboard(dashboard::Args),
+    Alarms(dashboard::AlarmsArgs),
+    Analyze(analyze::Args),
+}
+
+/// Runs the chosen command; returns the exit code.
+pub async fn run(command: Command) -> crate::Result<u8> {
+    match command {
+        Command::Parse(a) => parse::run(a),
+        Command::Upload(a) => upload::run(a).await,
+        Command::Aggregate(a) => aggregate::run(a).await,
+        Command::Dashboard(a) => dashboard::run(a).await,
+        Command::Alarms(a) => dashboard::run_alarms(a).await,
+        Command::Analyze(a) => analyze::run(a).await,
+    }
+}

@@ -1,0 +1,57 @@
+//! The model: a test case, its status, and a parsed file's report with totals computed from cases.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The outcome of one `<testcase>`. With several result children the most severe wins:
+/// error > failed > skipped > passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Skipped,
+    Failed,
+    Error,
+}
+
+/// One `<testcase>` element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestCase {
+    /// Name of the innermost enclosing `<testsuite>` (empty when there is none).
+    pub suite: String,
+    pub classname: String,
+    pub name: String,
+    pub file: Option<String>,
+    /// `None` when the file gives no usable time.
+    pub time: Option<Duration>,
+    pub status: Status,
+}
+
+/// The result of parsing one file: the cases read, and the error that stopped reading, if any.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The file's name as given to the parser.
+    pub file: String,
+    pub cases: Vec<TestCase>,
+    /// Set when the file could not be read to its end; `cases` holds what was read before.
+    pub error: Option<super::ParseError>,
+    /// Non-fatal problems: unusable times, declared totals that disagree with the cases.
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// True when an error stopped reading after some cases were read.
+    pub fn partial(&self) -> bool {
+        self.error.is_some() && !self.cases.is_empty()
+    }
+    pub fn tests(&self) -> usize {
+        self.cases.len()
+    }
+    pub fn count(&self, status: Status) -> usize {
+        self.cases.iter().filter(|c| c.status == status).count()
+    }
+    /// Sum of the known case times.
+    pub fn time(&self) -> Duration {
+        self.cases.iter().filter_map(|c| c.time).sum()
+    }
+}

@@ -1,0 +1,33 @@
+//! # ci-test-metrics
+//!
+//! CI unit tests get slower one commit at a time. This crate turns every CI build's JUnit results,
+//! uploaded to S3 (or a local directory) as `{prefix}{job}/{branch}/{build}/{file}` plus a
+//! `context.json`, into per-job CloudWatch metrics and dashboards, and names the tests — and the
+//! changes — that made a job slower.
+//!
+//! ```text
+//! upload ──▶ store ──▶ aggregate ──▶ parse ──▶ summaries + metrics ──▶ CloudWatch | EMF
+//!                                                  │
+//!                          analyze ◀── summaries ──┘──▶ change points ──▶ report
+//! ```
+//!
+//! The core is pure and synchronous: [`junit`] (streaming parser), [`layout`] (key layout),
+//! [`context`], [`metrics::encode`], [`dashboard`] bodies and [`analyze`] statistics. Only the
+//! edges are async and touch the network: [`store`] (local directory or S3) and the metric sinks
+//! in [`metrics`].
+
+pub mod aggregate;
+pub mod analyze;
+pub mod aws;
+pub mod cli;
+pub mod context;
+pub mod dashboard;
+pub mod error;
+pub mod junit;
+pub mod layout;
+pub mod metrics;
+pub mod store;
+pub mod summary;
+pub mod upload;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Pure encoding: a build summary → metric datums (placeholder until metrics land).

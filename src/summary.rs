@@ -1,0 +1,84 @@
+//! Per-build summaries: what the aggregator keeps of each build under the reserved prefix
+//! (`_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`), so analysis never re-parses XML.
+
+use crate::context::Context;
+use crate::junit::{Report, Status};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One build, summarised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildSummary {
+    pub schema_version: u32,
+    pub context: Context,
+    /// The branch class the rules gave (`master`, `release`, `pr`, `branch`, ...).
+    pub branch_class: String,
+    /// Whether the branch rules published this build's metrics.
+    pub published: bool,
+    pub files: Vec<FileSummary>,
+}
+
+/// One result file of a build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileSummary {
+    pub name: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub partial: bool,
+    pub cases: Vec<CaseSummary>,
+}
+
+/// One test case: its identity, duration in seconds (when known) and status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseSummary {
+    pub suite: String,
+    pub classname: String,
+    pub name: String,
+    pub time: Option<f64>,
+    pub status: Status,
+}
+
+impl FileSummary {
+    pub fn from_report(name: &str, report: &Report) -> FileSummary {
+        FileSummary {
+            name: name.to_string(),
+            error: report.error.as_ref().map(|e| e.to_string()),
+            partial: report.partial(),
+            cases: report
+                .cases
+                .iter()
+                .map(|c| CaseSummary {
+                    suite: c.suite.clone(),
+                    classname: c.classname.clone(),
+                    name: c.name.clone(),
+                    time: c.time.map(|t| t.as_secs_f64()),
+                    status: c.status,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl BuildSummary {
+    /// All cases of all files.
+    pub fn cases(&self) -> impl Iterator<Item = &CaseSummary> {
+        self.files.iter().flat_map(|f| f.cases.iter())
+    }
+
+    /// Gzip-compressed JSON.
+    pub fn to_gzip_json(&self) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        serde_json::to_writer(&mut enc, self).expect("summary serialises");
+        enc.flush().ok();
+        enc.finish().expect("writing to a Vec cannot fail")
+    }
+
+    /// Reads what [`BuildSummary::to_gzip_json`] wrote.
+    pub fn from_gzip_json(bytes: &[u8]) -> Result<BuildSummary, std::io::Error> {
+        let dec = flate2::read::GzDecoder::new(bytes);
+        serde_json::from_reader(std::io::BufReader::new(dec)).map_err(std::io::Error::other)
+    }
+}

@@ -1,0 +1,109 @@
+//! Shared test helpers: the binary, the local servers started by `scripts/test.sh`, safe AWS env.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The built `ci-test-metrics` binary, with network hygiene set: no instance-metadata probe,
+/// static test credentials, and no endpoint from the caller's environment.
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ci-test-metrics"));
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "ctm-admin")
+        .env("AWS_SECRET_ACCESS_KEY", "ctm-admin-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env_remove("AWS_ENDPOINT_URL_CLOUDWATCH")
+        .env_remove("MXNET_CI_UNITTEST_ARTIFACT_BUCKET")
+        .env_remove("CI_TEST_METRICS_STORE")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Sets the same hygiene for SDK clients built inside the test process.
+pub fn aws_env() {
+    // Tests run in threads; these values are the same for every test, so concurrent sets agree.
+    unsafe {
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "ctm-admin");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "ctm-admin-secret");
+        std::env::set_var("AWS_REGION", "us-east-1");
+    }
+}
+
+/// A local server's endpoint from `scripts/test.sh`. Without it the test is skipped with a note,
+/// except under CI (`CI` set), where a missing server fails the test.
+fn endpoint(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if url.starts_with("http://127.0.0.1:") => Some(url),
+        Ok(url) => panic!("{var}={url}: tests only talk to 127.0.0.1"),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("{var} is not set: run the tests with scripts/test.sh, which starts {what}")
+        }
+        Err(_) => {
+            eprintln!("skipped: {var} is not set (run scripts/test.sh to start {what})");
+            None
+        }
+    }
+}
+
+/// SeaweedFS's S3 endpoint.
+pub fn s3_endpoint() -> Option<String> {
+    endpoint("CTM_TEST_S3_ENDPOINT", "SeaweedFS")
+}
+
+/// ministack's CloudWatch endpoint.
+pub fn cloudwatch_endpoint() -> Option<String> {
+    endpoint("CTM_TEST_CLOUDWATCH_ENDPOINT", "ministack")
+}
+
+/// A fresh, unique bucket name for one test.
+pub fn unique_bucket(test: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 1_000_000_000;
+    format!(
+        "ctm-{}-{}-{}-{}",
+        test.replace('_', "-"),
+        std::process::id(),
+        t,
+        n
+    )
+}
+
+/// Creates a bucket with the admin identity through the SDK.
+pub async fn create_bucket(endpoint: &str, bucket: &str) {
+    aws_env();
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("create bucket");
+}
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared JUnit corpus beside the repository, if present.
+pub fn corpus() -> PathBuf {
+    repo().join("../shared/corpus/junit")
+}

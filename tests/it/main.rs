@@ -1,0 +1,9 @@
+//! The one integration-test binary. Each module owns one area; `common` finds the local servers.
+
+mod common;
+
+mod aggregate;
+mod analyze;
+mod dashboard;
+mod parse;
+mod upload;
