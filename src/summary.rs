@@ -7,6 +7,31 @@ use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Where summaries live, relative to the store's root.
+pub const SUMMARIES_PREFIX: &str = "_ci-test-metrics/summaries/";
+
+/// The key of one build's summary: `_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`.
+pub fn key(build: &crate::layout::BuildId) -> String {
+    format!(
+        "{SUMMARIES_PREFIX}{}/{}/{}.json.gz",
+        build.job, build.branch, build.build
+    )
+}
+
+/// The build a summary key names, if it is one.
+pub fn parse_key(key: &str) -> Option<crate::layout::BuildId> {
+    let rest = key
+        .strip_prefix(SUMMARIES_PREFIX)?
+        .strip_suffix(".json.gz")?;
+    let (job_branch, build) = rest.rsplit_once('/')?;
+    let (job, branch) = job_branch.rsplit_once('/')?;
+    Some(crate::layout::BuildId {
+        job: job.into(),
+        branch: branch.into(),
+        build: build.parse().ok()?,
+    })
+}
+
 /// One build, summarised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildSummary {

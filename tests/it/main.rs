@@ -5,5 +5,6 @@ mod common;
 mod aggregate;
 mod analyze;
 mod dashboard;
+mod metrics;
 mod parse;
 mod upload;
