@@ -1,12 +1,658 @@
-//! The scheduled stage: discover complete builds, parse them, publish metrics, record a ledger
-//! and per-build summaries under the reserved prefix (placeholder until aggregation lands).
+//! The scheduled stage: discover complete builds, parse them, publish per-job metrics, and record
+//! per-build summaries and a ledger under the reserved prefix `_ci-test-metrics/`.
+//!
+//! # Guarantee
+//!
+//! Each build's metrics are published once. A build is recorded `done` only after the sink
+//! accepted the request that carried its metrics, and its summary is written before that, so a
+//! run killed at any point (or a store or sink that goes away) loses no build: the next run
+//! takes every build without a `done` marker again. Before each publish request the run writes an
+//! intent naming the builds it carries; a build named in an intent but not `done` is checked with
+//! the sink (is its `Builds` datum there?) before it is published again, so the window in which a
+//! rerun could publish twice is closed for sinks that can answer (the EMF file, CloudWatch).
+//! Requests carry whole builds, so a build is never half-published.
+//!
+//! Two runs at the same time may both take the same new build and publish it twice: schedule one
+//! run at a time (Jenkins `disableConcurrentBuilds()`, one EventBridge target). The run warns
+//! when it sees another run's intents written in the last few minutes.
 
+pub mod branches;
+pub mod discover;
+pub mod ledger;
+
+use crate::context::Context;
+use crate::junit;
+use crate::layout::{BuildId, CONTEXT_FILE};
+use crate::metrics::encode::{encode_build, EncodeOptions};
+use crate::metrics::{Datum, Sink, Value};
+use crate::store::{ObjectInfo, Store, StoreError};
+use crate::summary::{self, BuildSummary, FileSummary};
+use branches::BranchRules;
+use bytes::Bytes;
+use discover::{BuildObjects, Listing};
+use futures::StreamExt;
+use std::time::Duration;
 use thiserror::Error;
+use time::OffsetDateTime;
+
+/// At most this many datums go into one publish request (CloudWatch's PutMetricData limit).
+pub const MAX_DATUMS_PER_REQUEST: usize = 1000;
+/// CloudWatch accepts datums at most this old.
+pub const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+/// CloudWatch accepts datums at most this far in the future.
+pub const MAX_FUTURE: Duration = Duration::from_secs(2 * 3600);
 
 #[derive(Debug, Error)]
 pub enum AggregateError {
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+}
+
+/// What to do with builds older than CloudWatch accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OldBuilds {
+    /// Record them without publishing, with the reason (the default for CloudWatch).
+    Skip,
+    /// Publish them anyway, with a warning (the default for EMF files and stdout).
+    Publish,
+}
+
+/// How one aggregation run behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rules: BranchRules,
+    /// Only builds whose `context.json` is at most this old.
+    pub since: Option<Duration>,
+    /// Builds read and parsed at the same time.
+    pub concurrency: usize,
+    /// Publish and record nothing.
+    pub dry_run: bool,
+    pub encode: EncodeOptions,
+    pub old_builds: OldBuilds,
+    /// Result files larger than this are reported, not parsed.
+    pub max_file_bytes: u64,
+    /// Names this run in the ledger.
+    pub run_id: String,
+    /// "Now", for the age checks.
+    pub now: OffsetDateTime,
+}
+
+/// What happened to one build.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    pub id: BuildId,
+    pub branch_class: String,
+    /// Metrics went (or, in a dry run, would go) to the sink.
+    pub published: bool,
+    /// Why not, when not.
+    pub reason: Option<String>,
+    pub tests: usize,
+    pub failures: usize,
+    pub errors: usize,
+    pub skipped: usize,
+    /// Sum of known test times, seconds.
+    pub total_time: f64,
+    /// Known test durations, seconds (for per-job percentiles in the summary table).
+    pub durations: Vec<f64>,
+    pub parse_errors: usize,
+    pub datums: usize,
+    /// Problems with this build's data: broken files, a bad context, missing files.
+    pub problems: Vec<String>,
+    /// Set when the build could not be recorded or published; it is retried next run.
+    pub failed: Option<String>,
+}
+
+/// What a whole run did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub builds: Vec<BuildOutcome>,
+    /// Builds still uploading.
+    pub incomplete: Vec<BuildId>,
+    /// Keys that do not fit the layout.
+    pub stray: Vec<String>,
+    /// Builds already done before this run.
+    pub already_done: usize,
+    /// Builds a previous run sent but did not record, found at the sink and recorded now.
+    pub recovered: Vec<BuildId>,
+    /// Every datum sent (or, in a dry run, that would be sent).
+    pub datums: Vec<Datum>,
+    pub requests: usize,
+    /// Failures to publish or record; non-empty means a non-zero exit.
+    pub failures: Vec<String>,
+}
+
+/// Progress events, for a progress bar or log lines.
+pub trait Progress {
+    fn discovered(&self, _pending: usize) {}
+    fn build_done(&self, _outcome: &BuildOutcome) {}
+}
+
+impl Progress for () {}
+
+/// Runs one aggregation over `store`, publishing to `sink` (none in a dry run).
+pub async fn run(
+    store: &Store,
+    mut sink: Option<&mut Sink>,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Outcome, AggregateError> {
+    let listing = Listing::new(store.list("").await?);
+    let mut outcome = Outcome {
+        incomplete: listing.incomplete().cloned().collect(),
+        stray: listing.stray.clone(),
+        already_done: listing.done.len(),
+        ..Outcome::default()
+    };
+    for id in &outcome.incomplete {
+        tracing::info!("{id}: no {CONTEXT_FILE} yet; waiting for the upload to finish");
+    }
+
+    let unrecorded = read_intents(store, &listing, opts, &mut outcome).await;
+    let pending: Vec<(BuildId, BuildObjects)> = listing
+        .pending()
+        .into_iter()
+        .filter(|(_, objects)| within_since(objects, opts))
+        .map(|(id, objects)| (id.clone(), objects.clone()))
+        .collect();
+    progress.discovered(pending.len());
+
+    let mut batch = Batch::default();
+    let mut summaries = futures::stream::iter(pending)
+        .map(|(id, objects)| summarise(store, id, objects, opts))
+        .buffered(opts.concurrency.max(1));
+    while let Some((summary, mut build)) = summaries.next().await {
+        let key = summary::key(&build.id);
+        if !opts.dry_run {
+            if let Err(e) = store.put(&key, Bytes::from(summary.to_gzip_json())).await {
+                build.failed = Some(format!("could not write the summary {key}: {e}"));
+                outcome
+                    .failures
+                    .push(build.failed.clone().unwrap_or_default());
+                progress.build_done(&build);
+                outcome.builds.push(build);
+                continue;
+            }
+        }
+        if build.published && unrecorded.contains(&build.id) {
+            if let Some(sink) = sink.as_deref_mut() {
+                if sink_has_build(sink, &summary).await {
+                    build.reason =
+                        Some("sent by an earlier run that stopped before recording it".into());
+                    record_done(store, &mut build, opts, &mut outcome).await;
+                    outcome.recovered.push(build.id.clone());
+                    progress.build_done(&build);
+                    outcome.builds.push(build);
+                    continue;
+                }
+            }
+        }
+        if !build.published {
+            record_done(store, &mut build, opts, &mut outcome).await;
+            progress.build_done(&build);
+            outcome.builds.push(build);
+            continue;
+        }
+        let datums = encode_build(&summary, &opts.encode);
+        build.datums = datums.len();
+        if batch.datums.len() + datums.len() > MAX_DATUMS_PER_REQUEST && !batch.builds.is_empty() {
+            flush(
+                store,
+                sink.as_deref_mut(),
+                &mut batch,
+                opts,
+                &mut outcome,
+                progress,
+            )
+            .await;
+        }
+        batch.push(build, &summary, datums);
+        if batch.datums.len() >= MAX_DATUMS_PER_REQUEST {
+            flush(
+                store,
+                sink.as_deref_mut(),
+                &mut batch,
+                opts,
+                &mut outcome,
+                progress,
+            )
+            .await;
+        }
+    }
+    flush(store, sink, &mut batch, opts, &mut outcome, progress).await;
+    Ok(outcome)
+}
+
+/// Whole builds waiting to be sent in one request.
+#[derive(Default)]
+struct Batch {
+    builds: Vec<BuildOutcome>,
+    intents: Vec<ledger::IntentBuild>,
+    datums: Vec<Datum>,
+}
+
+impl Batch {
+    fn push(&mut self, build: BuildOutcome, summary: &BuildSummary, datums: Vec<Datum>) {
+        self.intents.push(ledger::IntentBuild {
+            job: build.id.job.clone(),
+            branch: build.id.branch.clone(),
+            build: build.id.build,
+            branch_class: build.branch_class.clone(),
+            timestamp: rfc3339(summary.context.timestamp),
+        });
+        self.builds.push(build);
+        self.datums.extend(datums);
+    }
+}
+
+/// Sends a batch: intent, publish, then a `done` marker per build.
+async fn flush(
+    store: &Store,
+    sink: Option<&mut Sink>,
+    batch: &mut Batch,
+    opts: &Options,
+    outcome: &mut Outcome,
+    progress: &dyn Progress,
+) {
+    if batch.builds.is_empty() {
+        return;
+    }
+    let Batch {
+        builds,
+        intents,
+        datums,
+    } = std::mem::take(batch);
+    let sent = if opts.dry_run {
+        outcome.requests += datums.len().div_ceil(MAX_DATUMS_PER_REQUEST);
+        Ok(())
+    } else {
+        send(store, sink, intents, &datums, opts, outcome).await
+    };
+    outcome.datums.extend(datums);
+    for mut build in builds {
+        match &sent {
+            Ok(()) => record_done(store, &mut build, opts, outcome).await,
+            Err(e) => {
+                build.failed = Some(e.clone());
+                build.published = false;
+            }
+        }
+        progress.build_done(&build);
+        outcome.builds.push(build);
+    }
+    if let Err(e) = sent {
+        outcome.failures.push(e);
+    }
+}
+
+async fn send(
+    store: &Store,
+    sink: Option<&mut Sink>,
+    builds: Vec<ledger::IntentBuild>,
+    datums: &[Datum],
+    opts: &Options,
+    outcome: &mut Outcome,
+) -> Result<(), String> {
+    let Some(sink) = sink else { return Ok(()) };
+    let key = ledger::intent_key(&opts.run_id, outcome.requests);
+    let intent = ledger::Intent {
+        run: opts.run_id.clone(),
+        builds,
+    };
+    let body = serde_json::to_vec(&intent).map_err(|e| format!("{key}: {e}"))?;
+    store
+        .put(&key, Bytes::from(body))
+        .await
+        .map_err(|e| format!("could not write the intent {key}: {e}"))?;
+    let report = sink.publish(datums).await.map_err(|e| e.to_string())?;
+    outcome.requests += report.requests;
+    Ok(())
+}
+
+/// Writes a build's `done` marker (nothing in a dry run).
+async fn record_done(
+    store: &Store,
+    build: &mut BuildOutcome,
+    opts: &Options,
+    outcome: &mut Outcome,
+) {
+    if opts.dry_run {
+        return;
+    }
+    let done = ledger::Done {
+        run: opts.run_id.clone(),
+        at: rfc3339(OffsetDateTime::now_utc()),
+        published: build.published,
+        reason: build.reason.clone(),
+        datums: build.datums,
+    };
+    let key = ledger::done_key(&build.id);
+    let body = serde_json::to_vec(&done).unwrap_or_default();
+    if let Err(e) = store.put(&key, Bytes::from(body)).await {
+        let message = format!(
+            "{}: metrics sent but the ledger entry {key} could not be written: {e}",
+            build.id
+        );
+        build.failed = Some(message.clone());
+        outcome.failures.push(message);
+    }
+}
+
+/// Reads earlier runs' intents; returns the builds they name that have no `done` marker.
+async fn read_intents(
+    store: &Store,
+    listing: &Listing,
+    opts: &Options,
+    outcome: &mut Outcome,
+) -> std::collections::BTreeSet<BuildId> {
+    let mut unrecorded = std::collections::BTreeSet::new();
+    for key in &listing.intents {
+        let intent = match store
+            .get(key)
+            .await
+            .map(|b| serde_json::from_slice::<ledger::Intent>(&b))
+        {
+            Ok(Ok(intent)) => intent,
+            Ok(Err(e)) => {
+                tracing::warn!("{key}: unreadable intent, ignored: {e}");
+                continue;
+            }
+            Err(e) => {
+                outcome
+                    .failures
+                    .push(format!("could not read the intent {key}: {e}"));
+                continue;
+            }
+        };
+        if intent.run == opts.run_id {
+            continue;
+        }
+        unrecorded.extend(
+            intent
+                .builds
+                .iter()
+                .map(|b| b.id())
+                .filter(|id| !listing.done.contains(id)),
+        );
+    }
+    unrecorded
+}
+
+/// Asks the sink whether a build's `Builds` datum (its last) already arrived.
+async fn sink_has_build(sink: &mut Sink, summary: &BuildSummary) -> bool {
+    match sink
+        .contains_build(
+            &summary.context.job,
+            &summary.branch_class,
+            summary.context.timestamp,
+        )
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(
+                "{}/{}/{}: cannot tell whether an earlier run sent this build ({e}); sending it",
+                summary.context.job,
+                summary.context.branch,
+                summary.context.build
+            );
+            false
+        }
+    }
+}
+
+fn within_since(objects: &BuildObjects, opts: &Options) -> bool {
+    match (
+        opts.since,
+        objects.context.as_ref().and_then(|c| c.last_modified),
+    ) {
+        (Some(since), Some(modified)) => opts.now - modified <= since,
+        _ => true,
+    }
+}
+
+/// Reads and parses one build. Never fails: problems are recorded in the outcome.
+async fn summarise(
+    store: &Store,
+    id: BuildId,
+    objects: BuildObjects,
+    opts: &Options,
+) -> (BuildSummary, BuildOutcome) {
+    let mut problems = Vec::new();
+    let context_key = id.key(CONTEXT_FILE);
+    let context = match store.get(&context_key).await {
+        Ok(bytes) => match Context::from_json(&context_key, &bytes) {
+            Ok(c) => check_context(c, &id, &mut problems),
+            Err(e) => {
+                problems.push(e.to_string());
+                fallback_context(&id, objects.context.as_ref())
+            }
+        },
+        Err(e) => {
+            problems.push(format!("could not read {context_key}: {e}"));
+            fallback_context(&id, objects.context.as_ref())
+        }
+    };
+
+    let mut files = Vec::new();
+    for object in &objects.files {
+        let name = object
+            .key
+            .rsplit('/')
+            .next()
+            .unwrap_or(&object.key)
+            .to_string();
+        if object.size > opts.max_file_bytes {
+            let message = format!(
+                "{}: {} bytes is over the limit of {} (--max-file-bytes)",
+                object.key, object.size, opts.max_file_bytes
+            );
+            problems.push(message.clone());
+            files.push(FileSummary {
+                name,
+                error: Some(message),
+                partial: false,
+                cases: vec![],
+            });
+            continue;
+        }
+        match store.get(&object.key).await {
+            Ok(bytes) => {
+                let report = junit::parse_bytes(&object.key, &bytes);
+                if let Some(e) = &report.error {
+                    problems.push(e.to_string());
+                }
+                files.push(FileSummary::from_report(&name, &report));
+            }
+            Err(e) => {
+                let message = format!("could not read {}: {e}", object.key);
+                problems.push(message.clone());
+                files.push(FileSummary {
+                    name,
+                    error: Some(message),
+                    partial: false,
+                    cases: vec![],
+                });
+            }
+        }
+    }
+    for entry in &context.files {
+        if !objects
+            .files
+            .iter()
+            .any(|o| o.key.rsplit('/').next() == Some(entry.name.as_str()))
+        {
+            let message = format!(
+                "{}: named in {CONTEXT_FILE} but missing from the store",
+                id.key(&entry.name)
+            );
+            problems.push(message.clone());
+            files.push(FileSummary {
+                name: entry.name.clone(),
+                error: Some(message),
+                partial: false,
+                cases: vec![],
+            });
+        }
+    }
+    if files.is_empty() {
+        problems.push(format!("{id}: the build has no result files"));
+    }
+
+    let branch_class = opts.rules.classify(&context.branch);
+    let mut published = opts.rules.publishes(&context.branch);
+    let mut reason =
+        (!published).then(|| format!("branch {:?} is filtered out by --branches", context.branch));
+    if published {
+        let age = opts.now - context.timestamp;
+        if age > MAX_AGE || -age > MAX_FUTURE {
+            let why = format!(
+                "build time {} is outside CloudWatch's window (2 weeks back, 2 hours ahead)",
+                rfc3339(context.timestamp)
+            );
+            match opts.old_builds {
+                OldBuilds::Skip => {
+                    published = false;
+                    reason = Some(why);
+                }
+                OldBuilds::Publish => {
+                    tracing::warn!("{id}: {why}; publishing anyway (--old-builds publish)")
+                }
+            }
+        }
+    }
+    for problem in &problems {
+        tracing::warn!("{problem}");
+    }
+
+    let summary = BuildSummary {
+        schema_version: summary::SCHEMA_VERSION,
+        context,
+        branch_class,
+        published,
+        files,
+    };
+    let durations: Vec<f64> = summary.cases().filter_map(|c| c.time).collect();
+    let count = |s: junit::Status| summary.cases().filter(|c| c.status == s).count();
+    let outcome = BuildOutcome {
+        id,
+        branch_class: summary.branch_class.clone(),
+        published,
+        reason,
+        tests: summary.cases().count(),
+        failures: count(junit::Status::Failed),
+        errors: count(junit::Status::Error),
+        skipped: count(junit::Status::Skipped),
+        total_time: durations.iter().sum(),
+        durations,
+        parse_errors: summary.files.iter().filter(|f| f.error.is_some()).count(),
+        datums: 0,
+        problems,
+        failed: None,
+    };
+    (summary, outcome)
+}
+
+/// Keeps a context's values but makes sure it names the build its key names.
+fn check_context(mut context: Context, id: &BuildId, problems: &mut Vec<String>) -> Context {
+    if context.job != id.job || context.build != id.build {
+        problems.push(format!(
+            "{}: says job {:?} build {}, but its key says {:?} build {}; the key wins",
+            id.key(CONTEXT_FILE),
+            context.job,
+            context.build,
+            id.job,
+            id.build
+        ));
+        context.job = id.job.clone();
+        context.build = id.build;
+    }
+    context
+}
+
+/// A context made from the key alone, for a build whose `context.json` is unusable.
+fn fallback_context(id: &BuildId, object: Option<&ObjectInfo>) -> Context {
+    Context {
+        schema_version: crate::context::SCHEMA_VERSION,
+        job: id.job.clone(),
+        branch: percent_decode(&id.branch),
+        build: id.build,
+        build_url: None,
+        commit: None,
+        user: None,
+        source_branch: None,
+        target_branch: None,
+        pr: None,
+        timestamp: object
+            .and_then(|o| o.last_modified)
+            .unwrap_or_else(OffsetDateTime::now_utc),
+        node: None,
+        files: vec![],
+    }
+}
+
+/// Undoes Jenkins' branch name encoding (`feature%2Ffoo` → `feature/foo`).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|b| hex(*b)),
+            bytes.get(i + 2).and_then(|b| hex(*b)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Distinct metrics (name plus dimension set) among datums: what CloudWatch bills per month.
+pub fn distinct_metrics(datums: &[Datum]) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    for d in datums {
+        seen.insert((d.name.as_str(), d.dimensions.clone()));
+    }
+    seen.len()
+}
+
+/// Number of samples a datum stands for.
+pub fn samples(datum: &Datum) -> f64 {
+    match &datum.value {
+        Value::Scalar(_) => 1.0,
+        Value::Distribution { counts, .. } => counts.iter().sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_jenkins_branch_names() {
+        for (encoded, raw) in [
+            ("feature%2Ffoo", "feature/foo"),
+            ("PR-1", "PR-1"),
+            ("a%25b", "a%b"),
+            ("bad%2", "bad%2"),
+            ("%zz", "%zz"),
+        ] {
+            assert_eq!(percent_decode(encoded), raw);
+        }
+    }
 }

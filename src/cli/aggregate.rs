@@ -1,11 +1,536 @@
-//! `ci-test-metrics aggregate` (placeholder).
+//! `ci-test-metrics aggregate`: flags, progress, and the per-job summary (table or JSON).
 
-/// placeholder
+use crate::aggregate::{self, branches::BranchRules, BuildOutcome, OldBuilds, Options, Outcome};
+use crate::error::exit;
+use crate::metrics::encode::EncodeOptions;
+use crate::metrics::Sink;
+use crate::store::Store;
+use crate::Error;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+/// Turn newly uploaded builds into per-job metrics, once per build.
+///
+/// Finds every build whose `context.json` exists and that no earlier run recorded, parses its
+/// result files, writes a compact summary per build under `_ci-test-metrics/summaries/`, publishes
+/// per-job metrics timestamped at the build's time, then records the build in the ledger
+/// (`_ci-test-metrics/ledger/`). Run it on a schedule; a rerun publishes nothing twice, and a run
+/// that was killed is simply run again.
+///
+/// Metrics (dimensions Job and BranchClass; Suite with --per-suite): TestDuration (a distribution,
+/// so CloudWatch percentiles work), TotalTestTime, Tests, Failures, Errors, Skipped, SlowestTest,
+/// Builds, ParseErrors. Cost grows with jobs, never with tests.
+///
+/// Examples:
+///
+///   # the embedded default: a local directory store and an EMF file, no AWS account
+///   ci-test-metrics aggregate --store examples/sample-store --sink emf:out/metrics.emf
+///
+///   # production: S3 and CloudWatch, only master and release builds published
+///   ci-test-metrics aggregate --store s3://my-bucket --sink cloudwatch --branches master,release
+///
+///   # what would it send, and what would it cost?
+///   ci-test-metrics aggregate --store s3://my-bucket --sink cloudwatch --dry-run
+///
+/// Exit codes: 0 ok (broken result files are reported, not fatal), 1 bad flags,
+/// 4 something could not be published or recorded (those builds are retried next run).
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Where builds are: s3://BUCKET[/PREFIX] or a directory.
+    #[arg(long, env = "CI_TEST_METRICS_STORE")]
+    pub store: Option<String>,
 
-pub async fn run(_args: Args) -> crate::Result<u8> {
-    Err(crate::Error::Usage(
-        "aggregate is not implemented yet".into(),
-    ))
+    /// Where metrics go: cloudwatch, emf:PATH (CloudWatch Embedded Metric Format lines) or stdout.
+    #[arg(
+        long,
+        env = "CI_TEST_METRICS_SINK",
+        default_value = "emf:ci-test-metrics.emf"
+    )]
+    pub sink: String,
+
+    /// CloudWatch namespace.
+    #[arg(
+        long,
+        env = "CI_TEST_METRICS_NAMESPACE",
+        default_value = "CITestMetrics"
+    )]
+    pub namespace: String,
+
+    /// Which branches to publish: class names (master, release, pr, branch) or globs on the
+    /// branch name, comma-separated; `!` excludes; `all` for everything. Builds not published are
+    /// still summarised for `analyze`.
+    #[arg(long, default_value = "all", value_name = "RULES")]
+    pub branches: String,
+
+    /// A branch class rule CLASS=GLOB|GLOB (repeatable, first match wins; replaces the defaults
+    /// master=master|main, release=v*.x|release*, pr=PR-*; others are `branch`).
+    #[arg(long = "branch-class", value_name = "CLASS=GLOBS")]
+    pub branch_class: Vec<String>,
+
+    /// Only builds uploaded within this long, e.g. 2h, 3d, 90m.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub since: Option<Duration>,
+
+    /// Builds read and parsed at the same time.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// Publish and record nothing; print what would be sent and what it would cost.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Add a Suite dimension (the result file's stem). Multiplies the custom metrics.
+    #[arg(long)]
+    pub per_suite: bool,
+
+    /// Also publish per-test TestDuration for the N slowest tests of each build: `top:N`.
+    #[arg(long, value_parser = parse_top, value_name = "top:N")]
+    pub per_test: Option<usize>,
+
+    /// Builds older than CloudWatch accepts (2 weeks): skip them, or publish anyway.
+    /// Default: skip for cloudwatch, publish for EMF files and stdout.
+    #[arg(long, value_enum)]
+    pub old_builds: Option<OldBuilds>,
+
+    /// Result files larger than this many bytes are reported, not parsed.
+    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+
+    /// Output: a per-job table, or JSON for tools.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+pub async fn run(args: Args) -> crate::Result<u8> {
+    let store_url = args.store.clone().or_else(default_store).ok_or_else(|| {
+        Error::Usage("no store: pass --store s3://BUCKET[/PREFIX] or a directory, or set CI_TEST_METRICS_STORE".into())
+    })?;
+    let rules = BranchRules::new(&args.branch_class, &args.branches).map_err(Error::Usage)?;
+    let store = Store::open(&store_url).await?;
+    let old_builds = args.old_builds.unwrap_or(if args.sink == "cloudwatch" {
+        OldBuilds::Skip
+    } else {
+        OldBuilds::Publish
+    });
+    let now = time::OffsetDateTime::now_utc();
+    let opts = Options {
+        rules,
+        since: args.since,
+        concurrency: args.concurrency,
+        dry_run: args.dry_run,
+        encode: EncodeOptions {
+            per_suite: args.per_suite,
+            per_test_top: args.per_test,
+        },
+        old_builds,
+        max_file_bytes: args.max_file_bytes,
+        run_id: format!("{}-{}", now.unix_timestamp(), std::process::id()),
+        now,
+    };
+    let mut sink = if args.dry_run {
+        None
+    } else {
+        Some(Sink::open(&args.sink, &args.namespace).await?)
+    };
+    let progress = ProgressReport::new();
+    let outcome = aggregate::run(&store, sink.as_mut(), &opts, &progress).await?;
+    progress.finish();
+
+    let jobs = per_job(&outcome.builds);
+    let mut out = std::io::stdout().lock();
+    let written = match args.format {
+        Format::Json => writeln!(out, "{}", json(&outcome, &jobs, &args, &store)),
+        Format::Table => write!(out, "{}", table(&outcome, &jobs, &args, &store)),
+    };
+    written.map_err(|e| Error::Io {
+        context: "writing to stdout".into(),
+        source: e,
+    })?;
+    Ok(if outcome.failures.is_empty() {
+        exit::OK
+    } else {
+        exit::PUBLISH
+    })
+}
+
+fn default_store() -> Option<String> {
+    std::env::var("MXNET_CI_UNITTEST_ARTIFACT_BUCKET")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .map(|b| format!("s3://{b}"))
+}
+
+/// `90m`, `2h`, `3d`, `1w`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 90m, 2h, 3d"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h, d or w")),
+    };
+    Ok(Duration::from_secs(n * secs))
+}
+
+fn parse_top(s: &str) -> Result<usize, String> {
+    let n = s
+        .strip_prefix("top:")
+        .ok_or_else(|| format!("{s:?}: expected top:N, e.g. top:20"))?;
+    match n.parse::<usize>() {
+        Ok(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?}: N must be between 1 and 100 (each test is a billed custom metric)"
+        )),
+    }
+}
+
+/// Per-job totals over this run's builds.
+#[derive(Debug, Default, serde::Serialize)]
+struct JobRow {
+    builds: usize,
+    published: usize,
+    tests: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+    parse_errors: usize,
+    mean_total_time: f64,
+    p50_test: Option<f64>,
+    p90_test: Option<f64>,
+}
+
+fn per_job(builds: &[BuildOutcome]) -> BTreeMap<String, JobRow> {
+    let mut jobs: BTreeMap<String, (JobRow, Vec<f64>, f64)> = BTreeMap::new();
+    for b in builds {
+        let (row, durations, total) = jobs.entry(b.id.job.clone()).or_default();
+        row.builds += 1;
+        row.published += b.published as usize;
+        row.tests += b.tests;
+        row.failures += b.failures;
+        row.errors += b.errors;
+        row.skipped += b.skipped;
+        row.parse_errors += b.parse_errors;
+        durations.extend_from_slice(&b.durations);
+        *total += b.total_time;
+    }
+    jobs.into_iter()
+        .map(|(job, (mut row, mut durations, total))| {
+            durations.sort_by(f64::total_cmp);
+            row.mean_total_time = total / row.builds.max(1) as f64;
+            row.p50_test = percentile(&durations, 0.5);
+            row.p90_test = percentile(&durations, 0.9);
+            (job, row)
+        })
+        .collect()
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Estimated monthly CloudWatch cost, with its assumptions.
+struct Cost {
+    metrics: usize,
+    requests_per_run: usize,
+    monthly: f64,
+}
+
+const PRICE_PER_METRIC_MONTH: f64 = 0.30;
+const PRICE_PER_1000_REQUESTS: f64 = 0.01;
+const RUNS_PER_MONTH: f64 = 30.0 * 24.0 * 4.0;
+const COST_ASSUMPTIONS: &str = "us-east-1 list prices: $0.30 per custom metric-month (first 10,000), \
+$0.01 per 1,000 PutMetricData requests; a run every 15 minutes (2,880 a month) sending this run's requests; \
+the metrics seen in this run stay active all month. EMF ingestion via CloudWatch Logs is billed differently.";
+
+fn cost(outcome: &Outcome) -> Cost {
+    let metrics = aggregate::distinct_metrics(&outcome.datums);
+    let requests_per_run = outcome.requests;
+    let monthly = metrics as f64 * PRICE_PER_METRIC_MONTH
+        + requests_per_run as f64 * RUNS_PER_MONTH / 1000.0 * PRICE_PER_1000_REQUESTS;
+    Cost {
+        metrics,
+        requests_per_run,
+        monthly,
+    }
+}
+
+fn fmt_secs(s: Option<f64>) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s >= 100.0 => format!("{s:.0}s"),
+        Some(s) if s >= 1.0 => format!("{s:.2}s"),
+        Some(s) => format!("{:.0}ms", s * 1000.0),
+    }
+}
+
+fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store: &Store) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let published = outcome.builds.iter().filter(|b| b.published).count();
+    let verb = if args.dry_run {
+        "would publish"
+    } else {
+        "published"
+    };
+    let _ = writeln!(
+        s,
+        "{}: {} new build(s), {verb} {published}; {} datum(s) in {} request(s) to {}{}",
+        store.describe(),
+        outcome.builds.len(),
+        outcome.datums.len(),
+        outcome.requests,
+        if args.dry_run { "(dry run) " } else { "" },
+        args.sink
+    );
+    if outcome.builds.is_empty() {
+        let _ = writeln!(
+            s,
+            "nothing new: {} build(s) already recorded, {} still uploading",
+            outcome.already_done,
+            outcome.incomplete.len()
+        );
+    } else {
+        let width = jobs.keys().map(|j| j.len()).max().unwrap_or(3).max(3);
+        let _ = writeln!(
+            s,
+            "\n{:width$}  {:>6} {:>9} {:>7} {:>6} {:>6} {:>7} {:>9} {:>8} {:>8} {:>8}",
+            "JOB",
+            "BUILDS",
+            "PUBLISHED",
+            "TESTS",
+            "FAIL",
+            "ERR",
+            "SKIP",
+            "MEAN TIME",
+            "P50 TEST",
+            "P90 TEST",
+            "PARSEERR"
+        );
+        for (job, r) in jobs {
+            let _ = writeln!(
+                s,
+                "{job:width$}  {:>6} {:>9} {:>7} {:>6} {:>6} {:>7} {:>9} {:>8} {:>8} {:>8}",
+                r.builds,
+                r.published,
+                r.tests,
+                r.failures,
+                r.errors,
+                r.skipped,
+                fmt_secs(Some(r.mean_total_time)),
+                fmt_secs(r.p50_test),
+                fmt_secs(r.p90_test),
+                r.parse_errors
+            );
+        }
+    }
+    let problems: Vec<&String> = outcome.builds.iter().flat_map(|b| &b.problems).collect();
+    if !problems.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} problem(s) in the data (reported as ParseErrors; the other builds went on):",
+            problems.len()
+        );
+        for p in problems.iter().take(20) {
+            let _ = writeln!(s, "  - {p}");
+        }
+        if problems.len() > 20 {
+            let _ = writeln!(
+                s,
+                "  … and {} more (use --format json for all)",
+                problems.len() - 20
+            );
+        }
+    }
+    let skipped: Vec<&BuildOutcome> = outcome
+        .builds
+        .iter()
+        .filter(|b| !b.published && b.failed.is_none())
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} build(s) summarised but not published:",
+            skipped.len()
+        );
+        for b in skipped.iter().take(10) {
+            let _ = writeln!(s, "  - {}: {}", b.id, b.reason.as_deref().unwrap_or("-"));
+        }
+    }
+    if !outcome.recovered.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nrecovered {} build(s) an interrupted run had sent but not recorded",
+            outcome.recovered.len()
+        );
+    }
+    if !outcome.failures.is_empty() {
+        let _ = writeln!(s, "\nFAILED (retried on the next run):");
+        for f in &outcome.failures {
+            let _ = writeln!(s, "  - {f}");
+        }
+    }
+    if args.dry_run {
+        let c = cost(outcome);
+        let _ = writeln!(
+            s,
+            "\ndry run: nothing was published or recorded.\n{} distinct custom metric(s), {} PutMetricData request(s) this run.\nestimated CloudWatch cost: ${:.2}/month\nassumptions: {COST_ASSUMPTIONS}",
+            c.metrics, c.requests_per_run, c.monthly
+        );
+    }
+    s
+}
+
+fn json(
+    outcome: &Outcome,
+    jobs: &BTreeMap<String, JobRow>,
+    args: &Args,
+    store: &Store,
+) -> serde_json::Value {
+    let builds: Vec<serde_json::Value> = outcome
+        .builds
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "job": b.id.job, "branch": b.id.branch, "build": b.id.build,
+                "branch_class": b.branch_class, "published": b.published, "reason": b.reason,
+                "tests": b.tests, "failures": b.failures, "errors": b.errors, "skipped": b.skipped,
+                "total_time": b.total_time, "parse_errors": b.parse_errors, "datums": b.datums,
+                "problems": b.problems, "failed": b.failed,
+            })
+        })
+        .collect();
+    let c = cost(outcome);
+    serde_json::json!({
+        "store": store.describe(),
+        "sink": args.sink,
+        "namespace": args.namespace,
+        "dry_run": args.dry_run,
+        "builds": builds,
+        "jobs": jobs,
+        "incomplete": outcome.incomplete.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+        "already_done": outcome.already_done,
+        "recovered": outcome.recovered.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+        "stray_keys": outcome.stray,
+        "datums": outcome.datums.len(),
+        "requests": outcome.requests,
+        "distinct_metrics": c.metrics,
+        "estimated_monthly_cost_usd": (c.monthly * 100.0).round() / 100.0,
+        "cost_assumptions": COST_ASSUMPTIONS,
+        "failures": outcome.failures,
+    })
+}
+
+/// A progress bar on a terminal, plain lines otherwise.
+struct ProgressReport {
+    bar: Option<indicatif::ProgressBar>,
+    done: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+impl ProgressReport {
+    fn new() -> ProgressReport {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {pos}/{len} builds {per_sec} {msg}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        ProgressReport {
+            bar,
+            done: 0.into(),
+            total: 0.into(),
+        }
+    }
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl aggregate::Progress for ProgressReport {
+    fn discovered(&self, pending: usize) {
+        self.total
+            .store(pending, std::sync::atomic::Ordering::Relaxed);
+        match &self.bar {
+            Some(bar) => bar.set_length(pending as u64),
+            None => eprintln!("aggregate: {pending} new build(s) to process"),
+        }
+    }
+    fn build_done(&self, b: &BuildOutcome) {
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(b.id.to_string());
+                bar.inc(1);
+            }
+            None => {
+                let total = self.total.load(std::sync::atomic::Ordering::Relaxed);
+                let state = match (&b.failed, b.published) {
+                    (Some(_), _) => "FAILED",
+                    (None, true) => "published",
+                    (None, false) => "recorded",
+                };
+                eprintln!(
+                    "aggregate: [{n}/{total}] {}: {} tests, {state}",
+                    b.id, b.tests
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(3 * 86400)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("2y").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn top() {
+        assert_eq!(parse_top("top:20"), Ok(20));
+        assert!(parse_top("20").is_err());
+        assert!(parse_top("top:0").is_err());
+        assert!(parse_top("top:1000").is_err());
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), Some(5.0));
+        assert_eq!(percentile(&v, 0.9), Some(9.0));
+        assert_eq!(percentile(&v, 1.0), Some(10.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
 }

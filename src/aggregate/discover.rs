@@ -1,0 +1,133 @@
+//! Discovery: one store listing → the builds that are complete and not yet processed.
+//!
+//! A build is complete once its `context.json` exists (upload writes it last). Builds without it
+//! are still uploading and wait; builds with a `done` marker are skipped.
+
+use super::ledger;
+use crate::layout::{self, BuildId, CONTEXT_FILE, RESERVED_PREFIX};
+use crate::store::ObjectInfo;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The objects of one build.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildObjects {
+    pub context: Option<ObjectInfo>,
+    /// Result files (everything but `context.json`), in key order.
+    pub files: Vec<ObjectInfo>,
+}
+
+/// A store listing, sorted out.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub builds: BTreeMap<BuildId, BuildObjects>,
+    pub done: BTreeSet<BuildId>,
+    /// Keys of publish intents, oldest first.
+    pub intents: Vec<String>,
+    /// Keys outside the reserved prefix that do not fit `job/branch/build/file`.
+    pub stray: Vec<String>,
+}
+
+impl Listing {
+    /// Sorts a listing of the whole store.
+    pub fn new(objects: Vec<ObjectInfo>) -> Listing {
+        let mut listing = Listing::default();
+        let done_prefix = ledger::done_prefix();
+        let intents_prefix = ledger::intents_prefix();
+        for object in objects {
+            if object.key.starts_with(RESERVED_PREFIX) {
+                if object.key.starts_with(&done_prefix) {
+                    if let Some(id) = ledger::parse_done_key(&object.key) {
+                        listing.done.insert(id);
+                    }
+                } else if object.key.starts_with(&intents_prefix) {
+                    listing.intents.push(object.key);
+                }
+                continue;
+            }
+            match layout::parse_key(&object.key) {
+                Ok((id, file)) => {
+                    let entry = listing.builds.entry(id).or_default();
+                    if file == CONTEXT_FILE {
+                        entry.context = Some(object);
+                    } else {
+                        entry.files.push(object);
+                    }
+                }
+                Err(_) => listing.stray.push(object.key),
+            }
+        }
+        listing.intents.sort();
+        listing
+    }
+
+    /// Complete builds without a `done` marker, oldest upload first.
+    pub fn pending(&self) -> Vec<(&BuildId, &BuildObjects)> {
+        let mut pending: Vec<_> = self
+            .builds
+            .iter()
+            .filter(|(id, objects)| objects.context.is_some() && !self.done.contains(id))
+            .collect();
+        pending.sort_by_key(|(id, objects)| {
+            (
+                objects.context.as_ref().and_then(|c| c.last_modified),
+                (*id).clone(),
+            )
+        });
+        pending
+    }
+
+    /// Builds still uploading (no `context.json` yet).
+    pub fn incomplete(&self) -> impl Iterator<Item = &BuildId> {
+        self.builds
+            .iter()
+            .filter(|(_, o)| o.context.is_none())
+            .map(|(id, _)| id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(key: &str) -> ObjectInfo {
+        ObjectInfo {
+            key: key.into(),
+            size: 1,
+            last_modified: None,
+        }
+    }
+
+    #[test]
+    fn sorts_a_listing() {
+        let listing = Listing::new(vec![
+            obj("job/a/master/1/context.json"),
+            obj("job/a/master/1/unit.xml"),
+            obj("job/a/master/1/gpu.xml"),
+            obj("job/a/master/2/unit.xml"),
+            obj("job/a/PR-3/7/context.json"),
+            obj("job/a/PR-3/7/unit.xml"),
+            obj("_ci-test-metrics/ledger/done/job/a/PR-3/7"),
+            obj("_ci-test-metrics/ledger/intents/r-00001.json"),
+            obj("_ci-test-metrics/summaries/job/a/PR-3/7.json.gz"),
+            obj("README.txt"),
+            obj("job/a/master/notanumber/x.xml"),
+        ]);
+        let pending: Vec<String> = listing
+            .pending()
+            .iter()
+            .map(|(id, _)| id.to_string())
+            .collect();
+        assert_eq!(pending, vec!["job/a/master/1"]);
+        assert_eq!(listing.pending()[0].1.files.len(), 2);
+        let incomplete: Vec<String> = listing.incomplete().map(|id| id.to_string()).collect();
+        assert_eq!(incomplete, vec!["job/a/master/2"]);
+        assert_eq!(
+            listing.intents,
+            vec!["_ci-test-metrics/ledger/intents/r-00001.json"]
+        );
+        assert_eq!(
+            listing.stray,
+            vec!["README.txt", "job/a/master/notanumber/x.xml"]
+        );
+    }
+}
