@@ -98,6 +98,8 @@ pub struct BuildOutcome {
     pub durations: Vec<f64>,
     pub parse_errors: usize,
     pub datums: usize,
+    /// Outside CloudWatch's timestamp window but published anyway (`--old-builds publish`).
+    pub too_old: bool,
     /// Problems with this build's data: broken files, a bad context, missing files.
     pub problems: Vec<String>,
     /// Set when the build could not be recorded or published; it is retried next run.
@@ -548,6 +550,7 @@ async fn summarise(
         durations,
         parse_errors: summary.files.iter().filter(|f| f.error.is_some()).count(),
         datums: 0,
+        too_old,
         problems,
         failed: None,
     };

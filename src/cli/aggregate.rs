@@ -376,6 +376,15 @@ fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store:
             let _ = writeln!(s, "  - {}: {}", b.id, b.reason.as_deref().unwrap_or("-"));
         }
     }
+    let too_old = outcome.builds.iter().filter(|b| b.too_old).count();
+    if too_old > 0 {
+        let _ = writeln!(
+            s,
+            "\nnote: {too_old} build(s) are older than CloudWatch accepts (2 weeks); {} them to {} anyway (see --old-builds)",
+            if args.dry_run { "would send" } else { "sent" },
+            args.sink
+        );
+    }
     if !outcome.recovered.is_empty() {
         let _ = writeln!(
             s,
@@ -415,7 +424,7 @@ fn json(
                 "branch_class": b.branch_class, "published": b.published, "reason": b.reason,
                 "tests": b.tests, "failures": b.failures, "errors": b.errors, "skipped": b.skipped,
                 "total_time": b.total_time, "parse_errors": b.parse_errors, "datums": b.datums,
-                "problems": b.problems, "failed": b.failed,
+                "too_old": b.too_old, "problems": b.problems, "failed": b.failed,
             })
         })
         .collect();
