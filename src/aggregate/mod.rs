@@ -506,6 +506,7 @@ async fn summarise(
     let mut published = opts.rules.publishes(&context.branch);
     let mut reason =
         (!published).then(|| format!("branch {:?} is filtered out by --branches", context.branch));
+    let mut too_old = false;
     if published {
         let age = opts.now - context.timestamp;
         if age > MAX_AGE || -age > MAX_FUTURE {
