@@ -520,7 +520,8 @@ async fn summarise(
                     reason = Some(why);
                 }
                 OldBuilds::Publish => {
-                    tracing::warn!("{id}: {why}; publishing anyway (--old-builds publish)")
+                    tracing::info!("{id}: {why}; publishing anyway (--old-builds publish)");
+                    too_old = true;
                 }
             }
         }
