@@ -1,1 +1,225 @@
-//! Integration tests: aggregate.
+//! Integration tests: aggregation over a local store (EMF sink) and over SeaweedFS + ministack.
+
+use crate::common;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A copy of the shipped sample store, without any ledger.
+fn sample_store() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    copy_dir(&common::repo().join("examples/sample-store"), &store);
+    let _ = std::fs::remove_dir_all(store.join("_ci-test-metrics"));
+    (dir, store)
+}
+
+fn aggregate(store: &Path, extra: &[&str]) -> (Output, Value) {
+    let out = common::bin()
+        .args(["aggregate", "--format", "json", "--store"])
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "aggregate printed no JSON ({e}); status {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
+}
+
+fn emf_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every EMF line is JSON"))
+        .collect()
+}
+
+/// Sum of one metric over EMF lines: scalars add up, distributions add value × count.
+fn emf_sum(lines: &[Value], metric: &str) -> (f64, f64) {
+    let (mut sum, mut samples) = (0.0, 0.0);
+    for line in lines {
+        match &line[metric] {
+            Value::Number(n) => {
+                sum += n.as_f64().unwrap();
+                samples += 1.0;
+            }
+            Value::Array(values) => {
+                for v in values {
+                    sum += v.as_f64().unwrap();
+                    samples += 1.0;
+                }
+            }
+            Value::Object(dist) => {
+                let values = dist["Values"].as_array().unwrap();
+                let counts = dist["Counts"].as_array().unwrap();
+                for (v, c) in values.iter().zip(counts) {
+                    sum += v.as_f64().unwrap() * c.as_f64().unwrap();
+                    samples += c.as_f64().unwrap();
+                }
+            }
+            _ => {}
+        }
+    }
+    (sum, samples)
+}
+
+#[test]
+fn sample_store_is_aggregated_once() {
+    let (dir, store) = sample_store();
+    let emf = dir.path().join("metrics.emf");
+    let sink = format!("emf:{}", emf.display());
+    let (out, first) = aggregate(&store, &["--sink", &sink]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+
+    let builds = first["builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 59, "60 sample builds, one still uploading");
+    assert_eq!(first["incomplete"].as_array().unwrap().len(), 1);
+    let tests: u64 = builds.iter().map(|b| b["tests"].as_u64().unwrap()).sum();
+    let truncated = builds.iter().find(|b| b["parse_errors"].as_u64() == Some(1)).expect("the truncated file is reported");
+    assert_eq!(truncated["job"], "mxnet-validation/windows-cpu");
+    assert!(truncated["problems"][0].as_str().unwrap().contains("pytest_operator.xml"));
+
+    // Every build's Builds datum is in the EMF file, and the test counts add up.
+    let lines = emf_lines(&emf);
+    assert_eq!(emf_sum(&lines, "Builds").0, 59.0);
+    assert_eq!(emf_sum(&lines, "Tests").0, tests as f64);
+    let timed: f64 = builds.iter().map(|b| b["total_time"].as_f64().unwrap()).sum();
+    let (duration_sum, _) = emf_sum(&lines, "TestDuration");
+    assert!((duration_sum - timed).abs() < 0.01 * timed, "TestDuration sums to {duration_sum}, cases to {timed}");
+    assert_eq!(emf_sum(&lines, "ParseErrors").0, 1.0);
+
+    // A rerun publishes nothing and writes nothing to the EMF file.
+    let before = std::fs::read(&emf).unwrap();
+    let (out, second) = aggregate(&store, &["--sink", &sink]);
+    assert!(out.status.success());
+    assert_eq!(second["builds"].as_array().unwrap().len(), 0);
+    assert_eq!(second["already_done"], 59);
+    assert_eq!(std::fs::read(&emf).unwrap(), before);
+
+    // Summaries were written for analysis.
+    let summary = store.join("_ci-test-metrics/summaries/mxnet-validation/unix-cpu/master/1.json.gz");
+    let summary = ci_test_metrics::summary::BuildSummary::from_gzip_json(&std::fs::read(summary).unwrap()).unwrap();
+    assert_eq!(summary.context.build, 1);
+    assert_eq!(summary.branch_class, "master");
+}
+
+#[test]
+fn dry_run_records_nothing_and_prices_the_run() {
+    let (dir, store) = sample_store();
+    let emf = dir.path().join("metrics.emf");
+    let (out, json) = aggregate(&store, &["--sink", &format!("emf:{}", emf.display()), "--dry-run"]);
+    assert!(out.status.success());
+    assert_eq!(json["builds"].as_array().unwrap().len(), 59);
+    assert!(json["datums"].as_u64().unwrap() > 59 * 8);
+    assert!(json["requests"].as_u64().unwrap() >= 1);
+    // Job × BranchClass pairs, times the metric names: a few hundred at most, never per test.
+    let metrics = json["distinct_metrics"].as_u64().unwrap();
+    assert!((9..=200).contains(&metrics), "{metrics} distinct metrics");
+    assert!(json["estimated_monthly_cost_usd"].as_f64().unwrap() > 0.0);
+    assert!(!emf.exists(), "a dry run publishes nothing");
+    assert!(!store.join("_ci-test-metrics").exists(), "a dry run records nothing");
+}
+
+#[test]
+fn branch_filter_publishes_only_master_but_summarises_all() {
+    let (dir, store) = sample_store();
+    let emf = dir.path().join("metrics.emf");
+    let (out, json) = aggregate(&store, &["--sink", &format!("emf:{}", emf.display()), "--branches", "master"]);
+    assert!(out.status.success());
+    let builds = json["builds"].as_array().unwrap();
+    let published: Vec<&Value> = builds.iter().filter(|b| b["published"] == true).collect();
+    assert_eq!(published.len(), 14 * 3);
+    assert!(published.iter().all(|b| b["branch_class"] == "master"));
+    assert_eq!(emf_sum(&emf_lines(&emf), "Builds").0, 42.0);
+    // Unpublished builds are summarised too, so analysis can use them.
+    assert!(store.join("_ci-test-metrics/summaries/mxnet-validation/unix-gpu/PR-16336/2.json.gz").exists());
+}
+
+#[test]
+fn an_interrupted_run_is_recovered_without_duplicates() {
+    let (dir, store) = sample_store();
+    let emf = dir.path().join("metrics.emf");
+    let sink = format!("emf:{}", emf.display());
+    let (out, _) = aggregate(&store, &["--sink", &sink]);
+    assert!(out.status.success());
+    // Simulate a run killed after its requests were accepted but before it recorded the builds:
+    // the intents are there, the `done` markers are not.
+    let done = store.join("_ci-test-metrics/ledger/done");
+    std::fs::remove_dir_all(done.join("mxnet-validation/unix-gpu")).unwrap();
+    let before = emf_sum(&emf_lines(&emf), "Builds").0;
+    let (out, json) = aggregate(&store, &["--sink", &sink]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json["recovered"].as_array().unwrap().len(), 14 + 3 + 2, "unix-gpu: 14 master, 3 + 2 PR builds");
+    assert_eq!(emf_sum(&emf_lines(&emf), "Builds").0, before, "nothing was sent twice");
+    // And the ledger is whole again.
+    let (_, third) = aggregate(&store, &["--sink", &sink]);
+    assert_eq!(third["builds"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn bad_builds_are_reported_and_the_others_proceed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let good = format!(r#"{{"schema_version":1,"job":"j","branch":"master","build":1,"timestamp":"{now}"}}"#);
+    let builds: &[(&str, &str, &[(&str, &str)])] = &[
+        ("j/master/1", &good, &[("a.xml", r#"<testsuite name="s"><testcase classname="c" name="t" time="1.5"/></testsuite>"#)]),
+        // context.json with wrong types: reported, and the build still counted with its key's values.
+        ("j/master/2", r#"{"schema_version":"one","job":7,"build":"x"}"#, &[("a.xml", r#"<testsuite><testcase name="t" time="2"/></testsuite>"#)]),
+        // no result files at all
+        ("j/master/3", &good.replace("\"build\":1", "\"build\":3"), &[]),
+        // binary garbage
+        ("j/master/4", &good.replace("\"build\":1", "\"build\":4"), &[("bin.xml", "\u{0}\u{1}\u{2}PK\u{3}\u{4}")]),
+    ];
+    for (prefix, context, files) in builds {
+        let d = store.join(prefix);
+        std::fs::create_dir_all(&d).unwrap();
+        for (name, body) in *files {
+            std::fs::write(d.join(name), body).unwrap();
+        }
+        std::fs::write(d.join("context.json"), context).unwrap();
+    }
+    let emf = dir.path().join("m.emf");
+    let (out, json) = aggregate(&store, &["--sink", &format!("emf:{}", emf.display())]);
+    assert!(out.status.success(), "bad data is reported, not fatal: {}", String::from_utf8_lossy(&out.stderr));
+    let builds = json["builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 4);
+    let by_build = |n: u64| builds.iter().find(|b| b["build"] == n).unwrap();
+    assert_eq!(by_build(1)["tests"], 1);
+    assert!(by_build(1)["problems"].as_array().unwrap().is_empty());
+    assert!(by_build(2)["problems"][0].as_str().unwrap().contains("j/master/2/context.json"));
+    assert_eq!(by_build(2)["tests"], 1);
+    assert!(by_build(3)["problems"][0].as_str().unwrap().contains("no result files"));
+    assert_eq!(by_build(4)["parse_errors"], 1);
+    assert!(by_build(4)["problems"][0].as_str().unwrap().contains("j/master/4/bin.xml"));
+    assert_eq!(emf_sum(&emf_lines(&emf), "ParseErrors").0, 1.0);
+}
+
+#[test]
+fn usage_errors_exit_1_with_a_hint() {
+    let out = common::bin().args(["aggregate", "--branch-class", "oops"]).arg("--store").arg("/nonexistent").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CLASS=GLOB"));
+    let out = common::bin().args(["aggregate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--store"));
+}
