@@ -24,13 +24,14 @@ use crate::context::Context;
 use crate::junit;
 use crate::layout::{BuildId, CONTEXT_FILE};
 use crate::metrics::encode::{encode_build, EncodeOptions};
-use crate::metrics::{Datum, Sink, Value};
+use crate::metrics::{Datum, Sink};
 use crate::store::{ObjectInfo, Store, StoreError};
 use crate::summary::{self, BuildSummary, FileSummary};
 use branches::BranchRules;
 use bytes::Bytes;
 use discover::{BuildObjects, Listing};
 use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -94,8 +95,9 @@ pub struct BuildOutcome {
     pub skipped: usize,
     /// Sum of known test times, seconds.
     pub total_time: f64,
-    /// Known test durations, seconds (for per-job percentiles in the summary table).
-    pub durations: Vec<f64>,
+    /// Known test durations, seconds, rounded to 3 significant digits, with their counts: enough
+    /// for per-job percentiles in the summary table, and small whatever the number of tests.
+    pub durations: Vec<(f64, u32)>,
     pub parse_errors: usize,
     pub datums: usize,
     /// Outside CloudWatch's timestamp window but published anyway (`--old-builds publish`).
@@ -118,8 +120,10 @@ pub struct Outcome {
     pub already_done: usize,
     /// Builds a previous run sent but did not record, found at the sink and recorded now.
     pub recovered: Vec<BuildId>,
-    /// Every datum sent (or, in a dry run, that would be sent).
-    pub datums: Vec<Datum>,
+    /// Datums sent (or, in a dry run, that would be sent).
+    pub datums: usize,
+    /// Distinct metrics (name and dimensions) among them: what CloudWatch bills per month.
+    pub metrics: BTreeSet<(String, Vec<(String, String)>)>,
     pub requests: usize,
     /// Failures to publish or record; non-empty means a non-zero exit.
     pub failures: Vec<String>,
@@ -132,6 +136,15 @@ pub trait Progress {
 }
 
 impl Progress for () {}
+
+/// One build read, parsed and encoded, ready to record and publish.
+struct Prepared {
+    build: BuildOutcome,
+    /// The gzip JSON summary.
+    summary: Vec<u8>,
+    datums: Vec<Datum>,
+    intent: ledger::IntentBuild,
+}
 
 /// Runs one aggregation over `store`, publishing to `sink` (none in a dry run).
 pub async fn run(
@@ -161,17 +174,23 @@ pub async fn run(
     progress.discovered(pending.len());
 
     let mut batch = Batch::default();
-    let mut summaries = futures::stream::iter(pending)
-        .map(|(id, objects)| summarise(store, id, objects, opts))
+    let mut prepared = futures::stream::iter(pending)
+        .map(|(id, objects)| prepare(store, id, objects, opts))
         .buffered(opts.concurrency.max(1));
-    while let Some((summary, mut build)) = summaries.next().await {
+    while let Some(Prepared {
+        mut build,
+        summary,
+        datums,
+        intent,
+    }) = prepared.next().await
+    {
         let key = summary::key(&build.id);
         if !opts.dry_run {
-            if let Err(e) = store.put(&key, Bytes::from(summary.to_gzip_json())).await {
-                build.failed = Some(format!("could not write the summary {key}: {e}"));
-                outcome
-                    .failures
-                    .push(build.failed.clone().unwrap_or_default());
+            if let Err(e) = store.put(&key, Bytes::from(summary)).await {
+                let message = format!("could not write the summary {key}: {e}");
+                build.failed = Some(message.clone());
+                build.published = false;
+                outcome.failures.push(message);
                 progress.build_done(&build);
                 outcome.builds.push(build);
                 continue;
@@ -179,7 +198,7 @@ pub async fn run(
         }
         if build.published && unrecorded.contains(&build.id) {
             if let Some(sink) = sink.as_deref_mut() {
-                if sink_has_build(sink, &summary).await {
+                if sink_has_build(sink, &intent).await {
                     build.reason =
                         Some("sent by an earlier run that stopped before recording it".into());
                     record_done(store, &mut build, opts, &mut outcome).await;
@@ -196,8 +215,6 @@ pub async fn run(
             outcome.builds.push(build);
             continue;
         }
-        let datums = encode_build(&summary, &opts.encode);
-        build.datums = datums.len();
         if batch.datums.len() + datums.len() > MAX_DATUMS_PER_REQUEST && !batch.builds.is_empty() {
             flush(
                 store,
@@ -209,7 +226,9 @@ pub async fn run(
             )
             .await;
         }
-        batch.push(build, &summary, datums);
+        batch.builds.push(build);
+        batch.intents.push(intent);
+        batch.datums.extend(datums);
         if batch.datums.len() >= MAX_DATUMS_PER_REQUEST {
             flush(
                 store,
@@ -226,26 +245,12 @@ pub async fn run(
     Ok(outcome)
 }
 
-/// Whole builds waiting to be sent in one request.
+/// Whole builds waiting to be sent together.
 #[derive(Default)]
 struct Batch {
     builds: Vec<BuildOutcome>,
     intents: Vec<ledger::IntentBuild>,
     datums: Vec<Datum>,
-}
-
-impl Batch {
-    fn push(&mut self, build: BuildOutcome, summary: &BuildSummary, datums: Vec<Datum>) {
-        self.intents.push(ledger::IntentBuild {
-            job: build.id.job.clone(),
-            branch: build.id.branch.clone(),
-            build: build.id.build,
-            branch_class: build.branch_class.clone(),
-            timestamp: rfc3339(summary.context.timestamp),
-        });
-        self.builds.push(build);
-        self.datums.extend(datums);
-    }
 }
 
 /// Sends a batch: intent, publish, then a `done` marker per build.
@@ -271,7 +276,14 @@ async fn flush(
     } else {
         send(store, sink, intents, &datums, opts, outcome).await
     };
-    outcome.datums.extend(datums);
+    if sent.is_ok() {
+        outcome.datums += datums.len();
+        for d in &datums {
+            outcome
+                .metrics
+                .insert((d.name.clone(), d.dimensions.clone()));
+        }
+    }
     for mut build in builds {
         match &sent {
             Ok(()) => record_done(store, &mut build, opts, outcome).await,
@@ -347,8 +359,8 @@ async fn read_intents(
     listing: &Listing,
     opts: &Options,
     outcome: &mut Outcome,
-) -> std::collections::BTreeSet<BuildId> {
-    let mut unrecorded = std::collections::BTreeSet::new();
+) -> BTreeSet<BuildId> {
+    let mut unrecorded = BTreeSet::new();
     for key in &listing.intents {
         let intent = match store
             .get(key)
@@ -381,27 +393,28 @@ async fn read_intents(
     unrecorded
 }
 
-/// Asks the sink whether a build's `Builds` datum (its last) already arrived.
-async fn sink_has_build(sink: &mut Sink, summary: &BuildSummary) -> bool {
-    match sink
-        .contains_build(
-            &summary.context.job,
-            &summary.branch_class,
-            summary.context.timestamp,
-        )
-        .await
-    {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(
-                "{}/{}/{}: cannot tell whether an earlier run sent this build ({e}); sending it",
-                summary.context.job,
-                summary.context.branch,
-                summary.context.build
-            );
-            false
+/// Asks the sink whether a build's `Builds` datum already arrived.
+async fn sink_has_build(sink: &mut Sink, intent: &ledger::IntentBuild) -> bool {
+    let id = intent.id();
+    let found = match OffsetDateTime::parse(
+        &intent.timestamp,
+        &time::format_description::well_known::Rfc3339,
+    ) {
+        Ok(at) => {
+            sink.contains_build(&intent.job, &intent.branch_class, at)
+                .await
         }
-    }
+        Err(e) => Err(crate::metrics::MetricsError::InvalidDatum {
+            name: id.to_string(),
+            reason: e.to_string(),
+        }),
+    };
+    found.unwrap_or_else(|e| {
+        tracing::warn!(
+            "{id}: cannot tell whether an earlier run sent this build ({e}); sending it"
+        );
+        false
+    })
 }
 
 fn within_since(objects: &BuildObjects, opts: &Options) -> bool {
@@ -414,61 +427,85 @@ fn within_since(objects: &BuildObjects, opts: &Options) -> bool {
     }
 }
 
-/// Reads and parses one build. Never fails: problems are recorded in the outcome.
-async fn summarise(
-    store: &Store,
-    id: BuildId,
-    objects: BuildObjects,
-    opts: &Options,
-) -> (BuildSummary, BuildOutcome) {
+/// Reads one build, then parses and encodes it on a blocking thread. Never fails: problems are
+/// recorded in the outcome.
+async fn prepare(store: &Store, id: BuildId, objects: BuildObjects, opts: &Options) -> Prepared {
     let mut problems = Vec::new();
     let context_key = id.key(CONTEXT_FILE);
     let context = match store.get(&context_key).await {
-        Ok(bytes) => match Context::from_json(&context_key, &bytes) {
-            Ok(c) => check_context(c, &id, &mut problems),
-            Err(e) => {
-                problems.push(e.to_string());
-                fallback_context(&id, objects.context.as_ref())
-            }
-        },
+        Ok(bytes) => Some(bytes),
         Err(e) => {
             problems.push(format!("could not read {context_key}: {e}"));
-            fallback_context(&id, objects.context.as_ref())
+            None
         }
     };
-
     let mut files = Vec::new();
     for object in &objects.files {
-        let name = object
-            .key
-            .rsplit('/')
-            .next()
-            .unwrap_or(&object.key)
-            .to_string();
         if object.size > opts.max_file_bytes {
             let message = format!(
                 "{}: {} bytes is over the limit of {} (--max-file-bytes)",
                 object.key, object.size, opts.max_file_bytes
             );
-            problems.push(message.clone());
-            files.push(FileSummary {
-                name,
-                error: Some(message),
-                partial: false,
-                cases: vec![],
-            });
+            files.push((object.key.clone(), Err(message)));
             continue;
         }
-        match store.get(&object.key).await {
+        let body = store
+            .get(&object.key)
+            .await
+            .map_err(|e| format!("could not read {}: {e}", object.key));
+        files.push((object.key.clone(), body));
+    }
+    let task_opts = opts.clone();
+    let context_object = objects.context.clone();
+    let task_id = id.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let context = match context {
+            Some(bytes) => Context::from_json(&context_key, &bytes)
+                .map(|c| check_context(c, &task_id, &mut problems))
+                .unwrap_or_else(|e| {
+                    problems.push(e.to_string());
+                    fallback_context(&task_id, context_object.as_ref())
+                }),
+            None => fallback_context(&task_id, context_object.as_ref()),
+        };
+        summarise(task_id, context, files, problems, &task_opts)
+    });
+    match task.await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            // A panic while parsing must not stop the other builds: report it as this build's failure.
+            let message = format!("{id}: internal error while parsing: {e}");
+            let context = fallback_context(&id, objects.context.as_ref());
+            let mut prepared = summarise(id, context, vec![], vec![message.clone()], opts);
+            prepared.build.failed = Some(message);
+            prepared.build.published = false;
+            prepared
+        }
+    }
+}
+
+type FileBody = (String, Result<Bytes, String>);
+
+/// Parses a build's files, summarises, classifies and encodes it (pure, blocking).
+fn summarise(
+    id: BuildId,
+    context: Context,
+    bodies: Vec<FileBody>,
+    mut problems: Vec<String>,
+    opts: &Options,
+) -> Prepared {
+    let mut files = Vec::new();
+    for (key, body) in bodies {
+        let name = key.rsplit('/').next().unwrap_or(&key).to_string();
+        match body {
             Ok(bytes) => {
-                let report = junit::parse_bytes(&object.key, &bytes);
+                let report = junit::parse_bytes(&key, &bytes);
                 if let Some(e) = &report.error {
                     problems.push(e.to_string());
                 }
                 files.push(FileSummary::from_report(&name, &report));
             }
-            Err(e) => {
-                let message = format!("could not read {}: {e}", object.key);
+            Err(message) => {
                 problems.push(message.clone());
                 files.push(FileSummary {
                     name,
@@ -480,11 +517,7 @@ async fn summarise(
         }
     }
     for entry in &context.files {
-        if !objects
-            .files
-            .iter()
-            .any(|o| o.key.rsplit('/').next() == Some(entry.name.as_str()))
-        {
+        if !files.iter().any(|f| f.name == entry.name) {
             let message = format!(
                 "{}: named in {CONTEXT_FILE} but missing from the store",
                 id.key(&entry.name)
@@ -507,22 +540,20 @@ async fn summarise(
     let mut reason =
         (!published).then(|| format!("branch {:?} is filtered out by --branches", context.branch));
     let mut too_old = false;
-    if published {
-        let age = opts.now - context.timestamp;
-        if age > MAX_AGE || -age > MAX_FUTURE {
-            let why = format!(
-                "build time {} is outside CloudWatch's window (2 weeks back, 2 hours ahead)",
-                rfc3339(context.timestamp)
-            );
-            match opts.old_builds {
-                OldBuilds::Skip => {
-                    published = false;
-                    reason = Some(why);
-                }
-                OldBuilds::Publish => {
-                    tracing::info!("{id}: {why}; publishing anyway (--old-builds publish)");
-                    too_old = true;
-                }
+    let age = opts.now - context.timestamp;
+    if published && (age > MAX_AGE || -age > MAX_FUTURE) {
+        let why = format!(
+            "build time {} is outside CloudWatch's window (2 weeks back, 2 hours ahead)",
+            rfc3339(context.timestamp)
+        );
+        match opts.old_builds {
+            OldBuilds::Skip => {
+                published = false;
+                reason = Some(why);
+            }
+            OldBuilds::Publish => {
+                tracing::info!("{id}: {why}; publishing anyway (--old-builds publish)");
+                too_old = true;
             }
         }
     }
@@ -537,9 +568,26 @@ async fn summarise(
         published,
         files,
     };
-    let durations: Vec<f64> = summary.cases().filter_map(|c| c.time).collect();
+    let datums = if published {
+        encode_build(&summary, &opts.encode)
+    } else {
+        Vec::new()
+    };
     let count = |s: junit::Status| summary.cases().filter(|c| c.status == s).count();
-    let outcome = BuildOutcome {
+    let mut durations: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut total_time = 0.0;
+    for t in summary.cases().filter_map(|c| c.time) {
+        total_time += t;
+        *durations.entry(round3(t).to_bits()).or_default() += 1;
+    }
+    let intent = ledger::IntentBuild {
+        job: id.job.clone(),
+        branch: id.branch.clone(),
+        build: id.build,
+        branch_class: summary.branch_class.clone(),
+        timestamp: rfc3339(summary.context.timestamp),
+    };
+    let build = BuildOutcome {
         id,
         branch_class: summary.branch_class.clone(),
         published,
@@ -548,15 +596,32 @@ async fn summarise(
         failures: count(junit::Status::Failed),
         errors: count(junit::Status::Error),
         skipped: count(junit::Status::Skipped),
-        total_time: durations.iter().sum(),
-        durations,
+        total_time,
+        durations: durations
+            .into_iter()
+            .map(|(bits, n)| (f64::from_bits(bits), n))
+            .collect(),
         parse_errors: summary.files.iter().filter(|f| f.error.is_some()).count(),
-        datums: 0,
+        datums: datums.len(),
         too_old,
         problems,
         failed: None,
     };
-    (summary, outcome)
+    Prepared {
+        build,
+        summary: summary.to_gzip_json(),
+        datums,
+        intent,
+    }
+}
+
+/// Rounds to 3 significant digits.
+fn round3(x: f64) -> f64 {
+    if x <= 0.0 || !x.is_finite() {
+        return 0.0;
+    }
+    let scale = 10f64.powi(2 - x.log10().floor() as i32);
+    (x * scale).round() / scale
 }
 
 /// Keeps a context's values but makes sure it names the build its key names.
@@ -625,23 +690,6 @@ fn percent_decode(s: &str) -> String {
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// Distinct metrics (name plus dimension set) among datums: what CloudWatch bills per month.
-pub fn distinct_metrics(datums: &[Datum]) -> usize {
-    let mut seen = std::collections::BTreeSet::new();
-    for d in datums {
-        seen.insert((d.name.as_str(), d.dimensions.clone()));
-    }
-    seen.len()
-}
-
-/// Number of samples a datum stands for.
-pub fn samples(datum: &Datum) -> f64 {
-    match &datum.value {
-        Value::Scalar(_) => 1.0,
-        Value::Distribution { counts, .. } => counts.iter().sum(),
-    }
 }
 
 #[cfg(test)]

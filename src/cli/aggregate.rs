@@ -215,7 +215,7 @@ struct JobRow {
 }
 
 fn per_job(builds: &[BuildOutcome]) -> BTreeMap<String, JobRow> {
-    let mut jobs: BTreeMap<String, (JobRow, Vec<f64>, f64)> = BTreeMap::new();
+    let mut jobs: BTreeMap<String, (JobRow, BTreeMap<u64, u64>, f64)> = BTreeMap::new();
     for b in builds {
         let (row, durations, total) = jobs.entry(b.id.job.clone()).or_default();
         row.builds += 1;
@@ -225,12 +225,18 @@ fn per_job(builds: &[BuildOutcome]) -> BTreeMap<String, JobRow> {
         row.errors += b.errors;
         row.skipped += b.skipped;
         row.parse_errors += b.parse_errors;
-        durations.extend_from_slice(&b.durations);
+        for (value, count) in &b.durations {
+            // Non-negative floats order like their bits.
+            *durations.entry(value.to_bits()).or_default() += u64::from(*count);
+        }
         *total += b.total_time;
     }
     jobs.into_iter()
-        .map(|(job, (mut row, mut durations, total))| {
-            durations.sort_by(f64::total_cmp);
+        .map(|(job, (mut row, durations, total))| {
+            let durations: Vec<(f64, u64)> = durations
+                .into_iter()
+                .map(|(bits, n)| (f64::from_bits(bits), n))
+                .collect();
             row.mean_total_time = total / row.builds.max(1) as f64;
             row.p50_test = percentile(&durations, 0.5);
             row.p90_test = percentile(&durations, 0.9);
@@ -239,13 +245,18 @@ fn per_job(builds: &[BuildOutcome]) -> BTreeMap<String, JobRow> {
         .collect()
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
+/// Nearest-rank percentile of sorted (value, count) pairs.
+fn percentile(sorted: &[(f64, u64)], q: f64) -> Option<f64> {
+    let total: u64 = sorted.iter().map(|(_, n)| n).sum();
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total.max(1));
+    let mut seen = 0;
+    for (value, n) in sorted {
+        seen += n;
+        if seen >= rank {
+            return Some(*value);
+        }
     }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    None
 }
 
 /// Estimated monthly CloudWatch cost, with its assumptions.
@@ -263,7 +274,7 @@ $0.01 per 1,000 PutMetricData requests; a run every 15 minutes (2,880 a month) s
 the metrics seen in this run stay active all month. EMF ingestion via CloudWatch Logs is billed differently.";
 
 fn cost(outcome: &Outcome) -> Cost {
-    let metrics = aggregate::distinct_metrics(&outcome.datums);
+    let metrics = outcome.metrics.len();
     let requests_per_run = outcome.requests;
     let monthly = metrics as f64 * PRICE_PER_METRIC_MONTH
         + requests_per_run as f64 * RUNS_PER_MONTH / 1000.0 * PRICE_PER_1000_REQUESTS;
@@ -297,7 +308,7 @@ fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store:
         "{}: {} new build(s), {verb} {published}; {} datum(s) in {} request(s) to {}{}",
         store.describe(),
         outcome.builds.len(),
-        outcome.datums.len(),
+        outcome.datums,
         outcome.requests,
         if args.dry_run { "(dry run) " } else { "" },
         args.sink
@@ -440,7 +451,7 @@ fn json(
         "already_done": outcome.already_done,
         "recovered": outcome.recovered.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
         "stray_keys": outcome.stray,
-        "datums": outcome.datums.len(),
+        "datums": outcome.datums,
         "requests": outcome.requests,
         "distinct_metrics": c.metrics,
         "estimated_monthly_cost_usd": (c.monthly * 100.0).round() / 100.0,
@@ -536,10 +547,13 @@ mod tests {
 
     #[test]
     fn percentiles() {
-        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        let v: Vec<(f64, u64)> = (1..=10).map(|i| (f64::from(i), 1)).collect();
         assert_eq!(percentile(&v, 0.5), Some(5.0));
         assert_eq!(percentile(&v, 0.9), Some(9.0));
         assert_eq!(percentile(&v, 1.0), Some(10.0));
         assert_eq!(percentile(&[], 0.5), None);
+        // counts weigh: 8 samples of 1.0, 2 of 9.0
+        assert_eq!(percentile(&[(1.0, 8), (9.0, 2)], 0.8), Some(1.0));
+        assert_eq!(percentile(&[(1.0, 8), (9.0, 2)], 0.9), Some(9.0));
     }
 }

@@ -88,23 +88,39 @@ fn sample_store_is_aggregated_once() {
     let emf = dir.path().join("metrics.emf");
     let sink = format!("emf:{}", emf.display());
     let (out, first) = aggregate(&store, &["--sink", &sink]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let builds = first["builds"].as_array().unwrap();
     assert_eq!(builds.len(), 59, "60 sample builds, one still uploading");
     assert_eq!(first["incomplete"].as_array().unwrap().len(), 1);
     let tests: u64 = builds.iter().map(|b| b["tests"].as_u64().unwrap()).sum();
-    let truncated = builds.iter().find(|b| b["parse_errors"].as_u64() == Some(1)).expect("the truncated file is reported");
+    let truncated = builds
+        .iter()
+        .find(|b| b["parse_errors"].as_u64() == Some(1))
+        .expect("the truncated file is reported");
     assert_eq!(truncated["job"], "mxnet-validation/windows-cpu");
-    assert!(truncated["problems"][0].as_str().unwrap().contains("pytest_operator.xml"));
+    assert!(truncated["problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("pytest_operator.xml"));
 
     // Every build's Builds datum is in the EMF file, and the test counts add up.
     let lines = emf_lines(&emf);
     assert_eq!(emf_sum(&lines, "Builds").0, 59.0);
     assert_eq!(emf_sum(&lines, "Tests").0, tests as f64);
-    let timed: f64 = builds.iter().map(|b| b["total_time"].as_f64().unwrap()).sum();
+    let timed: f64 = builds
+        .iter()
+        .map(|b| b["total_time"].as_f64().unwrap())
+        .sum();
     let (duration_sum, _) = emf_sum(&lines, "TestDuration");
-    assert!((duration_sum - timed).abs() < 0.01 * timed, "TestDuration sums to {duration_sum}, cases to {timed}");
+    assert!(
+        (duration_sum - timed).abs() < 0.01 * timed,
+        "TestDuration sums to {duration_sum}, cases to {timed}"
+    );
     assert_eq!(emf_sum(&lines, "ParseErrors").0, 1.0);
 
     // A rerun publishes nothing and writes nothing to the EMF file.
@@ -116,8 +132,11 @@ fn sample_store_is_aggregated_once() {
     assert_eq!(std::fs::read(&emf).unwrap(), before);
 
     // Summaries were written for analysis.
-    let summary = store.join("_ci-test-metrics/summaries/mxnet-validation/unix-cpu/master/1.json.gz");
-    let summary = ci_test_metrics::summary::BuildSummary::from_gzip_json(&std::fs::read(summary).unwrap()).unwrap();
+    let summary =
+        store.join("_ci-test-metrics/summaries/mxnet-validation/unix-cpu/master/1.json.gz");
+    let summary =
+        ci_test_metrics::summary::BuildSummary::from_gzip_json(&std::fs::read(summary).unwrap())
+            .unwrap();
     assert_eq!(summary.context.build, 1);
     assert_eq!(summary.branch_class, "master");
 }
@@ -126,7 +145,10 @@ fn sample_store_is_aggregated_once() {
 fn dry_run_records_nothing_and_prices_the_run() {
     let (dir, store) = sample_store();
     let emf = dir.path().join("metrics.emf");
-    let (out, json) = aggregate(&store, &["--sink", &format!("emf:{}", emf.display()), "--dry-run"]);
+    let (out, json) = aggregate(
+        &store,
+        &["--sink", &format!("emf:{}", emf.display()), "--dry-run"],
+    );
     assert!(out.status.success());
     assert_eq!(json["builds"].as_array().unwrap().len(), 59);
     assert!(json["datums"].as_u64().unwrap() > 59 * 8);
@@ -136,14 +158,25 @@ fn dry_run_records_nothing_and_prices_the_run() {
     assert!((9..=200).contains(&metrics), "{metrics} distinct metrics");
     assert!(json["estimated_monthly_cost_usd"].as_f64().unwrap() > 0.0);
     assert!(!emf.exists(), "a dry run publishes nothing");
-    assert!(!store.join("_ci-test-metrics").exists(), "a dry run records nothing");
+    assert!(
+        !store.join("_ci-test-metrics").exists(),
+        "a dry run records nothing"
+    );
 }
 
 #[test]
 fn branch_filter_publishes_only_master_but_summarises_all() {
     let (dir, store) = sample_store();
     let emf = dir.path().join("metrics.emf");
-    let (out, json) = aggregate(&store, &["--sink", &format!("emf:{}", emf.display()), "--branches", "master"]);
+    let (out, json) = aggregate(
+        &store,
+        &[
+            "--sink",
+            &format!("emf:{}", emf.display()),
+            "--branches",
+            "master",
+        ],
+    );
     assert!(out.status.success());
     let builds = json["builds"].as_array().unwrap();
     let published: Vec<&Value> = builds.iter().filter(|b| b["published"] == true).collect();
@@ -151,7 +184,9 @@ fn branch_filter_publishes_only_master_but_summarises_all() {
     assert!(published.iter().all(|b| b["branch_class"] == "master"));
     assert_eq!(emf_sum(&emf_lines(&emf), "Builds").0, 42.0);
     // Unpublished builds are summarised too, so analysis can use them.
-    assert!(store.join("_ci-test-metrics/summaries/mxnet-validation/unix-gpu/PR-16336/2.json.gz").exists());
+    assert!(store
+        .join("_ci-test-metrics/summaries/mxnet-validation/unix-gpu/PR-16336/2.json.gz")
+        .exists());
 }
 
 #[test]
@@ -167,9 +202,21 @@ fn an_interrupted_run_is_recovered_without_duplicates() {
     std::fs::remove_dir_all(done.join("mxnet-validation/unix-gpu")).unwrap();
     let before = emf_sum(&emf_lines(&emf), "Builds").0;
     let (out, json) = aggregate(&store, &["--sink", &sink]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(json["recovered"].as_array().unwrap().len(), 14 + 3 + 2, "unix-gpu: 14 master, 3 + 2 PR builds");
-    assert_eq!(emf_sum(&emf_lines(&emf), "Builds").0, before, "nothing was sent twice");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json["recovered"].as_array().unwrap().len(),
+        14 + 3 + 2,
+        "unix-gpu: 14 master, 3 + 2 PR builds"
+    );
+    assert_eq!(
+        emf_sum(&emf_lines(&emf), "Builds").0,
+        before,
+        "nothing was sent twice"
+    );
     // And the ledger is whole again.
     let (_, third) = aggregate(&store, &["--sink", &sink]);
     assert_eq!(third["builds"].as_array().unwrap().len(), 0);
@@ -179,16 +226,42 @@ fn an_interrupted_run_is_recovered_without_duplicates() {
 fn bad_builds_are_reported_and_the_others_proceed() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
-    let good = format!(r#"{{"schema_version":1,"job":"j","branch":"master","build":1,"timestamp":"{now}"}}"#);
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let good = format!(
+        r#"{{"schema_version":1,"job":"j","branch":"master","build":1,"timestamp":"{now}"}}"#
+    );
     let builds: &[(&str, &str, &[(&str, &str)])] = &[
-        ("j/master/1", &good, &[("a.xml", r#"<testsuite name="s"><testcase classname="c" name="t" time="1.5"/></testsuite>"#)]),
+        (
+            "j/master/1",
+            &good,
+            &[(
+                "a.xml",
+                r#"<testsuite name="s"><testcase classname="c" name="t" time="1.5"/></testsuite>"#,
+            )],
+        ),
         // context.json with wrong types: reported, and the build still counted with its key's values.
-        ("j/master/2", r#"{"schema_version":"one","job":7,"build":"x"}"#, &[("a.xml", r#"<testsuite><testcase name="t" time="2"/></testsuite>"#)]),
+        (
+            "j/master/2",
+            r#"{"schema_version":"one","job":7,"build":"x"}"#,
+            &[(
+                "a.xml",
+                r#"<testsuite><testcase name="t" time="2"/></testsuite>"#,
+            )],
+        ),
         // no result files at all
-        ("j/master/3", &good.replace("\"build\":1", "\"build\":3"), &[]),
+        (
+            "j/master/3",
+            &good.replace("\"build\":1", "\"build\":3"),
+            &[],
+        ),
         // binary garbage
-        ("j/master/4", &good.replace("\"build\":1", "\"build\":4"), &[("bin.xml", "\u{0}\u{1}\u{2}PK\u{3}\u{4}")]),
+        (
+            "j/master/4",
+            &good.replace("\"build\":1", "\"build\":4"),
+            &[("bin.xml", "\u{0}\u{1}\u{2}PK\u{3}\u{4}")],
+        ),
     ];
     for (prefix, context, files) in builds {
         let d = store.join(prefix);
@@ -200,23 +273,41 @@ fn bad_builds_are_reported_and_the_others_proceed() {
     }
     let emf = dir.path().join("m.emf");
     let (out, json) = aggregate(&store, &["--sink", &format!("emf:{}", emf.display())]);
-    assert!(out.status.success(), "bad data is reported, not fatal: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "bad data is reported, not fatal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let builds = json["builds"].as_array().unwrap();
     assert_eq!(builds.len(), 4);
     let by_build = |n: u64| builds.iter().find(|b| b["build"] == n).unwrap();
     assert_eq!(by_build(1)["tests"], 1);
     assert!(by_build(1)["problems"].as_array().unwrap().is_empty());
-    assert!(by_build(2)["problems"][0].as_str().unwrap().contains("j/master/2/context.json"));
+    assert!(by_build(2)["problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("j/master/2/context.json"));
     assert_eq!(by_build(2)["tests"], 1);
-    assert!(by_build(3)["problems"][0].as_str().unwrap().contains("no result files"));
+    assert!(by_build(3)["problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("no result files"));
     assert_eq!(by_build(4)["parse_errors"], 1);
-    assert!(by_build(4)["problems"][0].as_str().unwrap().contains("j/master/4/bin.xml"));
+    assert!(by_build(4)["problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("j/master/4/bin.xml"));
     assert_eq!(emf_sum(&emf_lines(&emf), "ParseErrors").0, 1.0);
 }
 
 #[test]
 fn usage_errors_exit_1_with_a_hint() {
-    let out = common::bin().args(["aggregate", "--branch-class", "oops"]).arg("--store").arg("/nonexistent").output().unwrap();
+    let out = common::bin()
+        .args(["aggregate", "--branch-class", "oops"])
+        .arg("--store")
+        .arg("/nonexistent")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CLASS=GLOB"));
     let out = common::bin().args(["aggregate"]).output().unwrap();
