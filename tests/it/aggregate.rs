@@ -314,3 +314,266 @@ fn usage_errors_exit_1_with_a_hint() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--store"));
 }
+
+/// Writes `n` small builds of one job into a local store, timestamped within the last hour.
+fn small_history(store: &Path, job: &str, n: u64, tests: usize) {
+    let now = time::OffsetDateTime::now_utc();
+    for b in 1..=n {
+        let dir = store.join(job).join("master").join(b.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases: String = (0..tests)
+            .map(|t| format!(r#"<testcase classname="c" name="t{t}" time="0.{t:03}"/>"#))
+            .collect();
+        std::fs::write(
+            dir.join("r.xml"),
+            format!("<testsuite name=\"s\">{cases}</testsuite>"),
+        )
+        .unwrap();
+        let at = (now - time::Duration::minutes(60) + time::Duration::seconds(b as i64))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        std::fs::write(
+            dir.join("context.json"),
+            format!(r#"{{"schema_version":1,"job":"{job}","branch":"master","build":{b},"timestamp":"{at}"}}"#),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_killed_run_loses_nothing_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    small_history(&store, "kill/job", 300, 400);
+    let emf = dir.path().join("m.emf");
+    let sink = format!("emf:{}", emf.display());
+    // Kill the first run part-way (wherever it is), then let a second run finish the work.
+    let mut child = common::bin()
+        .args([
+            "aggregate",
+            "--concurrency",
+            "2",
+            "--sink",
+            &sink,
+            "--store",
+        ])
+        .arg(&store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let _ = child.kill();
+    let _ = child.wait();
+    let (out, json) = aggregate(&store, &["--sink", &sink]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done_before = json["already_done"].as_u64().unwrap();
+    eprintln!(
+        "killed run recorded {done_before} builds; the rerun took {}",
+        json["builds"].as_array().unwrap().len()
+    );
+    // Whatever the moment of the kill: each build's Builds datum is in the file exactly once.
+    assert_eq!(emf_sum(&emf_lines(&emf), "Builds").0, 300.0);
+    assert_eq!(emf_sum(&emf_lines(&emf), "Tests").0, 300.0 * 400.0);
+}
+
+/// Runs the binary with the local servers' endpoints.
+fn with_servers(cmd: &mut std::process::Command, s3: &str, cw: &str) {
+    cmd.env("AWS_ENDPOINT_URL_S3", s3)
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH", cw);
+}
+
+async fn statistics(
+    cw: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    job: &str,
+    metric: &str,
+) -> Option<aws_sdk_cloudwatch::types::Datapoint> {
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let now = std::time::SystemTime::now();
+    let out = cw
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(metric)
+        .dimensions(Dimension::builder().name("Job").value(job).build())
+        .dimensions(
+            Dimension::builder()
+                .name("BranchClass")
+                .value("master")
+                .build(),
+        )
+        .start_time((now - std::time::Duration::from_secs(3 * 3600)).into())
+        .end_time((now + std::time::Duration::from_secs(600)).into())
+        .period(6 * 3600)
+        .statistics(Statistic::SampleCount)
+        .statistics(Statistic::Sum)
+        .extended_statistics("p90")
+        .send()
+        .await
+        .expect("GetMetricStatistics");
+    out.datapoints().first().cloned()
+}
+
+#[tokio::test]
+async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
+    let (Some(s3), Some(cw_url)) = (common::s3_endpoint(), common::cloudwatch_endpoint()) else {
+        return;
+    };
+    common::aws_env();
+    let bucket = common::unique_bucket("agg");
+    common::create_bucket(&s3, &bucket).await;
+    let namespace = format!("CTMTest{}", std::process::id());
+    let job = "it/cw-job";
+    let work = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    // Two builds of ten tests each: 0.1 … 1.0 s and 1.1 … 2.0 s (already 3 significant digits).
+    for build in 1..=2u64 {
+        let dir = work.path().join(build.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases: String = (1..=10)
+            .map(|i| {
+                format!(
+                    r#"<testcase classname="c" name="t{i}" time="{:.1}"/>"#,
+                    (build - 1) as f64 + i as f64 / 10.0
+                )
+            })
+            .collect();
+        std::fs::write(
+            dir.join("unit.xml"),
+            format!("<testsuite name=\"s\">{cases}</testsuite>"),
+        )
+        .unwrap();
+        let at = (now - time::Duration::minutes(40 - 10 * build as i64))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        // Uploaded with the write-only identity, as a Jenkins agent would.
+        let mut upload = common::bin();
+        with_servers(&mut upload, &s3, &cw_url);
+        let out = upload
+            .env(
+                "AWS_ACCESS_KEY_ID",
+                std::env::var("CTM_TEST_UPLOADER_KEY").unwrap_or("ctm-uploader".into()),
+            )
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                std::env::var("CTM_TEST_UPLOADER_SECRET").unwrap_or("ctm-uploader-secret".into()),
+            )
+            .args([
+                "upload",
+                "--store",
+                &format!("s3://{bucket}"),
+                "--job",
+                job,
+                "--branch",
+                "master",
+            ])
+            .args([
+                "--build",
+                &build.to_string(),
+                "--commit",
+                "abc123",
+                "--user",
+                "alice",
+                "--timestamp",
+                &at,
+            ])
+            .arg("--working-dir")
+            .arg(&dir)
+            .arg("*.xml")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "upload: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let run = || {
+        let mut cmd = common::bin();
+        with_servers(&mut cmd, &s3, &cw_url);
+        let out = cmd
+            .args([
+                "aggregate",
+                "--format",
+                "json",
+                "--sink",
+                "cloudwatch",
+                "--namespace",
+                &namespace,
+            ])
+            .args(["--store", &format!("s3://{bucket}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "aggregate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["builds"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        first["requests"], 1,
+        "two small builds fit one PutMetricData request"
+    );
+
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&cw_url)
+        .load()
+        .await;
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let check = |p: Option<aws_sdk_cloudwatch::types::Datapoint>| {
+        let p = p.expect("TestDuration datapoint");
+        assert_eq!(p.sample_count(), Some(20.0));
+        assert!((p.sum().unwrap() - 21.0).abs() < 1e-9, "sum {:?}", p.sum());
+        // 90th percentile of 0.1 … 2.0, interpolated between ranks 18 and 19 (as ministack does).
+        let p90 = p
+            .extended_statistics()
+            .and_then(|e| e.get("p90"))
+            .copied()
+            .expect("p90");
+        assert!((p90 - 1.81).abs() < 1e-9, "p90 {p90}");
+    };
+    check(statistics(&cw, &namespace, job, "TestDuration").await);
+    let builds = statistics(&cw, &namespace, job, "Builds").await.unwrap();
+    assert_eq!(builds.sum(), Some(2.0));
+
+    // A rerun publishes nothing.
+    let second = run();
+    assert_eq!(second["builds"].as_array().unwrap().len(), 0);
+    check(statistics(&cw, &namespace, job, "TestDuration").await);
+
+    // A run that sent build 2 but died before recording it: CloudWatch is asked, nothing is resent.
+    let s3c = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(
+            &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(&s3)
+                .load()
+                .await,
+        )
+        .force_path_style(true)
+        .build(),
+    );
+    s3c.delete_object()
+        .bucket(&bucket)
+        .key(format!("_ci-test-metrics/ledger/done/{job}/master/2"))
+        .send()
+        .await
+        .unwrap();
+    let third = run();
+    assert_eq!(third["recovered"].as_array().unwrap().len(), 1);
+    check(statistics(&cw, &namespace, job, "TestDuration").await);
+    assert_eq!(
+        statistics(&cw, &namespace, job, "Builds")
+            .await
+            .unwrap()
+            .sum(),
+        Some(2.0)
+    );
+}
