@@ -135,7 +135,7 @@ impl<'a> From<&'a Report> for FileJson<'a> {
             failures: r.count(Status::Failed),
             errors: r.count(Status::Error),
             skipped: r.count(Status::Skipped),
-            time: r.time().as_secs_f64(),
+            time: seconds(r.time()),
             cases: r
                 .cases
                 .iter()
@@ -143,7 +143,7 @@ impl<'a> From<&'a Report> for FileJson<'a> {
                     suite: &c.suite,
                     classname: &c.classname,
                     name: &c.name,
-                    time: c.time.map(|t| t.as_secs_f64()),
+                    time: c.time.map(seconds),
                     status: c.status,
                 })
                 .collect(),
@@ -151,6 +151,11 @@ impl<'a> From<&'a Report> for FileJson<'a> {
             partial: r.partial(),
         }
     }
+}
+
+/// Seconds as a float without the binary noise of `as_secs_f64` (1.934, not 1.9340000000000002).
+fn seconds(d: std::time::Duration) -> f64 {
+    d.as_nanos() as f64 / 1e9
 }
 
 /// Per-file totals and the slowest tests seen so far.
@@ -177,7 +182,7 @@ impl Table {
             r.count(Status::Failed).to_string(),
             r.count(Status::Error).to_string(),
             r.count(Status::Skipped).to_string(),
-            format!("{:.3}s", r.time().as_secs_f64()),
+            format!("{:.3}s", seconds(r.time())),
             note,
         ]);
         for c in r.cases {
@@ -191,7 +196,7 @@ impl Table {
             }
             test.push_str(&c.name);
             self.slowest
-                .push((t.as_secs_f64(), c.status, test, r.file.clone()));
+                .push((seconds(t), c.status, test, r.file.clone()));
             if self.slowest.len() >= 4 * SLOWEST {
                 self.trim();
             }

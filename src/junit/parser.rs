@@ -301,6 +301,13 @@ impl<F: FnMut(TestCase)> Parser<F> {
     }
 
     fn open(&mut self, e: &BytesStart, empty: bool, at: u64) -> Result<(), Failure> {
+        // quick-xml accepts `<` inside a quoted attribute value; XML does not.
+        if let Some(i) = memchr::memchr(b'<', e) {
+            return Err((
+                at + 1 + i as u64,
+                "malformed XML: `<` inside a tag (not allowed in attribute values)".into(),
+            ));
+        }
         let local = e.local_name();
         let name = local.as_ref();
         let parent = self.stack.last().copied();
