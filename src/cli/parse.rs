@@ -188,7 +188,8 @@ impl Table {
         for c in r.cases {
             let Some(t) = c.time else { continue };
             let mut test = String::new();
-            for part in [&c.suite, &c.classname] {
+            let suite = (c.suite != c.classname).then_some(&c.suite);
+            for part in suite.into_iter().chain([&c.classname]) {
                 if !part.is_empty() && !c.name.starts_with(part.as_str()) {
                     test.push_str(part);
                     test.push_str(" › ");

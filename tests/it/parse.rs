@@ -506,3 +506,578 @@ mod py {
         assert_eq!(v.field("errors").unwrap().list().len(), 0);
     }
 }
+
+/// What a fixture must parse to: counts per status, summed time, and the error, if any.
+struct Expect {
+    file: &'static str,
+    /// passed, failed, error, skipped
+    counts: [usize; 4],
+    time: f64,
+    /// `line:column: message fragment` of the expected error.
+    error: Option<&'static str>,
+}
+
+const FIXTURES: &[Expect] = &[
+    Expect {
+        file: "pytest-xunit1.xml",
+        counts: [2, 1, 1, 2],
+        time: 3.217,
+        error: None,
+    },
+    Expect {
+        file: "pytest-xunit2.xml",
+        counts: [2, 1, 0, 1],
+        time: 12.402,
+        error: None,
+    },
+    Expect {
+        file: "nose.xml",
+        counts: [2, 1, 1, 1],
+        time: 1.266,
+        error: None,
+    },
+    Expect {
+        file: "googletest.xml",
+        counts: [3, 1, 0, 2],
+        time: 3.001,
+        error: None,
+    },
+    Expect {
+        file: "surefire.xml",
+        counts: [3, 1, 1, 1],
+        time: 4.37,
+        error: None,
+    },
+    Expect {
+        file: "ant-nested.xml",
+        counts: [4, 1, 0, 0],
+        time: 2503.1,
+        error: None,
+    },
+    Expect {
+        file: "go-junit-report.xml",
+        counts: [2, 1, 1, 1],
+        time: 1.211,
+        error: None,
+    },
+    Expect {
+        file: "jest-junit.xml",
+        counts: [2, 1, 0, 1],
+        time: 1.26,
+        error: None,
+    },
+    Expect {
+        file: "phpunit.xml",
+        counts: [2, 1, 0, 1],
+        time: 0.052341,
+        error: None,
+    },
+    Expect {
+        file: "ctest.xml",
+        counts: [2, 1, 0, 2],
+        time: 0.9997,
+        error: None,
+    },
+    Expect {
+        file: "catch2.xml",
+        counts: [2, 1, 1, 1],
+        time: 0.012345,
+        error: None,
+    },
+    Expect {
+        file: "nextest.xml",
+        counts: [4, 1, 0, 0],
+        time: 1.934,
+        error: None,
+    },
+    Expect {
+        file: "nunit-converted.xml",
+        counts: [1, 0, 0, 2],
+        time: 0.001,
+        error: None,
+    },
+    Expect {
+        file: "trx-converted.xml",
+        counts: [5, 5, 0, 1],
+        time: 0.1180096,
+        error: None,
+    },
+    Expect {
+        file: "xunitnet-converted.xml",
+        counts: [1, 1, 0, 1],
+        time: 0.024,
+        error: None,
+    },
+    Expect {
+        file: "utf8-bom.xml",
+        counts: [1, 1, 0, 0],
+        time: 2.0,
+        error: None,
+    },
+    Expect {
+        file: "utf16le-bom.xml",
+        counts: [1, 1, 0, 0],
+        time: 2.0,
+        error: None,
+    },
+    Expect {
+        file: "utf16be-bom.xml",
+        counts: [1, 1, 0, 0],
+        time: 2.0,
+        error: None,
+    },
+    Expect {
+        file: "latin1.xml",
+        counts: [1, 1, 0, 0],
+        time: 2.0,
+        error: None,
+    },
+    Expect {
+        file: "times.xml",
+        counts: [14, 0, 0, 0],
+        time: 2509.938,
+        error: None,
+    },
+    Expect {
+        file: "status-precedence.xml",
+        counts: [2, 3, 2, 3],
+        time: 0.0,
+        error: None,
+    },
+    Expect {
+        file: "xxe.xml",
+        counts: [1, 1, 0, 0],
+        time: 0.3,
+        error: None,
+    },
+    Expect {
+        file: "billion-laughs.xml",
+        counts: [1, 0, 0, 0],
+        time: 1.0,
+        error: None,
+    },
+    Expect {
+        file: "truncated.xml",
+        counts: [2, 0, 0, 0],
+        time: 0.3,
+        error: Some("6:5: malformed XML: syntax error: tag not closed"),
+    },
+    Expect {
+        file: "mismatched.xml",
+        counts: [1, 0, 0, 0],
+        time: 1.0,
+        error: Some("5:3: malformed XML: ill-formed document: expected `</testcase>`"),
+    },
+    Expect {
+        file: "empty.xml",
+        counts: [0; 4],
+        time: 0.0,
+        error: Some("1:1: empty file"),
+    },
+    Expect {
+        file: "binary.xml",
+        counts: [0; 4],
+        time: 0.0,
+        error: Some("1:1: not XML"),
+    },
+    Expect {
+        file: "not-junit.xml",
+        counts: [0; 4],
+        time: 0.0,
+        error: Some("2:1: not a JUnit report: the root element is <suites>"),
+    },
+];
+
+#[test]
+fn fixtures_parse_as_expected() {
+    let mut listed: Vec<&str> = FIXTURES.iter().map(|e| e.file).collect();
+    listed.sort();
+    let mut present: Vec<String> = files(&fixtures(), &[".xml"])
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    present.sort();
+    assert_eq!(listed, present, "every fixture has an expectation");
+
+    for e in FIXTURES {
+        let path = fixtures().join(e.file);
+        let r = junit::parse_path(&path);
+        let counts = [
+            Status::Passed,
+            Status::Failed,
+            Status::Error,
+            Status::Skipped,
+        ]
+        .map(|s| r.count(s));
+        assert_eq!(
+            counts, e.counts,
+            "{}: passed, failed, error, skipped",
+            e.file
+        );
+        let time = r.time().as_secs_f64();
+        assert!(
+            (time - e.time).abs() < 1e-9,
+            "{}: time {time} != {}",
+            e.file,
+            e.time
+        );
+        match (e.error, &r.error) {
+            (None, None) => {}
+            (Some(want), Some(got)) => {
+                let text = got.to_string();
+                assert!(
+                    text.starts_with(&path.display().to_string()),
+                    "{text}: names the file"
+                );
+                assert!(
+                    text.contains(want),
+                    "{}: {text:?} does not contain {want:?}",
+                    e.file
+                );
+                assert_eq!(r.partial(), !r.cases.is_empty(), "{}: partial", e.file);
+            }
+            (want, got) => panic!("{}: error {got:?}, expected {want:?}", e.file),
+        }
+    }
+}
+
+/// The case named `name` (the first one) in a fixture.
+fn case(r: &Report, name: &str) -> junit::TestCase {
+    r.cases
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("{}: no case {name:?}", r.file))
+        .clone()
+}
+
+#[test]
+fn dialect_details() {
+    let parse = |f: &str| junit::parse_path(&fixtures().join(f));
+
+    // pytest: a call failure plus a teardown error are two testcases of the same test.
+    let r = parse("pytest-xunit1.xml");
+    let twins: Vec<Status> = r
+        .cases
+        .iter()
+        .filter(|c| c.name == "test_update_user")
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(twins, [Status::Failed, Status::Error]);
+    assert_eq!(
+        case(&r, "test_get_user").file.as_deref(),
+        Some("tests/test_api.py")
+    );
+    assert_eq!(case(&r, "test_get_user").suite, "pytest");
+
+    // nose: bare <testsuite name="nosetests"> root, CDATA bodies with `<` and `&`.
+    let r = parse("nose.xml");
+    assert!(r.cases.iter().all(|c| c.suite == "nosetests"));
+    assert_eq!(case(&r, "test_fetch").status, Status::Skipped);
+
+    // googletest: "3." and "0." times; notrun/suppressed and result="skipped" are skipped.
+    let r = parse("googletest.xml");
+    assert_eq!(case(&r, "DividesByZero").time.unwrap().as_secs_f64(), 3.0);
+    assert_eq!(case(&r, "Adds").time.unwrap().as_secs_f64(), 0.0);
+    assert_eq!(case(&r, "NeedsGpu").status, Status::Skipped);
+    assert_eq!(case(&r, "DISABLED_Slow").status, Status::Skipped);
+    assert_eq!(case(&r, "Parses/1").suite, "Params/ParserTest");
+
+    // Surefire: flaky-then-passed is passed; rerun failures do not change the final status.
+    let r = parse("surefire.xml");
+    assert_eq!(case(&r, "retriesPayment").status, Status::Passed);
+    assert_eq!(case(&r, "cachesPrices").status, Status::Passed);
+    assert_eq!(case(&r, "rejectsEmptyCart").status, Status::Failed);
+    assert_eq!(case(&r, "loadsLegacyOrders").status, Status::Error);
+    assert_eq!(
+        case(&r, "createsOrder").suite,
+        "com.example.orders.OrderServiceTest"
+    );
+    let r = parse("nextest.xml");
+    assert_eq!(
+        case(&r, "pricing::tests::rounds_half_even").status,
+        Status::Passed
+    );
+
+    // Nested suites: the innermost enclosing suite names the case.
+    let r = parse("ant-nested.xml");
+    assert_eq!(
+        case(&r, "migratesSchema").suite,
+        "com.example.it.DatabaseIT"
+    );
+    assert_eq!(case(&r, "starts").suite, "com.example.it");
+    assert_eq!(
+        case(&r, "migratesSchema").time.unwrap().as_secs_f64(),
+        1500.25
+    );
+    let r = parse("phpunit.xml");
+    assert_eq!(
+        case(&r, "testTransliterates with data set \"czech\"").suite,
+        "App\\Tests\\Unit\\SlugTest::testTransliterates"
+    );
+    assert_eq!(case(&r, "testIntl").suite, "App\\Tests\\Unit\\SlugTest");
+
+    // CTest: status="disabled" and "notrun".
+    let r = parse("ctest.xml");
+    assert_eq!(case(&r, "bench_smoke").status, Status::Skipped);
+    assert_eq!(case(&r, "gpu_kernels").status, Status::Skipped);
+
+    // Encodings all decode to the same names.
+    for f in ["utf8-bom.xml", "utf16le-bom.xml", "utf16be-bom.xml"] {
+        let r = parse(f);
+        assert_eq!(r.cases[0].name, "test_naïve_café_✓", "{f}");
+        assert_eq!(r.cases[1].name, "test_日本語", "{f}");
+    }
+    assert_eq!(parse("latin1.xml").cases[1].name, "test_gruß");
+
+    // Times: odd spellings parse; bad ones are unknown, with a warning each.
+    let r = parse("times.xml");
+    let times: Vec<Option<f64>> = r
+        .cases
+        .iter()
+        .map(|c| c.time.map(|t| t.as_secs_f64()))
+        .collect();
+    let want = [
+        Some(1.25),
+        Some(3.0),
+        Some(0.25),
+        Some(2503.1),
+        Some(0.288),
+        Some(1.2),
+        Some(0.35),
+        Some(0.5),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ];
+    for ((got, want), c) in times.iter().zip(want).zip(&r.cases) {
+        match (got, want) {
+            (Some(g), Some(w)) => assert!((g - w).abs() < 1e-9, "{}: {g} != {w}", c.name),
+            (g, w) => assert_eq!(*g, w, "{}", c.name),
+        }
+    }
+    assert_eq!(
+        r.warnings
+            .iter()
+            .filter(|w| w.contains("taken as unknown"))
+            .count(),
+        4
+    );
+
+    // Status precedence: error > failure > skipped > passed, whatever the order of children.
+    let r = parse("status-precedence.xml");
+    let got: Vec<(&str, Status)> = r
+        .cases
+        .iter()
+        .map(|c| (c.name.as_str(), c.status))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("skipped_failure_error", Status::Error),
+            ("error_then_skipped", Status::Error),
+            ("skipped_failure", Status::Failed),
+            ("failure_then_skipped", Status::Failed),
+            ("skipped", Status::Skipped),
+            ("passed", Status::Passed),
+            ("notrun_attr", Status::Skipped),
+            ("suppressed_attr", Status::Skipped),
+            ("disabled_attr_with_failure", Status::Failed),
+            ("failure_in_grandchild", Status::Passed),
+        ]
+    );
+
+    // Entities: DTD entities are never expanded or fetched; they stay as written.
+    let r = parse("xxe.xml");
+    assert_eq!(r.cases[0].name, "reads &xxe;");
+    assert_eq!(r.cases[0].suite, "xxe &xxe;");
+    assert_eq!(r.cases[1].name, "plain & ☺");
+    assert!(!r.cases.iter().any(|c| c.name.contains("root:")));
+    let r = parse("billion-laughs.xml");
+    assert_eq!(r.cases[0].name, "&lol9;");
+
+    // Declared totals that disagree give a warning; counts come from the cases.
+    let r = junit::parse_bytes(
+        "declared.xml",
+        br#"<testsuite tests="9" failures="0"><testcase name="a"><failure/></testcase></testsuite>"#,
+    );
+    assert_eq!(r.tests(), 1);
+    assert_eq!(r.declared.tests, Some(9));
+    assert!(
+        r.warnings.iter().any(|w| w.contains("tests=9")),
+        "{:?}",
+        r.warnings
+    );
+    assert!(
+        r.warnings.iter().any(|w| w.contains("failures=0")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+/// Runs `parse` with `args` and returns (exit code, stdout, stderr).
+fn run_parse(args: &[&str]) -> (i32, String, String) {
+    let out = common::bin()
+        .arg("parse")
+        .args(args)
+        .current_dir(fixtures())
+        .output()
+        .expect("run ci-test-metrics");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn parse_command_json_lines() {
+    let (code, stdout, stderr) = run_parse(&["pytest-xunit1.xml", "googletest.xml"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let keys: Vec<&str> = lines[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = vec![
+        "file", "tests", "passed", "failures", "errors", "skipped", "time", "cases", "error",
+        "partial",
+    ];
+    want.sort();
+    let mut keys_sorted = keys.clone();
+    keys_sorted.sort();
+    assert_eq!(keys_sorted, want);
+    let first = &lines[0];
+    assert_eq!(first["file"], "pytest-xunit1.xml");
+    assert_eq!(first["tests"], 6);
+    assert_eq!(first["passed"], 2);
+    assert_eq!(first["failures"], 1);
+    assert_eq!(first["errors"], 1);
+    assert_eq!(first["skipped"], 2);
+    assert_eq!(first["time"], 3.217);
+    assert_eq!(first["error"], serde_json::Value::Null);
+    assert_eq!(first["partial"], false);
+    let case = &first["cases"][1];
+    let mut case_keys: Vec<&str> = case
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    case_keys.sort();
+    assert_eq!(case_keys, ["classname", "name", "status", "suite", "time"]);
+    assert_eq!(case["suite"], "pytest");
+    assert_eq!(case["classname"], "tests.test_api");
+    assert_eq!(case["name"], "test_update_user");
+    assert_eq!(case["time"], 1.503);
+    assert_eq!(case["status"], "failed");
+    assert_eq!(first["cases"][2]["status"], "error");
+    // googletest: time "0." is zero, not null; a missing time is null.
+    assert_eq!(lines[1]["cases"][0]["time"], 0.0);
+    let (_, stdout, _) = run_parse(&["times.xml"]);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["cases"][8]["name"], "missing");
+    assert_eq!(v["cases"][8]["time"], serde_json::Value::Null);
+}
+
+#[test]
+fn parse_command_reports_broken_files_and_goes_on() {
+    let (code, stdout, stderr) = run_parse(&["truncated.xml", "no-such-file.xml", "nose.xml"]);
+    assert_eq!(code, 2, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "every file is printed");
+    let truncated = &lines[0];
+    assert_eq!(truncated["tests"], 2);
+    assert_eq!(truncated["partial"], true);
+    let error = truncated["error"].as_str().unwrap();
+    assert!(error.starts_with("truncated.xml:6:5: "), "{error}");
+    assert_eq!(lines[1]["partial"], false);
+    assert!(lines[1]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("no-such-file.xml:"));
+    assert_eq!(lines[2]["error"], serde_json::Value::Null);
+    assert!(
+        stderr.contains("truncated.xml:6:5"),
+        "errors are logged too: {stderr}"
+    );
+}
+
+#[test]
+fn parse_command_table_and_usage() {
+    let (code, stdout, stderr) =
+        run_parse(&["--format", "table", "ant-nested.xml", "pytest-xunit2.xml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("FILE"), "{stdout}");
+    assert!(stdout.contains("ant-nested.xml"), "{stdout}");
+    assert!(stdout.contains("2503.100s"), "{stdout}");
+    let slowest: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Slowest tests:"))
+        .skip(2)
+        .collect();
+    assert_eq!(
+        slowest.len(),
+        9,
+        "all nine timed cases (ten at most): {stdout}"
+    );
+    assert!(
+        slowest[0].contains("com.example.it.DatabaseIT › migratesSchema  (ant-nested.xml)"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = run_parse(&[
+        "--format",
+        "table",
+        "trx-converted.xml",
+        "pytest-xunit1.xml",
+    ]);
+    let slowest = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Slowest tests:"))
+        .skip(2);
+    assert_eq!(slowest.count(), 10, "ten of 17 timed cases: {stdout}");
+
+    for bad in [&[][..], &["--format", "xml", "nose.xml"][..]] {
+        let (code, _, stderr) = run_parse(bad);
+        assert_eq!(code, 1, "usage error for {bad:?}: {stderr}");
+    }
+    let (code, stdout, _) = run_parse(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("Examples:") && stdout.contains("--format"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn parse_command_reads_stdin() {
+    use std::process::Stdio;
+    let mut child = common::bin()
+        .args(["parse", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(fixtures().join("nose.xml")).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["file"], "-");
+    assert_eq!(v["tests"], 5);
+}
