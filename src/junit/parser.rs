@@ -248,6 +248,8 @@ impl<F: FnMut(TestCase)> Parser<F> {
                     .iter()
                     .position(|b| !b.is_ascii_whitespace())
                 {
+                    // Consume up to the offending byte so its line and column are known.
+                    stream.consume(i);
                     return Err((pos + i as u64, self.outside_root_message()));
                 }
             }
@@ -584,5 +586,334 @@ fn skip_past<R: Read>(
         // Keep the last bytes: they may start a match that the next chunk completes.
         let n = available.len() - (pattern.len() - 1);
         stream.consume(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn parse(xml: &str) -> Report {
+        parse_bytes("t.xml", xml.as_bytes())
+    }
+
+    fn statuses(r: &Report) -> Vec<Status> {
+        r.cases.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn status_precedence_table() {
+        use Status::*;
+        let table: &[(&str, Status)] = &[
+            ("", Passed),
+            ("<skipped/>", Skipped),
+            ("<failure/>", Failed),
+            ("<error/>", Error),
+            ("<skipped/><failure/>", Failed),
+            ("<failure/><skipped/>", Failed),
+            ("<error/><failure/><skipped/>", Error),
+            ("<skipped/><failure/><error/>", Error),
+            (
+                "<failure>text</failure><error message='m'><![CDATA[x]]></error>",
+                Error,
+            ),
+            ("<rerunFailure/><rerunFailure/>", Passed),
+            ("<flakyFailure/><flakyError/>", Passed),
+            ("<failure/><rerunFailure/>", Failed),
+            ("<system-out><failure/></system-out>", Passed),
+            (
+                "<properties><property name='skipped' value='1'/></properties>",
+                Passed,
+            ),
+        ];
+        for (children, want) in table {
+            let r = parse(&format!(
+                "<testsuite><testcase name='x'>{children}</testcase></testsuite>"
+            ));
+            assert_eq!(statuses(&r), [*want], "{children}");
+        }
+        let attrs: &[(&str, Status)] = &[
+            ("status='run' result='completed'", Passed),
+            ("status='notrun'", Skipped),
+            ("status='NotRun'", Skipped),
+            ("status='disabled'", Skipped),
+            ("status='Ignored'", Skipped),
+            ("result='skipped'", Skipped),
+            ("result='suppressed'", Skipped),
+            ("status='run'", Passed),
+            ("status='failed'", Passed),
+        ];
+        for (attr, want) in attrs {
+            let r = parse(&format!(
+                "<testsuite><testcase name='x' {attr}/></testsuite>"
+            ));
+            assert_eq!(statuses(&r), [*want], "{attr}");
+        }
+    }
+
+    #[test]
+    fn errors_name_file_and_line_column() {
+        let table: &[(&str, &str)] = &[
+            ("", "t.xml:1:1: empty file"),
+            ("   \n  ", "t.xml:2:3: no root element"),
+            ("hello", "t.xml:1:1: not XML"),
+            (
+                "<?xml version='1.0'?>\n<suites/>",
+                "t.xml:2:1: not a JUnit report",
+            ),
+            (
+                "<testsuite>\n  <testcase name='a'>\n",
+                "t.xml:3:1: unexpected end of file",
+            ),
+            (
+                "<testsuite>\n<testcase name='a'/>\n<testcase name",
+                "t.xml:3:1: malformed XML",
+            ),
+            (
+                "<testsuite>\n  <a></b>\n</testsuite>",
+                "t.xml:2:6: malformed XML: ill-formed document",
+            ),
+            (
+                "<testsuite/>\n<testsuite/>",
+                "t.xml:2:1: content after the root element",
+            ),
+            (
+                "<testsuite/>\ntrailing",
+                "t.xml:2:1: content after the root element",
+            ),
+            (
+                "<testsuite>\n<![CDATA[ never closed",
+                "t.xml:2:1: malformed XML: CDATA section not closed",
+            ),
+            (
+                "<testsuite>\n<!-- never closed",
+                "t.xml:2:1: malformed XML: comment not closed",
+            ),
+            (
+                "<testsuite>\n<testcase name='a<b'/>",
+                "t.xml:2:18: malformed XML: `<` inside a tag",
+            ),
+            (
+                "<testsuite><testcase name=a/></testsuite>",
+                "t.xml:1:12: malformed XML",
+            ),
+            ("\u{FEFF}<x/>", "t.xml:1:1: not a JUnit report"),
+        ];
+        for (xml, want) in table {
+            let r = parse(xml);
+            let got = r.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                got.starts_with(want),
+                "{xml:?}: {got:?} does not start with {want:?}"
+            );
+            assert_eq!(r.partial(), !r.cases.is_empty());
+        }
+        // Cases before the error are kept and the report is partial.
+        let r =
+            parse("<testsuite><testcase name='a'/><testcase name='b'><failure/></testcase><oops");
+        assert_eq!(r.tests(), 2);
+        assert!(r.partial());
+        let r = parse_path(Path::new("/nonexistent/dir/report.xml"));
+        let e = r.error.unwrap().to_string();
+        assert!(
+            e.starts_with("/nonexistent/dir/report.xml:0:0: cannot open"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn suites_and_attributes() {
+        let r = parse(
+            "<testsuites name='all'><testcase name='orphan'/>\
+             <testsuite name='outer &amp; co'><testsuite name='inner'><testcase classname='C' name='a' file='f.py'/>\
+             </testsuite><testcase name='b'/></testsuite></testsuites>",
+        );
+        let got: Vec<(&str, &str)> = r
+            .cases
+            .iter()
+            .map(|c| (c.suite.as_str(), c.name.as_str()))
+            .collect();
+        assert_eq!(got, [("", "orphan"), ("inner", "a"), ("outer & co", "b")]);
+        assert_eq!(r.cases[1].classname, "C");
+        assert_eq!(r.cases[1].file.as_deref(), Some("f.py"));
+        assert_eq!(r.cases[0].file, None);
+        // Namespaced elements are matched by local name.
+        let r = parse("<j:testsuite xmlns:j='urn:x'><j:testcase name='a'><j:failure/></j:testcase></j:testsuite>");
+        assert_eq!(statuses(&r), [Status::Failed]);
+        // Values are cut at MAX_VALUE bytes.
+        let long = "n".repeat(MAX_VALUE * 3);
+        let r = parse(&format!("<testsuite><testcase name='{long}'/></testsuite>"));
+        assert_eq!(r.cases[0].name.len(), MAX_VALUE);
+    }
+
+    #[test]
+    fn entities_are_never_expanded() {
+        // External entities: the DTD is skipped; references stay literal, with a warning.
+        let xxe = "<?xml version='1.0'?>\n<!DOCTYPE t [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>\n\
+                   <testsuite name='&x;'><testcase name='a&x;b' time='&x;'>&x;</testcase></testsuite>";
+        let r = parse(xxe);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(r.cases[0].name, "a&x;b");
+        assert_eq!(r.cases[0].suite, "&x;");
+        assert_eq!(r.cases[0].time, None);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("unrecognized entity")),
+            "{:?}",
+            r.warnings
+        );
+
+        // Billion laughs with a large expansion: reading stays small and fast, names stay literal.
+        let mut dtd = String::from("<!ENTITY a0 'lollollollollollollollollollol'>");
+        for i in 1..=30 {
+            dtd.push_str(&format!(
+                "<!ENTITY a{i} '{}'>",
+                format!("&a{};", i - 1).repeat(10)
+            ));
+        }
+        let doc = format!(
+            "<!DOCTYPE l [{dtd}]><testsuite><testcase name='&a30;'>&a30;&a30;</testcase></testsuite>"
+        );
+        let r = parse(&doc);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(r.cases[0].name, "&a30;");
+
+        // Predefined and character references are decoded.
+        let r = parse(
+            "<testsuite><testcase name='&lt;&amp;&gt;&quot;&apos;&#65;&#x263A;'/></testsuite>",
+        );
+        assert_eq!(r.cases[0].name, "<&>\"'A☺");
+    }
+
+    /// A reader that yields `n` bytes at a time, to cross every buffer boundary.
+    struct Chunks<'a>(&'a [u8], usize);
+    impl Read for Chunks<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(out.len()).min(self.1);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn text_cdata_and_comments_are_skipped_unbuffered() {
+        // 40 MiB of output in each kind of body: well over MAX_EVENT, so buffering would fail.
+        let big = "x".repeat(40 << 20);
+        let doc = format!(
+            "<testsuite><testcase name='a'><system-out>{big}</system-out>\
+             <system-err><![CDATA[{big} ]] ]]]]></system-err><!--{big}- -- ->--></testcase>\
+             <testcase name='b'><failure>]]&gt; &amp; {big}</failure></testcase></testsuite>"
+        );
+        let r = parse_reader("big.xml", Chunks(doc.as_bytes(), 1 << 16));
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(statuses(&r), [Status::Passed, Status::Failed]);
+
+        // One tag larger than MAX_EVENT is refused, not buffered without end.
+        let doc = format!(
+            "<testsuite><testcase name='{}'/></testsuite>",
+            "y".repeat(2 * MAX_EVENT as usize)
+        );
+        let r = parse(&doc);
+        let e = r.error.expect("too large").to_string();
+        assert!(e.contains("longer than 16 MiB"), "{e}");
+    }
+
+    fn fixture_files() -> Vec<(String, Vec<u8>)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit");
+        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .expect("fixtures")
+            .map(|e| e.expect("entry").path())
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        assert!(out.len() >= 20);
+        out
+    }
+
+    #[test]
+    fn byte_at_a_time_reads_the_same() {
+        for (name, bytes) in fixture_files() {
+            let whole = parse_bytes(&name, &bytes);
+            for chunk in [1, 2, 3, 7, 64] {
+                let r = parse_reader(&name, Chunks(&bytes, chunk));
+                assert_eq!(r.cases, whole.cases, "{name} in chunks of {chunk}");
+                assert_eq!(r.error, whole.error, "{name} in chunks of {chunk}");
+            }
+        }
+    }
+
+    /// A deterministic stand-in for fuzzing: every truncation of every fixture and thousands of
+    /// random byte flips. Nothing may panic; a cut file is an error unless only trailing
+    /// whitespace was cut; the cases of a cut file are a prefix of the whole file's cases.
+    #[test]
+    fn truncations_and_byte_flips_never_panic() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut runs = 0;
+        for (name, bytes) in fixture_files() {
+            let whole = parse_bytes(&name, &bytes);
+            let end = if name.starts_with("utf16") {
+                bytes.len() - 2 // one UTF-16 newline at the end
+            } else {
+                let last = bytes.iter().rposition(|b| !b.is_ascii_whitespace());
+                last.map_or(0, |i| i + 1)
+            };
+            let step = (bytes.len() / 400).max(1);
+            for cut in (0..bytes.len()).step_by(step) {
+                let r = parse_bytes(&name, &bytes[..cut]);
+                runs += 1;
+                if whole.error.is_none() && cut < end {
+                    assert!(r.error.is_some(), "{name} cut at {cut}: no error");
+                }
+                assert!(r.cases.len() <= whole.cases.len(), "{name} cut at {cut}");
+                let n = r.cases.len().saturating_sub(1); // the last one may differ in cut details
+                assert_eq!(r.cases[..n], whole.cases[..n], "{name} cut at {cut}");
+                if let Some(e) = &r.error {
+                    assert!(e.line >= 1 && e.column >= 1, "{name} cut at {cut}: {e}");
+                }
+            }
+            for _ in 0..200 {
+                let mut flipped = bytes.clone();
+                for _ in 0..1 + rand() % 4 {
+                    if flipped.is_empty() {
+                        break;
+                    }
+                    let at = (rand() % flipped.len() as u64) as usize;
+                    flipped[at] = (rand() % 256) as u8;
+                }
+                let r = parse_bytes(&name, &flipped);
+                runs += 1;
+                if let Some(e) = &r.error {
+                    assert!(e.line >= 1 && e.column >= 1, "{name} flipped: {e}");
+                }
+            }
+        }
+        assert!(runs > 10_000, "{runs}");
+    }
+
+    #[test]
+    fn stream_keeps_no_cases() {
+        let mut n = 0;
+        let s = parse_stream(
+            "s.xml",
+            &b"<testsuite><testcase name='a' time='1'/><testcase name='b' time='2'><error/></testcase></testsuite>"[..],
+            |_| n += 1,
+        );
+        assert_eq!(n, 2);
+        assert_eq!(s.tests(), 2);
+        assert_eq!(s.count(Status::Error), 1);
+        assert_eq!(s.time, Duration::from_secs(3));
+        assert!(!s.partial());
     }
 }
