@@ -1081,3 +1081,33 @@ fn parse_command_reads_stdin() {
     assert_eq!(v["file"], "-");
     assert_eq!(v["tests"], 5);
 }
+
+#[test]
+fn bundled_examples_parse_cleanly() {
+    let examples = files(&common::repo().join("examples/junit"), &[".xml"]);
+    let names: Vec<String> = examples
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in ["googletest.xml", "nose.xml", "pytest.xml"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "examples/junit/{want} is missing"
+        );
+    }
+    for path in &examples {
+        let r = junit::parse_path(path);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert!(
+            r.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            r.warnings
+        );
+        assert!(
+            r.tests() >= 3 && r.count(Status::Passed) >= 2,
+            "{}",
+            path.display()
+        );
+    }
+}
