@@ -3,9 +3,14 @@
 //! The parser reads events with quick-xml and never builds a DOM. It never resolves DTDs or
 //! entities, bounds attribute and text lengths, and turns every malformed input into a
 //! [`ParseError`] that names the file and the line:column, keeping the cases read before it.
+//! [`parse_stream`] hands cases to a callback and keeps none, for files of any size; the other
+//! entry points collect them into a [`Report`]. See [`parser`] for the dialect decisions.
 
+mod encoding;
 mod model;
-mod parser;
+pub mod parser;
+mod source;
+mod time;
 
-pub use model::{Report, Status, TestCase};
-pub use parser::{parse_bytes, parse_path, parse_reader, ParseError};
+pub use model::{Declared, Report, Status, TestCase};
+pub use parser::{parse_bytes, parse_path, parse_reader, parse_stream, ParseError, StreamSummary};

@@ -37,6 +37,35 @@ pub struct Report {
     pub error: Option<super::ParseError>,
     /// Non-fatal problems: unusable times, declared totals that disagree with the cases.
     pub warnings: Vec<String>,
+    /// Totals the file claims about itself (only used for warnings).
+    pub declared: Declared,
+}
+
+/// Totals a file declares on its root (or, under a bare `<testsuites>`, the sum over its
+/// top-level suites). `skipped` includes nose's `skip` and `disabled`. Counts used anywhere are
+/// computed from the cases; these only produce warnings when they disagree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Declared {
+    pub tests: Option<u64>,
+    pub failures: Option<u64>,
+    pub errors: Option<u64>,
+    pub skipped: Option<u64>,
+}
+
+impl Declared {
+    /// Adds another suite's declared totals (a missing value stays missing only if both are).
+    pub(crate) fn add(&mut self, other: &Declared) {
+        fn sum(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+            match (a, b) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+            }
+        }
+        self.tests = sum(self.tests, other.tests);
+        self.failures = sum(self.failures, other.failures);
+        self.errors = sum(self.errors, other.errors);
+        self.skipped = sum(self.skipped, other.skipped);
+    }
 }
 
 impl Report {

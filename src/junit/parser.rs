@@ -1,11 +1,48 @@
-//! The streaming parser (placeholder until the parser lands).
+//! The streaming parser: quick-xml events in, [`TestCase`]s out through a callback.
+//!
+//! Only start tags and their attributes are read. Text, CDATA and comments are skipped in the
+//! byte stream with `memchr` before quick-xml sees them, so `<system-out>` bodies are never
+//! buffered. Memory is bounded by the largest single tag ([`MAX_EVENT`]) plus the cases the
+//! caller keeps.
+//!
+//! Decisions a reader of the results should know:
+//! - **Root**: `<testsuites>` or `<testsuite>`; any other root element is an error.
+//! - **Suite**: the `name` of the innermost enclosing `<testsuite>` ("" outside any).
+//! - **Status**: the most severe of the direct `<error>`, `<failure>` and `<skipped>` children,
+//!   and of the attributes `status="notrun|disabled|skipped|ignored"` (googletest, tst, NUnit
+//!   conversions) and `result="skipped|suppressed"` (googletest). Surefire's `rerunFailure`,
+//!   `rerunError`, `flakyFailure` and `flakyError` record earlier attempts and are ignored: a test
+//!   that failed, was rerun and passed is passed; one that failed every attempt also carries
+//!   `<failure>`/`<error>` and is failed/error.
+//! - **Entities**: DTDs are skipped, never read, so nothing is ever expanded or fetched (XXE and
+//!   billion-laughs documents stay inert). In attribute values the five XML entities and
+//!   character references are decoded; any other `&name;` is kept verbatim with a warning.
+//!   Entity references in text are skipped like all text.
+//! - **Lengths**: one tag (with its attributes) or declaration may span at most [`MAX_EVENT`]
+//!   bytes, otherwise the file is an error; kept attribute values are cut at [`MAX_VALUE`] bytes.
+//! - **Totals** are counted from the cases; declared totals only produce warnings.
 
-use super::Report;
-use std::io::Read;
+use super::encoding;
+use super::model::{Declared, Report, Status, TestCase};
+use super::source::Source;
+use super::time::parse_seconds;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::BinaryStream;
+use quick_xml::Reader;
+use std::io::{BufRead, Read};
 use std::path::Path;
+use std::time::Duration;
 use thiserror::Error;
 
-/// Why a file could not be read to its end. Names the file and, where known, the line:column.
+/// Largest number of bytes one tag or declaration may span.
+pub const MAX_EVENT: u64 = 16 << 20;
+/// Bytes kept of one attribute value (names, classnames, files).
+pub const MAX_VALUE: usize = 4096;
+/// Warnings kept per file; further ones are only counted.
+const MAX_WARNINGS: usize = 50;
+
+/// Why a file could not be read to its end. Names the file and the line:column (1-based; column
+/// in bytes), or `0:0` when the file could not be opened at all.
 #[derive(Debug, Clone, Error, PartialEq)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct ParseError {
@@ -13,6 +50,37 @@ pub struct ParseError {
     pub line: u64,
     pub column: u64,
     pub message: String,
+}
+
+/// What [`parse_stream`] returns: totals of the cases it passed on, and how reading ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamSummary {
+    /// The file's name as given to the parser.
+    pub file: String,
+    /// Cases per [`Status`], indexed by `Status as usize`.
+    counts: [usize; 4],
+    /// Sum of the known case times.
+    pub time: Duration,
+    /// Totals the file claims about itself.
+    pub declared: Declared,
+    /// Set when the file could not be read to its end.
+    pub error: Option<ParseError>,
+    /// Non-fatal problems: unusable times, unknown entities, declared totals that disagree.
+    pub warnings: Vec<String>,
+}
+
+impl StreamSummary {
+    /// Number of `<testcase>` elements read.
+    pub fn tests(&self) -> usize {
+        self.counts.iter().sum()
+    }
+    pub fn count(&self, status: Status) -> usize {
+        self.counts[status as usize]
+    }
+    /// True when an error stopped reading after some cases were read.
+    pub fn partial(&self) -> bool {
+        self.error.is_some() && self.tests() > 0
+    }
 }
 
 /// Parses a whole file from disk, streaming.
@@ -26,7 +94,7 @@ pub fn parse_path(path: &Path) -> Report {
                 file: name,
                 line: 0,
                 column: 0,
-                message: e.to_string(),
+                message: format!("cannot open: {e}"),
             }),
             ..Report::default()
         },
@@ -38,16 +106,814 @@ pub fn parse_bytes(name: &str, bytes: &[u8]) -> Report {
     parse_reader(name, bytes)
 }
 
-/// Parses any reader, streaming.
-pub fn parse_reader<R: Read>(name: &str, _reader: R) -> Report {
+/// Parses any reader, streaming, and keeps the cases.
+pub fn parse_reader<R: Read>(name: &str, reader: R) -> Report {
+    let mut cases = Vec::new();
+    let summary = parse_stream(name, reader, |case| cases.push(case));
     Report {
-        file: name.to_string(),
-        error: Some(ParseError {
-            file: name.into(),
-            line: 0,
-            column: 0,
-            message: "parser not implemented".into(),
-        }),
-        ..Report::default()
+        file: summary.file,
+        cases,
+        error: summary.error,
+        warnings: summary.warnings,
+        declared: summary.declared,
+    }
+}
+
+/// Parses any reader, streaming, and hands each case to `on_case` as soon as its element ends.
+/// Keeps no cases, so memory stays bounded whatever the file's size.
+pub fn parse_stream<R: Read, F: FnMut(TestCase)>(
+    name: &str,
+    reader: R,
+    on_case: F,
+) -> StreamSummary {
+    let mut parser = Parser {
+        summary: StreamSummary {
+            file: name.to_string(),
+            ..StreamSummary::default()
+        },
+        on_case,
+        stack: Vec::new(),
+        suites: Vec::new(),
+        case: None,
+        root_seen: false,
+        root_declared: Declared::default(),
+        child_declared: Declared::default(),
+        suppressed_warnings: 0,
+    };
+    let outcome = match encoding::utf8_reader(reader) {
+        Ok(input) => {
+            let mut xml = Reader::from_reader(Source::new(input, MAX_EVENT));
+            let outcome = parser.run(&mut xml);
+            outcome.map_err(|(offset, message)| {
+                let (line, column) = xml.get_ref().line_col(offset);
+                (line, column, message)
+            })
+        }
+        Err(e) => Err((1, 1, format!("cannot read: {e}"))),
+    };
+    if let Err((line, column, message)) = outcome {
+        parser.summary.error = Some(ParseError {
+            file: name.to_string(),
+            line,
+            column,
+            message,
+        });
+    }
+    parser.finish()
+}
+
+/// What an open element is, as far as the parser cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Suites,
+    Suite,
+    Case,
+    Other,
+}
+
+/// A failure at a byte offset, with its message.
+type Failure = (u64, String);
+
+struct Parser<F> {
+    summary: StreamSummary,
+    on_case: F,
+    /// Open elements, outermost first.
+    stack: Vec<Kind>,
+    /// Names of the open `<testsuite>` elements.
+    suites: Vec<String>,
+    /// The open `<testcase>`, if any (nested testcases are ignored).
+    case: Option<TestCase>,
+    root_seen: bool,
+    /// Totals declared on the root element.
+    root_declared: Declared,
+    /// Totals declared on the suites directly under a `<testsuites>` root.
+    child_declared: Declared,
+    suppressed_warnings: usize,
+}
+
+impl<F: FnMut(TestCase)> Parser<F> {
+    fn run<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> Result<(), Failure> {
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            self.skip_text(xml)?;
+            xml.get_mut().mark();
+            let at = xml.buffer_position();
+            buf.clear();
+            match xml.read_event_into(&mut buf) {
+                Ok(Event::Start(e)) => self.open(&e, false, at)?,
+                Ok(Event::Empty(e)) => self.open(&e, true, at)?,
+                Ok(Event::End(_)) => self.close(),
+                Ok(Event::Eof) => return self.eof(xml.buffer_position()),
+                Ok(Event::Text(t))
+                    if self.stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) =>
+                {
+                    return Err((at, self.outside_root_message()));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let message = if xml.get_ref().over_limit {
+                        format!(
+                            "a single tag or declaration is longer than {} MiB",
+                            MAX_EVENT >> 20
+                        )
+                    } else {
+                        format!("malformed XML: {e}")
+                    };
+                    return Err((xml.error_position().max(at), message));
+                }
+            }
+            if buf.capacity() > 1 << 20 {
+                buf = Vec::with_capacity(4096);
+            }
+        }
+    }
+
+    /// Skips text, CDATA sections and comments up to the next other markup (or the end), without
+    /// buffering them. Outside the root element only whitespace and comments are allowed.
+    fn skip_text<R: Read>(&self, xml: &mut Reader<Source<R>>) -> Result<(), Failure> {
+        let outside = self.stack.is_empty();
+        let mut stream = xml.stream();
+        loop {
+            stream.get_mut().mark();
+            let pos = stream.get_ref().position();
+            let available = stream
+                .fill_buf()
+                .map_err(|e| (pos, format!("cannot read: {e}")))?;
+            if available.is_empty() {
+                return Ok(());
+            }
+            let text_len = memchr::memchr(b'<', available).unwrap_or(available.len());
+            if outside {
+                if let Some(i) = available[..text_len]
+                    .iter()
+                    .position(|b| !b.is_ascii_whitespace())
+                {
+                    // Consume up to the offending byte so its line and column are known.
+                    stream.consume(i);
+                    return Err((pos + i as u64, self.outside_root_message()));
+                }
+            }
+            let at_markup = text_len < available.len();
+            stream.consume(text_len);
+            if !at_markup {
+                continue;
+            }
+            let pos = stream.get_ref().position();
+            let head = stream
+                .get_mut()
+                .peek(9)
+                .map_err(|e| (pos, format!("cannot read: {e}")))?;
+            let (open, close, what): (usize, &[u8], &str) = if head.starts_with(b"<![CDATA[") {
+                if outside {
+                    return Err((pos, self.outside_root_message()));
+                }
+                (
+                    9,
+                    b"]]>",
+                    "CDATA section not closed: `]]>` not found before end of input",
+                )
+            } else if head.starts_with(b"<!--") {
+                (
+                    4,
+                    b"-->",
+                    "comment not closed: `-->` not found before end of input",
+                )
+            } else {
+                return Ok(());
+            };
+            stream.consume(open);
+            skip_past(&mut stream, close).map_err(|e| {
+                (
+                    pos,
+                    e.map_or_else(
+                        || format!("malformed XML: {what}"),
+                        |e| format!("cannot read: {e}"),
+                    ),
+                )
+            })?;
+        }
+    }
+
+    fn outside_root_message(&self) -> String {
+        if self.root_seen {
+            "content after the root element".into()
+        } else {
+            "not XML: text before the first element".into()
+        }
+    }
+
+    fn open(&mut self, e: &BytesStart, empty: bool, at: u64) -> Result<(), Failure> {
+        // quick-xml accepts `<` inside a quoted attribute value; XML does not.
+        if let Some(i) = memchr::memchr(b'<', e) {
+            return Err((
+                at + 1 + i as u64,
+                "malformed XML: `<` inside a tag (not allowed in attribute values)".into(),
+            ));
+        }
+        let local = e.local_name();
+        let name = local.as_ref();
+        let parent = self.stack.last().copied();
+        if parent.is_none() {
+            if self.root_seen {
+                return Err((at, "content after the root element".into()));
+            }
+            if name != b"testsuites" && name != b"testsuite" {
+                return Err((
+                    at,
+                    format!(
+                        "not a JUnit report: the root element is <{}>, expected <testsuites> or <testsuite>",
+                        String::from_utf8_lossy(name)
+                    ),
+                ));
+            }
+            self.root_seen = true;
+        }
+        let kind = match name {
+            b"testsuite" => {
+                let (suite, declared) = self.suite_attributes(e, at)?;
+                match parent {
+                    None => self.root_declared = declared,
+                    Some(Kind::Suites) if self.stack.len() == 1 => {
+                        self.child_declared.add(&declared)
+                    }
+                    _ => {}
+                }
+                self.suites.push(suite);
+                Kind::Suite
+            }
+            b"testsuites" => {
+                if parent.is_none() {
+                    self.root_declared = self.suite_attributes(e, at)?.1;
+                }
+                Kind::Suites
+            }
+            b"testcase" if self.case.is_none() => {
+                self.case = Some(self.case_attributes(e, at)?);
+                Kind::Case
+            }
+            b"error" | b"failure" | b"skipped" if parent == Some(Kind::Case) => {
+                if let Some(case) = &mut self.case {
+                    let status = match name {
+                        b"error" => Status::Error,
+                        b"failure" => Status::Failed,
+                        _ => Status::Skipped,
+                    };
+                    case.status = case.status.max(status);
+                }
+                Kind::Other
+            }
+            _ => Kind::Other,
+        };
+        if empty {
+            self.closed(kind);
+        } else {
+            self.stack.push(kind);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        // quick-xml checks that end tags match, so the top of the stack is the element closed.
+        if let Some(kind) = self.stack.pop() {
+            self.closed(kind);
+        }
+    }
+
+    fn closed(&mut self, kind: Kind) {
+        match kind {
+            Kind::Suite => {
+                self.suites.pop();
+            }
+            Kind::Case => {
+                if let Some(case) = self.case.take() {
+                    self.summary.counts[case.status as usize] += 1;
+                    if let Some(t) = case.time {
+                        self.summary.time += t;
+                    }
+                    (self.on_case)(case);
+                }
+            }
+            Kind::Suites | Kind::Other => {}
+        }
+    }
+
+    fn eof(&self, at: u64) -> Result<(), Failure> {
+        if !self.root_seen {
+            let message = if at == 0 {
+                "empty file"
+            } else {
+                "no root element: not a JUnit XML file"
+            };
+            return Err((at, message.into()));
+        }
+        match self.stack.last() {
+            None => Ok(()),
+            Some(kind) => {
+                let what = match kind {
+                    Kind::Suites => "<testsuites>",
+                    Kind::Suite => "<testsuite>",
+                    Kind::Case => "<testcase>",
+                    Kind::Other => "an element",
+                };
+                Err((
+                    at,
+                    format!(
+                        "unexpected end of file: {what} and {} enclosing element(s) not closed",
+                        self.stack.len() - 1
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn suite_attributes(&mut self, e: &BytesStart, at: u64) -> Result<(String, Declared), Failure> {
+        let mut name = String::new();
+        let mut declared = Declared::default();
+        let mut skipped = None::<u64>;
+        let mut disabled = None::<u64>;
+        for attr in e.attributes().with_checks(false) {
+            let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
+            let count = || {
+                std::str::from_utf8(&attr.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            match attr.key.local_name().as_ref() {
+                b"name" => name = self.value(&attr.value),
+                b"tests" => declared.tests = count(),
+                b"failures" => declared.failures = count(),
+                b"errors" => declared.errors = count(),
+                b"skipped" | b"skip" => skipped = count(),
+                b"disabled" => disabled = count(),
+                _ => {}
+            }
+        }
+        declared.skipped = match (skipped, disabled) {
+            (None, None) => None,
+            (s, d) => Some(s.unwrap_or(0) + d.unwrap_or(0)),
+        };
+        Ok((name, declared))
+    }
+
+    fn case_attributes(&mut self, e: &BytesStart, at: u64) -> Result<TestCase, Failure> {
+        let mut case = TestCase {
+            suite: self.suites.last().cloned().unwrap_or_default(),
+            classname: String::new(),
+            name: String::new(),
+            file: None,
+            time: None,
+            status: Status::Passed,
+        };
+        let mut time = None;
+        for attr in e.attributes().with_checks(false) {
+            let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
+            let value = &attr.value;
+            match attr.key.local_name().as_ref() {
+                b"name" => case.name = self.value(value),
+                b"classname" => case.classname = self.value(value),
+                b"file" => case.file = Some(self.value(value)),
+                b"time" => time = Some(self.value(value)),
+                b"status" if skipped_status(value) => case.status = Status::Skipped,
+                b"result"
+                    if value.eq_ignore_ascii_case(b"skipped")
+                        || value.eq_ignore_ascii_case(b"suppressed") =>
+                {
+                    case.status = Status::Skipped
+                }
+                _ => {}
+            }
+        }
+        if let Some(raw) = time {
+            match parse_seconds(&raw) {
+                Ok(t) => case.time = t,
+                Err(bad) => self.warn(format!(
+                    "testcase {:?}: time {raw:?} is {bad}; taken as unknown",
+                    case.name
+                )),
+            }
+        }
+        Ok(case)
+    }
+
+    /// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
+    fn value(&mut self, raw: &[u8]) -> String {
+        let raw = &raw[..raw.len().min(MAX_VALUE)];
+        let text = String::from_utf8_lossy(raw);
+        if memchr::memchr(b'&', raw).is_none() {
+            return text.into_owned();
+        }
+        match quick_xml::escape::unescape(&text) {
+            Ok(unescaped) => unescaped.into_owned(),
+            Err(e) => {
+                self.warn(format!("attribute value {text:?} kept as written: {e}"));
+                text.into_owned()
+            }
+        }
+    }
+
+    fn warn(&mut self, message: String) {
+        if self.summary.warnings.len() < MAX_WARNINGS {
+            self.summary.warnings.push(message);
+        } else {
+            self.suppressed_warnings += 1;
+        }
+    }
+
+    fn finish(mut self) -> StreamSummary {
+        let d = &self.root_declared;
+        let c = &self.child_declared;
+        self.summary.declared = Declared {
+            tests: d.tests.or(c.tests),
+            failures: d.failures.or(c.failures),
+            errors: d.errors.or(c.errors),
+            skipped: d.skipped.or(c.skipped),
+        };
+        if self.summary.error.is_none() {
+            let s = &self.summary;
+            let checks = [
+                ("tests", s.declared.tests, s.tests()),
+                ("failures", s.declared.failures, s.count(Status::Failed)),
+                ("errors", s.declared.errors, s.count(Status::Error)),
+                ("skipped", s.declared.skipped, s.count(Status::Skipped)),
+            ];
+            for (what, declared, counted) in checks {
+                if let Some(declared) = declared.filter(|&d| d != counted as u64) {
+                    self.warn(format!(
+                        "the file declares {what}={declared} but {counted} were read; using {counted}"
+                    ));
+                }
+            }
+        }
+        if self.suppressed_warnings > 0 {
+            let n = self.suppressed_warnings;
+            self.summary
+                .warnings
+                .push(format!("… and {n} more warnings"));
+        }
+        self.summary
+    }
+}
+
+/// `status` attribute values that mean the test did not run.
+fn skipped_status(value: &[u8]) -> bool {
+    [
+        &b"notrun"[..],
+        b"not_run",
+        b"disabled",
+        b"skipped",
+        b"skip",
+        b"ignored",
+    ]
+    .iter()
+    .any(|s| value.eq_ignore_ascii_case(s))
+}
+
+/// Consumes input up to and including `pattern`. `Err(None)` when the input ends first.
+fn skip_past<R: Read>(
+    stream: &mut BinaryStream<'_, Source<R>>,
+    pattern: &[u8],
+) -> Result<(), Option<std::io::Error>> {
+    loop {
+        stream.get_mut().mark();
+        let available = stream.get_mut().peek(pattern.len()).map_err(Some)?;
+        if available.len() < pattern.len() {
+            return Err(None);
+        }
+        if let Some(i) = memchr::memmem::find(available, pattern) {
+            stream.consume(i + pattern.len());
+            return Ok(());
+        }
+        // Keep the last bytes: they may start a match that the next chunk completes.
+        let n = available.len() - (pattern.len() - 1);
+        stream.consume(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn parse(xml: &str) -> Report {
+        parse_bytes("t.xml", xml.as_bytes())
+    }
+
+    fn statuses(r: &Report) -> Vec<Status> {
+        r.cases.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn status_precedence_table() {
+        use Status::*;
+        let table: &[(&str, Status)] = &[
+            ("", Passed),
+            ("<skipped/>", Skipped),
+            ("<failure/>", Failed),
+            ("<error/>", Error),
+            ("<skipped/><failure/>", Failed),
+            ("<failure/><skipped/>", Failed),
+            ("<error/><failure/><skipped/>", Error),
+            ("<skipped/><failure/><error/>", Error),
+            (
+                "<failure>text</failure><error message='m'><![CDATA[x]]></error>",
+                Error,
+            ),
+            ("<rerunFailure/><rerunFailure/>", Passed),
+            ("<flakyFailure/><flakyError/>", Passed),
+            ("<failure/><rerunFailure/>", Failed),
+            ("<system-out><failure/></system-out>", Passed),
+            (
+                "<properties><property name='skipped' value='1'/></properties>",
+                Passed,
+            ),
+        ];
+        for (children, want) in table {
+            let r = parse(&format!(
+                "<testsuite><testcase name='x'>{children}</testcase></testsuite>"
+            ));
+            assert_eq!(statuses(&r), [*want], "{children}");
+        }
+        let attrs: &[(&str, Status)] = &[
+            ("status='run' result='completed'", Passed),
+            ("status='notrun'", Skipped),
+            ("status='NotRun'", Skipped),
+            ("status='disabled'", Skipped),
+            ("status='Ignored'", Skipped),
+            ("result='skipped'", Skipped),
+            ("result='suppressed'", Skipped),
+            ("status='run'", Passed),
+            ("status='failed'", Passed),
+        ];
+        for (attr, want) in attrs {
+            let r = parse(&format!(
+                "<testsuite><testcase name='x' {attr}/></testsuite>"
+            ));
+            assert_eq!(statuses(&r), [*want], "{attr}");
+        }
+    }
+
+    #[test]
+    fn errors_name_file_and_line_column() {
+        let table: &[(&str, &str)] = &[
+            ("", "t.xml:1:1: empty file"),
+            ("   \n  ", "t.xml:2:3: no root element"),
+            ("hello", "t.xml:1:1: not XML"),
+            (
+                "<?xml version='1.0'?>\n<suites/>",
+                "t.xml:2:1: not a JUnit report",
+            ),
+            (
+                "<testsuite>\n  <testcase name='a'>\n",
+                "t.xml:3:1: unexpected end of file",
+            ),
+            (
+                "<testsuite>\n<testcase name='a'/>\n<testcase name",
+                "t.xml:3:1: malformed XML",
+            ),
+            (
+                "<testsuite>\n  <a></b>\n</testsuite>",
+                "t.xml:2:6: malformed XML: ill-formed document",
+            ),
+            (
+                "<testsuite/>\n<testsuite/>",
+                "t.xml:2:1: content after the root element",
+            ),
+            (
+                "<testsuite/>\ntrailing",
+                "t.xml:2:1: content after the root element",
+            ),
+            (
+                "<testsuite>\n<![CDATA[ never closed",
+                "t.xml:2:1: malformed XML: CDATA section not closed",
+            ),
+            (
+                "<testsuite>\n<!-- never closed",
+                "t.xml:2:1: malformed XML: comment not closed",
+            ),
+            (
+                "<testsuite>\n<testcase name='a<b'/>",
+                "t.xml:2:18: malformed XML: `<` inside a tag",
+            ),
+            (
+                "<testsuite><testcase name=a/></testsuite>",
+                "t.xml:1:12: malformed XML",
+            ),
+            ("\u{FEFF}<x/>", "t.xml:1:1: not a JUnit report"),
+        ];
+        for (xml, want) in table {
+            let r = parse(xml);
+            let got = r.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                got.starts_with(want),
+                "{xml:?}: {got:?} does not start with {want:?}"
+            );
+            assert_eq!(r.partial(), !r.cases.is_empty());
+        }
+        // Cases before the error are kept and the report is partial.
+        let r =
+            parse("<testsuite><testcase name='a'/><testcase name='b'><failure/></testcase><oops");
+        assert_eq!(r.tests(), 2);
+        assert!(r.partial());
+        let r = parse_path(Path::new("/nonexistent/dir/report.xml"));
+        let e = r.error.unwrap().to_string();
+        assert!(
+            e.starts_with("/nonexistent/dir/report.xml:0:0: cannot open"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn suites_and_attributes() {
+        let r = parse(
+            "<testsuites name='all'><testcase name='orphan'/>\
+             <testsuite name='outer &amp; co'><testsuite name='inner'><testcase classname='C' name='a' file='f.py'/>\
+             </testsuite><testcase name='b'/></testsuite></testsuites>",
+        );
+        let got: Vec<(&str, &str)> = r
+            .cases
+            .iter()
+            .map(|c| (c.suite.as_str(), c.name.as_str()))
+            .collect();
+        assert_eq!(got, [("", "orphan"), ("inner", "a"), ("outer & co", "b")]);
+        assert_eq!(r.cases[1].classname, "C");
+        assert_eq!(r.cases[1].file.as_deref(), Some("f.py"));
+        assert_eq!(r.cases[0].file, None);
+        // Namespaced elements are matched by local name.
+        let r = parse("<j:testsuite xmlns:j='urn:x'><j:testcase name='a'><j:failure/></j:testcase></j:testsuite>");
+        assert_eq!(statuses(&r), [Status::Failed]);
+        // Values are cut at MAX_VALUE bytes.
+        let long = "n".repeat(MAX_VALUE * 3);
+        let r = parse(&format!("<testsuite><testcase name='{long}'/></testsuite>"));
+        assert_eq!(r.cases[0].name.len(), MAX_VALUE);
+    }
+
+    #[test]
+    fn entities_are_never_expanded() {
+        // External entities: the DTD is skipped; references stay literal, with a warning.
+        let xxe = "<?xml version='1.0'?>\n<!DOCTYPE t [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>\n\
+                   <testsuite name='&x;'><testcase name='a&x;b' time='&x;'>&x;</testcase></testsuite>";
+        let r = parse(xxe);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(r.cases[0].name, "a&x;b");
+        assert_eq!(r.cases[0].suite, "&x;");
+        assert_eq!(r.cases[0].time, None);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("unrecognized entity")),
+            "{:?}",
+            r.warnings
+        );
+
+        // Billion laughs with a large expansion: reading stays small and fast, names stay literal.
+        let mut dtd = String::from("<!ENTITY a0 'lollollollollollollollollollol'>");
+        for i in 1..=30 {
+            dtd.push_str(&format!(
+                "<!ENTITY a{i} '{}'>",
+                format!("&a{};", i - 1).repeat(10)
+            ));
+        }
+        let doc = format!(
+            "<!DOCTYPE l [{dtd}]><testsuite><testcase name='&a30;'>&a30;&a30;</testcase></testsuite>"
+        );
+        let r = parse(&doc);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(r.cases[0].name, "&a30;");
+
+        // Predefined and character references are decoded.
+        let r = parse(
+            "<testsuite><testcase name='&lt;&amp;&gt;&quot;&apos;&#65;&#x263A;'/></testsuite>",
+        );
+        assert_eq!(r.cases[0].name, "<&>\"'A☺");
+    }
+
+    /// A reader that yields `n` bytes at a time, to cross every buffer boundary.
+    struct Chunks<'a>(&'a [u8], usize);
+    impl Read for Chunks<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(out.len()).min(self.1);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn text_cdata_and_comments_are_skipped_unbuffered() {
+        // 40 MiB of output in each kind of body: well over MAX_EVENT, so buffering would fail.
+        let big = "x".repeat(40 << 20);
+        let doc = format!(
+            "<testsuite><testcase name='a'><system-out>{big}</system-out>\
+             <system-err><![CDATA[{big} ]] ]]]]></system-err><!--{big}- -- ->--></testcase>\
+             <testcase name='b'><failure>]]&gt; &amp; {big}</failure></testcase></testsuite>"
+        );
+        let r = parse_reader("big.xml", Chunks(doc.as_bytes(), 1 << 16));
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(statuses(&r), [Status::Passed, Status::Failed]);
+
+        // One tag larger than MAX_EVENT is refused, not buffered without end.
+        let doc = format!(
+            "<testsuite><testcase name='{}'/></testsuite>",
+            "y".repeat(2 * MAX_EVENT as usize)
+        );
+        let r = parse(&doc);
+        let e = r.error.expect("too large").to_string();
+        assert!(e.contains("longer than 16 MiB"), "{e}");
+    }
+
+    fn fixture_files() -> Vec<(String, Vec<u8>)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit");
+        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .expect("fixtures")
+            .map(|e| e.expect("entry").path())
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        assert!(out.len() >= 20);
+        out
+    }
+
+    #[test]
+    fn byte_at_a_time_reads_the_same() {
+        for (name, bytes) in fixture_files() {
+            let whole = parse_bytes(&name, &bytes);
+            for chunk in [1, 2, 3, 7, 64] {
+                let r = parse_reader(&name, Chunks(&bytes, chunk));
+                assert_eq!(r.cases, whole.cases, "{name} in chunks of {chunk}");
+                assert_eq!(r.error, whole.error, "{name} in chunks of {chunk}");
+            }
+        }
+    }
+
+    /// A deterministic stand-in for fuzzing: every truncation of every fixture and thousands of
+    /// random byte flips. Nothing may panic; a cut file is an error unless only trailing
+    /// whitespace was cut; the cases of a cut file are a prefix of the whole file's cases.
+    #[test]
+    fn truncations_and_byte_flips_never_panic() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut runs = 0;
+        for (name, bytes) in fixture_files() {
+            let whole = parse_bytes(&name, &bytes);
+            let end = if name.starts_with("utf16") {
+                bytes.len() - 2 // one UTF-16 newline at the end
+            } else {
+                let last = bytes.iter().rposition(|b| !b.is_ascii_whitespace());
+                last.map_or(0, |i| i + 1)
+            };
+            let step = (bytes.len() / 400).max(1);
+            for cut in (0..bytes.len()).step_by(step) {
+                let r = parse_bytes(&name, &bytes[..cut]);
+                runs += 1;
+                if whole.error.is_none() && cut < end {
+                    assert!(r.error.is_some(), "{name} cut at {cut}: no error");
+                }
+                assert!(r.cases.len() <= whole.cases.len(), "{name} cut at {cut}");
+                let n = r.cases.len().saturating_sub(1); // the last one may differ in cut details
+                assert_eq!(r.cases[..n], whole.cases[..n], "{name} cut at {cut}");
+                if let Some(e) = &r.error {
+                    assert!(e.line >= 1 && e.column >= 1, "{name} cut at {cut}: {e}");
+                }
+            }
+            for _ in 0..200 {
+                let mut flipped = bytes.clone();
+                for _ in 0..1 + rand() % 4 {
+                    if flipped.is_empty() {
+                        break;
+                    }
+                    let at = (rand() % flipped.len() as u64) as usize;
+                    flipped[at] = (rand() % 256) as u8;
+                }
+                let r = parse_bytes(&name, &flipped);
+                runs += 1;
+                if let Some(e) = &r.error {
+                    assert!(e.line >= 1 && e.column >= 1, "{name} flipped: {e}");
+                }
+            }
+        }
+        assert!(runs > 10_000, "{runs}");
+    }
+
+    #[test]
+    fn stream_keeps_no_cases() {
+        let mut n = 0;
+        let s = parse_stream(
+            "s.xml",
+            &b"<testsuite><testcase name='a' time='1'/><testcase name='b' time='2'><error/></testcase></testsuite>"[..],
+            |_| n += 1,
+        );
+        assert_eq!(n, 2);
+        assert_eq!(s.tests(), 2);
+        assert_eq!(s.count(Status::Error), 1);
+        assert_eq!(s.time, Duration::from_secs(3));
+        assert!(!s.partial());
     }
 }

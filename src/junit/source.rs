@@ -1,0 +1,214 @@
+//! The byte source under the XML reader: a buffered reader that knows line numbers, can peek a few
+//! bytes ahead, and refuses single events larger than a limit so memory stays bounded.
+//!
+//! Lines are counted as bytes are consumed. A position a little behind the consumed end (an error
+//! at the start of the tag just read) is resolved exactly from the last [`KEEP`] bytes, which are
+//! kept in the buffer across refills; further back, the line is exact only at the window's start.
+
+use std::io::{self, BufRead, Read};
+
+/// Buffer size.
+const CAP: usize = 256 * 1024;
+/// Bytes of already-consumed input kept in the buffer to resolve error positions.
+const KEEP: usize = 8 * 1024;
+
+/// A buffered reader with line tracking and a per-event size limit.
+pub(crate) struct Source<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    /// Next unconsumed byte.
+    start: usize,
+    /// End of valid data.
+    end: usize,
+    /// Absolute offset of `buf[0]`.
+    base: u64,
+    /// Newlines in the input before `base + start`.
+    lines: u64,
+    /// Absolute offset just after the last newline consumed.
+    line_start: u64,
+    /// Absolute offset where the current event started; see [`Source::mark`].
+    mark: u64,
+    /// Largest number of bytes one event may span.
+    limit: u64,
+    /// Set when the limit was hit, so the caller can name the cause.
+    pub(crate) over_limit: bool,
+    eof: bool,
+}
+
+impl<R: Read> Source<R> {
+    pub(crate) fn new(inner: R, limit: u64) -> Self {
+        Source {
+            inner,
+            buf: vec![0; CAP].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            base: 0,
+            lines: 0,
+            line_start: 0,
+            mark: 0,
+            limit,
+            over_limit: false,
+            eof: false,
+        }
+    }
+
+    /// Absolute offset of the next unconsumed byte.
+    pub(crate) fn position(&self) -> u64 {
+        self.base + self.start as u64
+    }
+
+    /// Starts a new event: the size limit counts from here.
+    pub(crate) fn mark(&mut self) {
+        self.mark = self.position();
+    }
+
+    /// Reads until at least `n` unconsumed bytes are buffered or the input ends.
+    /// Returns the unconsumed bytes (fewer than `n` only at the end of input).
+    pub(crate) fn peek(&mut self, n: usize) -> io::Result<&[u8]> {
+        debug_assert!(n <= CAP - KEEP);
+        while self.end - self.start < n && !self.eof {
+            self.refill()?;
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    /// Moves the kept window and the unconsumed bytes to the front, then reads once.
+    fn refill(&mut self) -> io::Result<()> {
+        let keep_from = self.start.saturating_sub(KEEP);
+        if keep_from > 0 {
+            self.buf.copy_within(keep_from..self.end, 0);
+            self.base += keep_from as u64;
+            self.start -= keep_from;
+            self.end -= keep_from;
+        }
+        if self.end == self.buf.len() {
+            // Only possible when a peek asks for more than the buffer holds; never in practice.
+            return Ok(());
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// 1-based line and column (in bytes) of an absolute offset at or before the consumed end.
+    pub(crate) fn line_col(&self, offset: u64) -> (u64, u64) {
+        let consumed = self.position();
+        let offset = offset.min(consumed);
+        if offset < self.base {
+            // Out of the kept window: the best we know is the window's start.
+            let before = count_newlines(&self.buf[..self.start]);
+            return (self.lines - before + 1, 1);
+        }
+        let at = (offset - self.base) as usize;
+        let after = count_newlines(&self.buf[at..self.start]);
+        let line = self.lines - after + 1;
+        let column = if after == 0 {
+            offset - self.line_start + 1
+        } else {
+            match memchr::memrchr(b'\n', &self.buf[..at]) {
+                Some(i) => (at - i) as u64,
+                None => at as u64 + 1,
+            }
+        };
+        (line, column)
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    // A plain counting loop; the compiler vectorises it.
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Source<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.position() - self.mark > self.limit {
+            self.over_limit = true;
+            return Err(io::Error::other(format!(
+                "a single element or declaration is longer than {} MiB",
+                self.limit >> 20
+            )));
+        }
+        if self.start == self.end && !self.eof {
+            self.refill()?;
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        let amt = amt.min(self.end - self.start);
+        let chunk = &self.buf[self.start..self.start + amt];
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            self.lines += count_newlines(chunk);
+            self.line_start = self.position() + i as u64 + 1;
+        }
+        self.start += amt;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_tracks_consumed_bytes_and_looks_back() {
+        let text = b"ab\ncd\nef";
+        let mut s = Source::new(&text[..], 1 << 20);
+        let n = s.fill_buf().unwrap().len();
+        s.consume(n);
+        assert_eq!(s.line_col(0), (1, 1));
+        assert_eq!(s.line_col(4), (2, 2));
+        assert_eq!(s.line_col(7), (3, 2));
+        assert_eq!(s.line_col(8), (3, 3));
+    }
+
+    #[test]
+    fn event_limit_is_an_error() {
+        let text = vec![b'x'; 100];
+        let mut s = Source::new(&text[..], 10);
+        s.mark();
+        let n = s.fill_buf().unwrap().len();
+        s.consume(n);
+        assert!(s.fill_buf().is_err());
+        assert!(s.over_limit);
+    }
+
+    #[test]
+    fn peek_across_small_reads() {
+        // A reader that hands out one byte at a time.
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() || out.is_empty() {
+                    return Ok(0);
+                }
+                out[0] = self.0[0];
+                self.0 = &self.0[1..];
+                Ok(1)
+            }
+        }
+        let mut s = Source::new(OneByte(b"<![CDATA[x]]>"), 1 << 20);
+        assert_eq!(s.peek(9).unwrap(), b"<![CDATA[");
+        assert_eq!(s.peek(100).unwrap(), b"<![CDATA[x]]>");
+    }
+}
