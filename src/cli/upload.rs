@@ -1,9 +1,296 @@
-//! `ci-test-metrics upload` (placeholder).
+//! `ci-test-metrics upload`: one build's result files, then its `context.json`, to a store.
 
-/// placeholder
+use crate::context::{Context, Overrides};
+use crate::store::Store;
+use crate::upload::{self, UploadError};
+use std::path::PathBuf;
+
+/// Upload this build's JUnit result files, then its context.json, to S3 or a directory.
+///
+/// Each file matching PATTERN (globs, relative to --working-dir) goes to
+/// `{job}/{branch}/{build}/{file name}` in the store; then `context.json` (who, what, where, and
+/// a manifest with each file's size, SHA-256 and test count) is written last, marking the build
+/// complete. Only PutObject is used: a role allowed `s3:PutObject` on `arn:aws:s3:::BUCKET/*` is
+/// enough.
+///
+/// Inside Jenkins every value comes from the build's variables (JOB_NAME, BRANCH_NAME,
+/// BUILD_NUMBER, BUILD_URL, GIT_COMMIT, CHANGE_AUTHOR, CHANGE_BRANCH, CHANGE_TARGET, CHANGE_ID,
+/// NODE_NAME); each flag below overrides its variable. For a multibranch job
+/// `mxnet-validation/unix-cpu/PR-16336` the job is `mxnet-validation/unix-cpu` and the branch
+/// `PR-16336`; in keys the branch is encoded as Jenkins does (`feature/foo` → `feature%2Ffoo`).
+///
+/// Names are checked, never rewritten: a job, branch or file name with `..`, a leading `/`, a
+/// backslash, a control character, or over 255 bytes is refused, and nothing may be written
+/// under `_ci-test-metrics/`.
+///
+/// Exit codes: 0 uploaded (or --soft-fail), 1 bad flags or names, 2 a file could not be read,
+/// 3 no file matched, 4 the store refused or failed.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_long_help = EXAMPLES)]
+pub struct Args {
+    /// Glob patterns of result files, e.g. 'build/*.xml' or '**/nosetests*.xml'.
+    #[arg(value_name = "PATTERN", required = true)]
+    pub patterns: Vec<String>,
 
-pub async fn run(_args: Args) -> crate::Result<u8> {
-    Err(crate::Error::Usage("upload is not implemented yet".into()))
+    /// Where to upload: s3://BUCKET[/PREFIX], file://DIR or a directory.
+    /// [default: s3://$MXNET_CI_UNITTEST_ARTIFACT_BUCKET, else $CI_TEST_METRICS_STORE]
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// Directory the patterns are relative to.
+    #[arg(long, short = 'C', value_name = "DIR", default_value = ".")]
+    pub working_dir: PathBuf,
+
+    /// Job name, Jenkins folders separated by `/` [default: $JOB_NAME, minus its last segment
+    /// when $BRANCH_NAME is set].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub job: Option<String>,
+    /// Raw branch name, e.g. PR-16336 or feature/foo [default: $BRANCH_NAME].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub branch: Option<String>,
+    /// Build number [default: $BUILD_NUMBER].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub build: Option<String>,
+    /// Commit built [default: $GIT_COMMIT].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub commit: Option<String>,
+    /// Author of the change [default: $CHANGE_AUTHOR].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub user: Option<String>,
+    /// When the build ran, RFC 3339 (stored in UTC) [default: now].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub timestamp: Option<String>,
+    /// Link to the build [default: $BUILD_URL].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub build_url: Option<String>,
+    /// Agent the build ran on [default: $NODE_NAME].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub node: Option<String>,
+    /// The pull request's source branch [default: $CHANGE_BRANCH, else the branch].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub source_branch: Option<String>,
+    /// The pull request's target branch [default: $CHANGE_TARGET].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub target_branch: Option<String>,
+    /// Pull request number [default: $CHANGE_ID].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub pr: Option<String>,
+
+    /// When no file matches, still write context.json (an empty manifest) and exit 0.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Never fail the build: on any error print a warning and exit 0.
+    #[arg(long)]
+    pub soft_fail: bool,
+    /// Files uploaded at the same time.
+    #[arg(long, value_name = "N", default_value_t = upload::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Show what would be uploaded, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output: a short text summary, or JSON with every key and the whole context.json.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  # In a Jenkins pipeline step (bucket from the global property MXNET_CI_UNITTEST_ARTIFACT_BUCKET):
+  sh 'ci-test-metrics upload --soft-fail nosetests_*.xml'
+  bat 'ci-test-metrics.exe upload --soft-fail nosetests_*.xml'
+
+  # By hand, outside Jenkins, to a local directory:
+  ci-test-metrics upload --store ./ci-results --job mxnet-validation/unix-cpu \\
+      --branch feature/foo --build 42 --commit $(git rev-parse HEAD) 'build/**/*.xml'
+  # → ./ci-results/mxnet-validation/unix-cpu/feature%2Ffoo/42/{*.xml, context.json}
+
+  # See what would be uploaded, as JSON:
+  ci-test-metrics upload --dry-run --format json --store s3://my-bucket '*.xml'
+
+Against a local S3 server, set AWS_ENDPOINT_URL (path-style addressing is then used).";
+
+pub async fn run(args: Args) -> crate::Result<u8> {
+    let soft_fail = args.soft_fail;
+    match run_inner(args).await {
+        Ok(code) => Ok(code),
+        Err(e) if soft_fail => {
+            eprintln!(
+                "warning: upload failed; exiting 0 because of --soft-fail: {}",
+                chain(&e)
+            );
+            Ok(crate::error::exit::OK)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// The store URL: the flag, else `s3://$MXNET_CI_UNITTEST_ARTIFACT_BUCKET`, else
+/// `$CI_TEST_METRICS_STORE`.
+pub fn store_url(
+    flag: Option<&str>,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<String, crate::Error> {
+    let var = |name: &str| var(name).filter(|v| !v.is_empty());
+    if let Some(url) = flag.filter(|v| !v.is_empty()) {
+        return Ok(url.to_string());
+    }
+    if let Some(bucket) = var("MXNET_CI_UNITTEST_ARTIFACT_BUCKET") {
+        return Ok(if bucket.starts_with("s3://") {
+            bucket
+        } else {
+            format!("s3://{bucket}")
+        });
+    }
+    var("CI_TEST_METRICS_STORE").ok_or_else(|| {
+        crate::Error::Usage(
+            "no store: pass --store s3://BUCKET or --store DIR, or set \
+             MXNET_CI_UNITTEST_ARTIFACT_BUCKET or CI_TEST_METRICS_STORE"
+                .into(),
+        )
+    })
+}
+
+async fn run_inner(args: Args) -> crate::Result<u8> {
+    let url = store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
+    let flags = Overrides {
+        job: args.job,
+        branch: args.branch,
+        build: args.build,
+        build_url: args.build_url,
+        commit: args.commit,
+        user: args.user,
+        source_branch: args.source_branch,
+        target_branch: args.target_branch,
+        pr: args.pr,
+        timestamp: args.timestamp,
+        node: args.node,
+    };
+    let context = Context::from_env(
+        |n| std::env::var(n).ok(),
+        &flags,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(UploadError::from)?;
+    let sources = upload::find_files(&args.working_dir, &args.patterns)?;
+    if sources.is_empty() && !args.allow_empty {
+        return Err(UploadError::NoFiles {
+            patterns: args.patterns,
+            dir: args.working_dir,
+        }
+        .into());
+    }
+    let store = Store::open(&url).await.map_err(|e| match e {
+        crate::store::StoreError::InvalidUrl { .. } => crate::Error::Usage(e.to_string()),
+        e => e.into(),
+    })?;
+    let outcome = upload::upload(
+        &store,
+        context,
+        sources,
+        usize::from(args.concurrency),
+        args.dry_run,
+    )
+    .await?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome)
+                .map_err(|e| crate::Error::Usage(e.to_string()))?
+        ),
+        Format::Text => print_text(&outcome),
+    }
+    Ok(crate::error::exit::OK)
+}
+
+fn print_text(outcome: &upload::Outcome) {
+    let files = &outcome.context.files;
+    let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    let verb = if outcome.dry_run {
+        "would upload"
+    } else {
+        "uploaded"
+    };
+    println!(
+        "{verb} {} file(s), {bytes} bytes, then {} to {}{}",
+        files.len(),
+        crate::layout::CONTEXT_FILE,
+        outcome.store,
+        outcome.build_prefix
+    );
+    for f in files {
+        let parsed = match (&f.tests, &f.error) {
+            (Some(n), _) => format!("{n} tests"),
+            (None, Some(e)) => format!("not JUnit: {e}"),
+            (None, None) => String::new(),
+        };
+        println!("  {}  {} bytes  {parsed}", f.name, f.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_store() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let both = &[
+            ("MXNET_CI_UNITTEST_ARTIFACT_BUCKET", "ci-bucket"),
+            ("CI_TEST_METRICS_STORE", "/tmp/s"),
+        ];
+        assert_eq!(store_url(Some("./d"), env(both)).unwrap(), "./d");
+        assert_eq!(store_url(None, env(both)).unwrap(), "s3://ci-bucket");
+        assert_eq!(
+            store_url(
+                None,
+                env(&[("MXNET_CI_UNITTEST_ARTIFACT_BUCKET", "s3://b/p")])
+            )
+            .unwrap(),
+            "s3://b/p"
+        );
+        assert_eq!(
+            store_url(
+                None,
+                env(&[
+                    ("MXNET_CI_UNITTEST_ARTIFACT_BUCKET", ""),
+                    ("CI_TEST_METRICS_STORE", "/tmp/s")
+                ])
+            )
+            .unwrap(),
+            "/tmp/s"
+        );
+        let err = store_url(None, env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("--store") && err.contains("MXNET_CI_UNITTEST_ARTIFACT_BUCKET"),
+            "{err}"
+        );
+    }
 }

@@ -1,8 +1,25 @@
-//! A local directory as a store, confined to its root (placeholder until the store lands).
+//! A local directory as a store, confined to its root.
+//!
+//! - Every key passes [`super::check_key`], and the joined path must consist of plain names only
+//!   (no root, drive prefix, `.` or `..`), so a key cannot point outside the root.
+//! - Directories are created one by one below the root; an existing symbolic link on the way is
+//!   refused, so a link planted inside the root cannot redirect a write outside it.
+//! - Writes are atomic: the body goes to a temporary file (`.ctm-tmp-*`) in the target's
+//!   directory, which is then renamed over the target. A reader sees the old file or the whole
+//!   new one, never half a file. Listings skip temporary files.
+//! - Listings walk the directory without following links and return keys relative to the root,
+//!   with `/` separators, sorted.
+//!
+//! The file-system work is blocking and runs on Tokio's blocking pool.
 
-use super::{ObjectInfo, StoreError};
+use super::{check_key, ObjectInfo, StoreError};
 use bytes::Bytes;
-use std::path::PathBuf;
+use std::io::{ErrorKind, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Temporary files start with this; keys whose last segment does too are refused.
+const TEMP_PREFIX: &str = ".ctm-tmp-";
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -10,24 +27,339 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
+    /// A store rooted at `path`. The directory is created on the first write.
     pub fn open(path: &str) -> Result<LocalStore, StoreError> {
+        if path.is_empty() {
+            return Err(StoreError::InvalidUrl {
+                url: path.into(),
+                reason: "the directory is empty".into(),
+            });
+        }
         Ok(LocalStore {
             root: PathBuf::from(path),
         })
     }
-    pub async fn put(&self, key: &str, _body: Bytes) -> Result<(), StoreError> {
-        Err(StoreError::Other {
-            key: key.into(),
-            message: "not implemented".into(),
-        })
+
+    pub async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        let root = self.root.clone();
+        let key = key.to_string();
+        blocking(move || put(&root, &key, &body)).await
     }
+
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        Err(StoreError::NotFound { key: key.into() })
+        let root = self.root.clone();
+        let key = key.to_string();
+        blocking(move || {
+            let path = resolve(&root, &key)?;
+            refuse_links(&root, &path, &key, false)?;
+            std::fs::read(&path)
+                .map(Bytes::from)
+                .map_err(|e| io_error(&key, e))
+        })
+        .await
     }
-    pub async fn list(&self, _prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-        Ok(vec![])
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        blocking(move || list(&root, &prefix)).await
     }
+
     pub fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(StoreError::Other {
+            key: String::new(),
+            message: format!("file-system task failed: {e}"),
+        })
+    })
+}
+
+fn io_error(key: &str, e: std::io::Error) -> StoreError {
+    match e.kind() {
+        ErrorKind::NotFound => StoreError::NotFound { key: key.into() },
+        ErrorKind::PermissionDenied => StoreError::AccessDenied {
+            key: key.into(),
+            message: e.to_string(),
+        },
+        _ => StoreError::Other {
+            key: key.into(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// The path of a checked key; every component below the root must be a plain name.
+fn resolve(root: &Path, key: &str) -> Result<PathBuf, StoreError> {
+    check_key(key)?;
+    let relative = Path::new(key);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    let last = key.rsplit('/').next().unwrap_or(key);
+    if !plain || last.starts_with(TEMP_PREFIX) {
+        return Err(StoreError::InvalidKey {
+            key: key.into(),
+            reason: "not a plain relative path in this store".into(),
+        });
+    }
+    Ok(root.join(relative))
+}
+
+/// Fails when a directory between the root and `path` is a symbolic link; with `create`, makes
+/// the missing ones.
+fn refuse_links(root: &Path, path: &Path, key: &str, create: bool) -> Result<(), StoreError> {
+    if create {
+        std::fs::create_dir_all(root).map_err(|e| io_error(key, e))?;
+    }
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    let Ok(below) = parent.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut dir = root.to_path_buf();
+    for part in below.components() {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+                return Err(StoreError::InvalidKey {
+                    key: key.into(),
+                    reason: format!("{} is not a plain directory", dir.display()),
+                })
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && create => {
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        // Another writer made it meanwhile; check it on the next pass.
+                        let m = std::fs::symlink_metadata(&dir).map_err(|e| io_error(key, e))?;
+                        if !m.is_dir() {
+                            return Err(StoreError::InvalidKey {
+                                key: key.into(),
+                                reason: format!("{} is not a plain directory", dir.display()),
+                            });
+                        }
+                    }
+                    Err(e) => return Err(io_error(key, e)),
+                }
+            }
+            Err(e) => return Err(io_error(key, e)),
+        }
+    }
+    Ok(())
+}
+
+fn put(root: &Path, key: &str, body: &[u8]) -> Result<(), StoreError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let path = resolve(root, key)?;
+    refuse_links(root, &path, key, true)?;
+    let dir = path.parent().unwrap_or(root);
+    let temp = dir.join(format!(
+        "{TEMP_PREFIX}{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        file.write_all(body)?;
+        file.sync_all()?;
+        // rename replaces a link at the target rather than following it.
+        std::fs::rename(&temp, &path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io_error(key, e));
+    }
+    Ok(())
+}
+
+fn list(root: &Path, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    // Walk only the deepest directory the prefix names in full; filter the rest by string.
+    let dir_key = prefix.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
+    let start = if dir_key.is_empty() {
+        root.to_path_buf()
+    } else {
+        let dir = resolve(root, dir_key)?;
+        if refuse_links(root, &dir.join("x"), dir_key, false).is_err() {
+            return Ok(vec![]);
+        }
+        dir
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![(start, dir_key.to_string())];
+    while let Some((dir, key_dir)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(&key_dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&key_dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                tracing::warn!("{}: skipped, the name is not UTF-8", entry.path().display());
+                continue;
+            };
+            let key = if key_dir.is_empty() {
+                name.clone()
+            } else {
+                format!("{key_dir}/{name}")
+            };
+            let meta = entry.metadata().map_err(|e| io_error(&key, e))?;
+            let kind = entry.file_type().map_err(|e| io_error(&key, e))?;
+            if kind.is_dir() {
+                if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
+                    stack.push((entry.path(), key));
+                }
+            } else if kind.is_file() && !name.starts_with(TEMP_PREFIX) && key.starts_with(prefix) {
+                out.push(ObjectInfo {
+                    key,
+                    size: meta.len(),
+                    last_modified: meta.modified().ok().map(time::OffsetDateTime::from),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, LocalStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let store = LocalStore::open(root.to_str().unwrap()).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn put_get_list() {
+        let (_dir, s) = store();
+        assert!(
+            s.list("").await.unwrap().is_empty(),
+            "missing root lists empty"
+        );
+        for key in [
+            "j/b/2/r.xml",
+            "j/b/1/context.json",
+            "j/b/10/r.xml",
+            "k/x",
+            "_ci-test-metrics/l",
+        ] {
+            s.put(key, Bytes::from(key.to_string())).await.unwrap();
+        }
+        s.put("k/x", Bytes::from_static(b"new")).await.unwrap();
+        assert_eq!(s.get("k/x").await.unwrap(), Bytes::from_static(b"new"));
+        assert!(matches!(
+            s.get("k/y").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let keys = |v: Vec<ObjectInfo>| v.into_iter().map(|o| o.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(s.list("").await.unwrap()),
+            [
+                "_ci-test-metrics/l",
+                "j/b/1/context.json",
+                "j/b/10/r.xml",
+                "j/b/2/r.xml",
+                "k/x"
+            ]
+        );
+        assert_eq!(
+            keys(s.list("j/b/1").await.unwrap()),
+            ["j/b/1/context.json", "j/b/10/r.xml"]
+        );
+        assert_eq!(
+            keys(s.list("j/b/1/").await.unwrap()),
+            ["j/b/1/context.json"]
+        );
+        assert_eq!(keys(s.list("j/").await.unwrap()).len(), 3);
+        assert!(s.list("nothing/here/").await.unwrap().is_empty());
+        let info = &s.list("k/").await.unwrap()[0];
+        assert_eq!(info.size, 3);
+        assert!(info.last_modified.is_some());
+    }
+
+    #[tokio::test]
+    async fn never_writes_outside_root() {
+        let (dir, s) = store();
+        let bad = [
+            "../x",
+            "../../x",
+            "a/../../x",
+            "/abs",
+            "/etc/passwd",
+            "a\\..\\..\\x",
+            "..",
+            "a//b",
+            "a/./b",
+            "a\u{0}b",
+            "a/\nb",
+            "",
+            "a/.ctm-tmp-1-1",
+        ];
+        for key in bad {
+            let err = s.put(key, Bytes::from_static(b"x")).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::InvalidKey { .. }),
+                "{key:?}: {err}"
+            );
+            assert!(s.get(key).await.is_err(), "{key:?}");
+        }
+        // Nothing landed beside the root.
+        let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(beside.len(), 0, "{beside:?}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn refuses_symlinked_directories() {
+        let (dir, s) = store();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        s.put("keep", Bytes::from_static(b"x")).await.unwrap();
+        std::os::unix::fs::symlink(&outside, dir.path().join("root/link")).unwrap();
+        let err = s.put("link/x", Bytes::from_static(b"x")).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidKey { .. }), "{err}");
+        assert!(s.get("link/x").await.is_err());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        let keys: Vec<_> = s
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys, ["keep"]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_are_whole() {
+        let (_dir, s) = store();
+        let bodies: Vec<Bytes> = (0..8u8).map(|i| Bytes::from(vec![i; 100_000])).collect();
+        let writes = bodies.iter().map(|b| s.put("a/b/same", b.clone()));
+        for r in futures::future::join_all(writes).await {
+            r.unwrap();
+        }
+        let got = s.get("a/b/same").await.unwrap();
+        assert!(bodies.contains(&got), "the file is one whole body");
+        assert_eq!(
+            s.list("a/").await.unwrap().len(),
+            1,
+            "no temporary files left"
+        );
     }
 }

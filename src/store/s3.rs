@@ -1,32 +1,270 @@
-//! An S3 bucket as a store, through aws-sdk-s3 (placeholder until the store lands).
+//! An S3 bucket as a store, through aws-sdk-s3.
+//!
+//! - The client comes from the shared [`crate::aws::load`] configuration, so the standard
+//!   variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, credentials, profiles)
+//!   apply. With a custom endpoint (SeaweedFS, MinIO, …) it uses path-style addressing.
+//! - Each operation is one SDK call: `put` is a single PutObject (no HeadObject, no multipart),
+//!   so the uploader needs `s3:PutObject` on `arn:aws:s3:::BUCKET/*` and nothing else.
+//! - The SDK's standard retry mode retries 5xx answers, throttling, and timeouts with
+//!   exponential backoff and jitter, up to [`MAX_ATTEMPTS`] attempts (`AWS_MAX_ATTEMPTS`
+//!   overrides); connect and per-attempt timeouts bound a stuck connection.
+//! - SDK errors become [`StoreError`] kinds: `NoSuchKey` or a bare 404 is `NotFound`, 403 is
+//!   `AccessDenied`; messages carry the SDK's whole error chain, never credentials.
 
-use super::{ObjectInfo, StoreError};
+use super::{check_key, ObjectInfo, StoreError};
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+use std::time::Duration;
+
+/// Attempts per request, the first included.
+pub const MAX_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
-    url: String,
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// Empty, or ending with `/`.
+    prefix: String,
+}
+
+/// Splits `s3://BUCKET[/PREFIX]` into the bucket and a prefix that is empty or ends with `/`.
+pub fn parse_url(url: &str) -> Result<(String, String), StoreError> {
+    let invalid = |reason: &str| StoreError::InvalidUrl {
+        url: url.into(),
+        reason: reason.into(),
+    };
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| invalid("it does not start with s3://"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(invalid("no bucket name"));
+    }
+    if !bucket
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(invalid(
+            "a bucket name has only letters, digits, `.`, `-` and `_`",
+        ));
+    }
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return Ok((bucket.into(), String::new()));
+    }
+    check_key(prefix).map_err(|e| invalid(&format!("bad prefix: {e}")))?;
+    Ok((bucket.into(), format!("{prefix}/")))
+}
+
+/// What an SDK error means to a store caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    NotFound,
+    AccessDenied,
+    Other,
+}
+
+/// Classifies an S3 answer by its HTTP status and error code.
+fn classify(status: Option<u16>, code: Option<&str>) -> Kind {
+    match (status, code) {
+        (_, Some("NoSuchKey")) => Kind::NotFound,
+        (_, Some("NoSuchBucket")) => Kind::Other,
+        (_, Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch")) => {
+            Kind::AccessDenied
+        }
+        (Some(403), _) => Kind::AccessDenied,
+        (Some(404), None | Some("NotFound")) => Kind::NotFound,
+        _ => Kind::Other,
+    }
+}
+
+fn env_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
 impl S3Store {
-    pub async fn open(path: &str) -> Result<S3Store, StoreError> {
+    pub async fn open(url: &str) -> Result<S3Store, StoreError> {
+        let (bucket, prefix) = parse_url(url)?;
+        let sdk = crate::aws::load().await;
+        // A custom endpoint rarely resolves virtual-hosted bucket names; path-style always works.
+        let custom_endpoint = sdk.endpoint_url().is_some()
+            || env_set("AWS_ENDPOINT_URL")
+            || env_set("AWS_ENDPOINT_URL_S3");
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(custom_endpoint)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(120))
+                    .operation_timeout(Duration::from_secs(600))
+                    .build(),
+            );
+        if !env_set("AWS_MAX_ATTEMPTS") {
+            conf = conf.retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(10)),
+            );
+        }
         Ok(S3Store {
-            url: String::from(path),
+            client: aws_sdk_s3::Client::from_conf(conf.build()),
+            bucket,
+            prefix,
         })
     }
-    pub async fn put(&self, key: &str, _body: Bytes) -> Result<(), StoreError> {
-        Err(StoreError::Other {
-            key: key.into(),
-            message: "not implemented".into(),
-        })
+
+    /// `s3://BUCKET/PREFIX/KEY`, for messages.
+    fn url_of(&self, key: &str) -> String {
+        format!("s3://{}/{}{}", self.bucket, self.prefix, key)
     }
+
+    fn error<E>(&self, key: &str, err: SdkError<E>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let key = self.url_of(key);
+        let message = crate::aws::describe(&err);
+        match classify(status, err.code()) {
+            Kind::NotFound => StoreError::NotFound { key },
+            Kind::AccessDenied => StoreError::AccessDenied { key, message },
+            Kind::Other => StoreError::Other { key, message },
+        }
+    }
+
+    pub async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .content_type(content_type(key))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        Ok(())
+    }
+
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        Err(StoreError::NotFound { key: key.into() })
+        check_key(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .send()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        let body = out.body.collect().await.map_err(|e| StoreError::Other {
+            key: self.url_of(key),
+            message: crate::aws::describe(&e),
+        })?;
+        Ok(body.into_bytes())
     }
-    pub async fn list(&self, _prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-        Ok(vec![])
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("{}{prefix}", self.prefix))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(prefix, e))?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                out.push(ObjectInfo {
+                    key: key.to_string(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    last_modified: object.last_modified().and_then(|t| {
+                        time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok()
+                    }),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
+
     pub fn describe(&self) -> String {
-        self.url.clone()
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// A content type that lets the S3 console show result files and context files inline.
+fn content_type(key: &str) -> &'static str {
+    let ext = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("xml") => "application/xml",
+        Some("json") => "application/json",
+        Some("txt" | "log") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let ok = [
+            ("s3://b", ("b", "")),
+            ("s3://b/", ("b", "")),
+            ("s3://my-bucket.x/p", ("my-bucket.x", "p/")),
+            ("s3://b/p/q/", ("b", "p/q/")),
+        ];
+        for (url, (bucket, prefix)) in ok {
+            assert_eq!(
+                parse_url(url).unwrap(),
+                (bucket.into(), prefix.into()),
+                "{url}"
+            );
+        }
+        for url in [
+            "s3://",
+            "s3:///p",
+            "s3://b/../x",
+            "s3://b//x",
+            "s3://b b/x",
+            "b/x",
+        ] {
+            assert!(parse_url(url).is_err(), "{url} should be rejected");
+        }
+    }
+
+    #[test]
+    fn classifies_errors() {
+        let table = [
+            (Some(404), Some("NoSuchKey"), Kind::NotFound),
+            (Some(404), None, Kind::NotFound),
+            (Some(404), Some("NotFound"), Kind::NotFound),
+            (Some(404), Some("NoSuchBucket"), Kind::Other),
+            (Some(403), Some("AccessDenied"), Kind::AccessDenied),
+            (Some(403), None, Kind::AccessDenied),
+            (Some(400), Some("InvalidAccessKeyId"), Kind::AccessDenied),
+            (Some(500), Some("InternalError"), Kind::Other),
+            (Some(503), Some("SlowDown"), Kind::Other),
+            (None, None, Kind::Other),
+        ];
+        for (status, code, want) in table {
+            assert_eq!(classify(status, code), want, "{status:?} {code:?}");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("j/b/1/r.XML"), "application/xml");
+        assert_eq!(content_type("j/b/1/context.json"), "application/json");
+        assert_eq!(content_type("j/b/1/noext"), "application/octet-stream");
     }
 }
