@@ -39,7 +39,8 @@ use std::time::Duration;
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Where builds are: s3://BUCKET[/PREFIX] or a directory.
-    #[arg(long, env = "CI_TEST_METRICS_STORE")]
+    /// [default: s3://$MXNET_CI_UNITTEST_ARTIFACT_BUCKET, else $CI_TEST_METRICS_STORE]
+    #[arg(long)]
     pub store: Option<String>,
 
     /// Where metrics go: cloudwatch, emf:PATH (CloudWatch Embedded Metric Format lines) or stdout.
@@ -110,9 +111,7 @@ pub enum Format {
 }
 
 pub async fn run(args: Args) -> crate::Result<u8> {
-    let store_url = args.store.clone().or_else(default_store).ok_or_else(|| {
-        Error::Usage("no store: pass --store s3://BUCKET[/PREFIX] or a directory, or set CI_TEST_METRICS_STORE".into())
-    })?;
+    let store_url = super::upload::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
     let rules = BranchRules::new(&args.branch_class, &args.branches).map_err(Error::Usage)?;
     let store = Store::open(&store_url).await?;
     let old_builds = args.old_builds.unwrap_or(if args.sink == "cloudwatch" {
@@ -159,13 +158,6 @@ pub async fn run(args: Args) -> crate::Result<u8> {
     } else {
         exit::PUBLISH
     })
-}
-
-fn default_store() -> Option<String> {
-    std::env::var("MXNET_CI_UNITTEST_ARTIFACT_BUCKET")
-        .ok()
-        .filter(|b| !b.is_empty())
-        .map(|b| format!("s3://{b}"))
 }
 
 /// `90m`, `2h`, `3d`, `1w`, or plain seconds.
