@@ -28,7 +28,7 @@ pub struct Body {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Widget {
-    Metric(MetricWidget),
+    Metric(Box<MetricWidget>),
     Text(TextWidget),
 }
 

@@ -27,6 +27,9 @@ pub enum DashboardError {
     /// A template could not be read, parsed or rendered.
     #[error("template {template}: {reason}")]
     Template { template: String, reason: String },
+    /// Alarm options CloudWatch would refuse.
+    #[error("alarms: {0}")]
+    Alarm(String),
     /// A dashboard name CloudWatch would refuse.
     #[error("dashboard name {0:?}: use 1-255 of A-Z, a-z, 0-9, - and _")]
     Name(String),
@@ -52,6 +55,7 @@ impl DashboardError {
         match self {
             DashboardError::Invalid { .. }
             | DashboardError::Template { .. }
+            | DashboardError::Alarm(_)
             | DashboardError::Name(_) => exit::USAGE,
             DashboardError::NoJobs(_) => exit::EMPTY,
             DashboardError::Aws { .. } | DashboardError::Refused { .. } => exit::PUBLISH,

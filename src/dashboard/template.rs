@@ -159,11 +159,17 @@ pub fn render(
     };
     let (job_widgets, job_rows) = (per_job.len(), rows(per_job));
     let mut capacity = opts.jobs_per_dashboard.max(1);
-    if job_widgets > 0 {
-        capacity = capacity.min(MAX_WIDGETS.saturating_sub(overview.len()) / job_widgets);
+    if let Some(fit) = MAX_WIDGETS
+        .saturating_sub(overview.len())
+        .checked_div(job_widgets)
+    {
+        capacity = capacity.min(fit);
     }
-    if job_rows > 0 {
-        capacity = capacity.min(MAX_METRICS.saturating_sub(rows(&overview)) / job_rows);
+    if let Some(fit) = MAX_METRICS
+        .saturating_sub(rows(&overview))
+        .checked_div(job_rows)
+    {
+        capacity = capacity.min(fit);
     }
     if capacity == 0 && !jobs.is_empty() && job_widgets > 0 {
         return Err(fail("one job's widgets do not fit in a dashboard".into()));

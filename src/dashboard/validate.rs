@@ -238,7 +238,7 @@ fn check_stat(at: &str, stat: &str, p: &mut Vec<String>) {
 }
 
 fn check_period(at: &str, period: u32, p: &mut Vec<String>) {
-    if !(matches!(period, 1 | 5 | 10 | 30) || (period > 0 && period % 60 == 0)) {
+    if !(matches!(period, 1 | 5 | 10 | 30) || (period > 0 && period.is_multiple_of(60))) {
         p.push(format!(
             "{at}: period {period} must be 1, 5, 10, 30 or a multiple of 60"
         ));
