@@ -233,3 +233,103 @@ async fn request_count_is_the_minimum_the_limits_allow() {
     let err = sink.publish(&[old]).await.unwrap_err();
     assert!(err.to_string().contains("2-week"), "{err}");
 }
+
+/// Records the size of every request body the SDK sends.
+#[derive(Debug, Clone, Default)]
+struct BodySizes(std::sync::Arc<std::sync::Mutex<Vec<u64>>>);
+
+impl aws_sdk_cloudwatch::config::Intercept for BodySizes {
+    fn name(&self) -> &'static str {
+        "BodySizes"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_cloudwatch::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_cloudwatch::config::RuntimeComponents,
+        _: &mut aws_sdk_cloudwatch::config::ConfigBag,
+    ) -> Result<(), aws_sdk_cloudwatch::error::BoxError> {
+        let len = context.request().body().content_length().unwrap_or(0);
+        self.0.lock().unwrap().push(len);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn real_request_bodies_stay_under_1_mb_and_near_it() {
+    let Some(endpoint) = common::cloudwatch_endpoint() else {
+        return;
+    };
+    let conf = sdk_config(&endpoint).await;
+    let ns = unique_namespace("sizes");
+    let at = recent();
+    // 1,000 full distributions (150 values each): the size limit decides, not the count.
+    let datums: Vec<Datum> = (0..1000)
+        .map(|i| Datum {
+            name: "TestDuration".into(),
+            unit: Unit::Seconds,
+            dimensions: vec![
+                ("Job".into(), format!("sizes/job-{}", i % 10)),
+                ("BranchClass".into(), "master".into()),
+            ],
+            timestamp: at,
+            value: Value::Distribution {
+                values: (0..150)
+                    .map(|v| 0.001 * (v + 1) as f64 + i as f64)
+                    .collect(),
+                counts: (0..150).map(|c| (c % 7 + 1) as f64).collect(),
+            },
+        })
+        .collect();
+    let sizes = BodySizes::default();
+    // Uncompressed, so the recorded length is the payload CloudWatch's 1 MB limit speaks of.
+    let client = aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(&conf)
+            .retry_config(aws_sdk_cloudwatch::config::retry::RetryConfig::disabled())
+            .disable_request_compression(true)
+            .interceptor(sizes.clone())
+            .build(),
+    );
+    let mut sink = CloudWatchSink::from_client(client, &ns);
+    let expected = ci_test_metrics::metrics::cloudwatch::batches(&datums).len();
+    let report = sink.publish(&datums).await.expect("publish");
+    let sizes = sizes.0.lock().unwrap().clone();
+    assert_eq!(report.requests, expected);
+    assert_eq!(sizes.len(), expected, "{sizes:?}");
+    let total: u64 = sizes.iter().sum();
+    for (i, s) in sizes.iter().enumerate() {
+        assert!(*s > 0 && *s <= 1_000_000, "request {i}: {s} bytes");
+        // All but the last request are well filled: the estimate is not wasteful.
+        if i + 1 < sizes.len() {
+            assert!(*s >= 650_000, "request {i}: only {s} bytes");
+        }
+    }
+    // Never more than one request above the theoretical minimum for this payload.
+    assert!(
+        sizes.len() as u64 <= total.div_ceil(1_000_000) + 1,
+        "{sizes:?}"
+    );
+    eprintln!(
+        "1,000 distributions: {} requests, bodies {sizes:?}",
+        sizes.len()
+    );
+
+    // Everything arrived: 10 jobs × 100 datums × 600 samples.
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let stats = cw
+        .get_metric_statistics()
+        .namespace(&ns)
+        .metric_name("TestDuration")
+        .set_dimensions(Some(dims("sizes/job-3", "master")))
+        .start_time(DateTime::from_secs(at.unix_timestamp() - 10))
+        .end_time(DateTime::from_secs(at.unix_timestamp() + 50))
+        .period(60)
+        .statistics(Statistic::SampleCount)
+        .send()
+        .await
+        .expect("GetMetricStatistics");
+    let per_datum: f64 = (0..150).map(|c| (c % 7 + 1) as f64).sum();
+    assert_eq!(
+        stats.datapoints()[0].sample_count(),
+        Some(100.0 * per_datum)
+    );
+}
