@@ -326,3 +326,73 @@ fn exit_codes() {
     assert!(stdout(&o).is_empty());
     assert!(String::from_utf8_lossy(&o.stderr).contains("undefined id \"m1\""));
 }
+
+/// The rendered default template is reviewed as a fixture: a template change shows up as a diff.
+#[test]
+fn default_template_matches_its_fixtures() {
+    let fixtures = common::repo().join("tests/fixtures/dashboard");
+    for (file, args) in [
+        (
+            "default-master-two-jobs.json",
+            vec![
+                "--jobs",
+                "mxnet/unix-cpu,mxnet/unix-gpu",
+                "--branch-class",
+                "master",
+            ],
+        ),
+        (
+            "default-all-one-job.json",
+            vec!["--jobs", "mxnet/unix-cpu", "--branch-class", "all"],
+        ),
+    ] {
+        let mut full = vec!["dashboard", "render", "--region", "us-west-2"];
+        full.extend(args);
+        let got = ok(run(&full, None));
+        let want = std::fs::read_to_string(fixtures.join(file)).unwrap();
+        assert_eq!(
+            got, want,
+            "{file} differs; re-render it if the change is intended"
+        );
+        validate_json(&want).expect("fixture is valid");
+    }
+}
+
+/// The IAM example grants exactly the CloudWatch calls the dashboard and alarms code makes.
+#[test]
+fn iam_policy_matches_the_calls() {
+    let source = std::fs::read_to_string(common::repo().join("src/dashboard/deploy.rs")).unwrap();
+    let calls: std::collections::BTreeSet<String> = [
+        ("list_metrics", "ListMetrics"),
+        ("get_dashboard", "GetDashboard"),
+        ("put_dashboard", "PutDashboard"),
+        ("describe_alarms", "DescribeAlarms"),
+        ("put_metric_alarm", "PutMetricAlarm"),
+        ("delete_dashboards", "DeleteDashboards"),
+        ("delete_alarms", "DeleteAlarms"),
+        ("list_dashboards", "ListDashboards"),
+    ]
+    .iter()
+    .filter(|(method, _)| source.contains(&format!(".{method}()")))
+    .map(|(_, action)| format!("cloudwatch:{action}"))
+    .collect();
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("examples/iam/dashboard-policy.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut granted = std::collections::BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        assert_eq!(statement["Effect"], "Allow");
+        match &statement["Action"] {
+            serde_json::Value::String(a) => {
+                granted.insert(a.clone());
+            }
+            serde_json::Value::Array(list) => {
+                granted.extend(list.iter().map(|a| a.as_str().unwrap().to_string()))
+            }
+            other => panic!("Action {other}"),
+        }
+    }
+    assert_eq!(granted, calls);
+}
