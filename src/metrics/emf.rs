@@ -10,8 +10,8 @@
 //!   "TestDuration":{"Values":[0.25,1.0],"Counts":[3,1],"Min":0.25,"Max":1.0,"Count":4,"Sum":1.75}}
 //! ```
 //!
-//! Distributions use EMF's Values/Counts object (with Min, Max, Count and Sum) and at most
-//! [`MAX_VALUES_PER_METRIC`] values each; a longer one continues on the next line. A metric name
+//! Distributions use EMF's histogram object, Values/Counts with Min, Max, Count and Sum (the
+//! form AWS's own EMF libraries write), and at most [`MAX_VALUES_PER_METRIC`] values each; a longer one continues on the next line. A metric name
 //! appears once per line, so repeated names also start a new line. Datums are validated like
 //! every sink's ([`super::validate`]): invalid ones are an error and nothing is written; ones
 //! outside CloudWatch's timestamp window are written (the file is the record) with a warning.

@@ -333,3 +333,26 @@ async fn real_request_bodies_stay_under_1_mb_and_near_it() {
         Some(100.0 * per_datum)
     );
 }
+
+/// A connection that never carries the request is retried with backoff, then reported; no
+/// server is needed (a closed local port), so this runs everywhere.
+#[tokio::test]
+async fn refused_connections_are_retried_then_reported() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // The listener is dropped here: the port is closed.
+    let conf = sdk_config(&format!("http://127.0.0.1:{port}")).await;
+    let mut sink = Sink::CloudWatch(CloudWatchSink::from_conf(&conf, "CTM-Test/refused"));
+    let datum = Datum {
+        name: "Builds".into(),
+        unit: Unit::Count,
+        dimensions: vec![("Job".into(), "j".into())],
+        timestamp: recent(),
+        value: Value::Scalar(1.0),
+    };
+    let err = sink.publish(&[datum]).await.unwrap_err().to_string();
+    assert!(err.contains("after 6 attempt(s)"), "{err}");
+    assert!(err.contains("0 of 1 datums were sent before"), "{err}");
+}
