@@ -317,19 +317,28 @@ async fn alarms_deploy(a: &AlarmsDeployArgs) -> Result<u8, DashboardError> {
         datapoints_to_alarm: a.datapoints_to_alarm,
     };
     let specs = alarm_specs(&jobs, &opts).map_err(DashboardError::Alarm)?;
-    let actions = deploy_alarms(&client, &specs, a.dry_run).await?;
+    let actions: Vec<String> = match deploy_alarms(&client, &specs, a.dry_run).await {
+        Ok(done) => done
+            .iter()
+            .map(|(_, action)| action.describe(a.dry_run).to_string())
+            .collect(),
+        // A dry run still shows the alarms when CloudWatch cannot be read (no account yet).
+        Err(e) if a.dry_run => {
+            tracing::warn!("cannot read the current alarms, so each one is shown as new: {e}");
+            vec!["would create (current alarms unknown)".to_string(); specs.len()]
+        }
+        Err(e) => return Err(e),
+    };
     if a.dry_run {
         let out: Vec<serde_json::Value> = specs
             .iter()
             .zip(&actions)
-            .map(
-                |(s, (_, action))| serde_json::json!({"action": action.describe(true), "alarm": s}),
-            )
+            .map(|(s, action)| serde_json::json!({"action": action, "alarm": s}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        for (name, action) in &actions {
-            println!("{name}: {}", action.describe(false));
+        for (spec, action) in specs.iter().zip(&actions) {
+            println!("{}: {action}", spec.name);
         }
     }
     Ok(exit::OK)

@@ -108,7 +108,7 @@ pub enum Verdict {
 }
 
 /// Checks one datum against CloudWatch's rules, relative to `now`: name, at most 30 dimensions
-/// with non-empty names and values, finite values within ±2^360, a distribution's values and
+/// with distinct, non-empty names and non-empty values, finite values within ±2^360, a distribution's values and
 /// counts of the same non-zero length (≤ 150) with non-negative counts, and the timestamp window
 /// (≤ 2 weeks past, ≤ 2 h future). Structural problems win over the timestamp.
 pub fn validate(datum: &Datum, now: OffsetDateTime) -> Verdict {
@@ -133,6 +133,11 @@ pub fn validate(datum: &Datum, now: OffsetDateTime) -> Verdict {
         }
         if name.starts_with(':') {
             return invalid(format!("dimension name {name:?} must not start with ':'"));
+        }
+    }
+    for (i, (name, _)) in datum.dimensions.iter().enumerate() {
+        if datum.dimensions[..i].iter().any(|(n, _)| n == name) {
+            return invalid(format!("dimension {name:?} appears twice"));
         }
     }
     let finite = |v: f64| v.is_finite() && v.abs() <= MAX_MAGNITUDE;
@@ -266,6 +271,8 @@ mod tests {
         thirty.dimensions = (0..30).map(|i| (format!("D{i}"), "v".into())).collect();
         let mut empty_dim = ok.clone();
         empty_dim.dimensions = vec![("Job".into(), String::new())];
+        let mut twice = ok.clone();
+        twice.dimensions.push(("Job".into(), "other".into()));
         let at = |ts: OffsetDateTime| Datum {
             timestamp: ts,
             ..ok.clone()
@@ -282,6 +289,7 @@ mod tests {
             ("30 dims", thirty, "ok"),
             ("31 dims", many_dims, "invalid"),
             ("empty dim value", empty_dim, "invalid"),
+            ("repeated dim", twice, "invalid"),
             ("13 days old", at(NOW - Duration::days(13)), "ok"),
             ("15 days old", at(NOW - Duration::days(15)), "old"),
             ("1 h ahead", at(NOW + Duration::hours(1)), "ok"),

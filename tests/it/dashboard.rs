@@ -279,6 +279,7 @@ fn hundreds_of_jobs_split_into_valid_dashboards() {
 #[test]
 fn exit_codes() {
     let code = |args: &[&str]| run(args, None).status.code();
+    let code_at = |args: &[&str], endpoint: &str| run(args, Some(endpoint)).status.code();
     assert_eq!(code(&["dashboard", "render"]), Some(3), "no jobs");
     assert_eq!(
         code(&[
@@ -300,6 +301,37 @@ fn exit_codes() {
         Some(0)
     );
     assert_eq!(code(&["dashboard", "templates"]), Some(0));
+    // An alarms dry run shows the alarms even when CloudWatch cannot be reached.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed = format!("http://127.0.0.1:{closed}");
+    let o = run(
+        &["alarms", "deploy", "--jobs", "a", "--dry-run"],
+        Some(&closed),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown.as_array().map(Vec::len), Some(2));
+    // Without --dry-run the same failure is a publish error.
+    assert_eq!(
+        code_at(&["alarms", "deploy", "--jobs", "a"], &closed),
+        Some(4)
+    );
+    assert_eq!(
+        code_at(
+            &["alarms", "deploy", "--jobs", "a", "--branch-class", "all"],
+            &closed
+        ),
+        Some(1)
+    );
     // A template file with a mistake is refused before anything is printed.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.json");
