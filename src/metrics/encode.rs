@@ -27,7 +27,7 @@
 use super::{Datum, Unit, Value, MAX_VALUES};
 use crate::junit::Status;
 use crate::summary::{BuildSummary, CaseSummary};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What to add beyond the per-job metrics.
 #[derive(Debug, Clone, Default)]
@@ -46,8 +46,13 @@ pub fn round_duration(secs: f64) -> f64 {
     if secs <= 0.0 || !secs.is_finite() {
         return 0.0;
     }
-    // Decimal exponent of the quantum: 3 significant digits, at least 10^-3.
-    let exp = (secs.log10().floor() as i32 - 2).max(-3);
+    // Decimal exponent of the quantum: 3 significant digits, at least 10^-3. Below 1 s that is
+    // always 1 ms; above, one more digit per decade (comparisons, not log10: exact and cheap).
+    let (mut exp, mut decade) = (-3, 1.0);
+    while secs >= decade && exp < 300 {
+        exp += 1;
+        decade *= 10.0;
+    }
     if exp < 0 {
         let scale = 10f64.powi(-exp);
         (secs * scale).round() / scale
@@ -110,7 +115,7 @@ fn encode_cases<'a>(
     let (mut tests, mut failures, mut errors, mut skipped) = (0u64, 0u64, 0u64, 0u64);
     let (mut total, mut slowest) = (0.0f64, None::<f64>);
     // Rounded durations are non-negative, so their bit patterns sort like the numbers.
-    let mut histogram: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut histogram: HashMap<u64, u64> = HashMap::new();
     for case in cases {
         tests += 1;
         match case.status {
@@ -132,7 +137,9 @@ fn encode_cases<'a>(
         timestamp: ts,
         value,
     };
-    let pairs: Vec<(f64, f64)> = histogram
+    let mut pairs: Vec<(u64, u64)> = histogram.into_iter().collect();
+    pairs.sort_unstable();
+    let pairs: Vec<(f64, f64)> = pairs
         .into_iter()
         .map(|(bits, n)| (f64::from_bits(bits), n as f64))
         .collect();
@@ -296,6 +303,12 @@ mod tests {
             (123.45, 123.0),
             (1234.5, 1230.0),
             (99.96, 100.0),
+            (0.9996, 1.0),
+            (1.0, 1.0),
+            (9.999, 10.0),
+            (10.0, 10.0),
+            (1e6 + 4000.0, 1.0e6),
+            (1.2345e12, 1.23e12),
         ] {
             assert_eq!(round_duration(input), want, "{input}");
         }
