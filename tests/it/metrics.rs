@@ -133,6 +133,7 @@ async fn publish_and_read_back_counts_sums_and_p90() {
     let p90 = p.extended_statistics().unwrap()["p90"];
     // The 900th of 1000 values is 9.00 s; servers interpolate or approximate within 1 %.
     assert!((p90 - 9.0).abs() <= 0.09, "p90 {p90}");
+    eprintln!("read back: SampleCount 1000, Sum {sum}, p90 {p90}");
 
     // Counts through GetMetricData.
     let query = |id: &str, metric: &str| {
