@@ -1,6 +1,30 @@
-//! CloudWatch Embedded Metric Format lines to a file or stdout (placeholder).
+//! The EMF sink: CloudWatch Embedded Metric Format JSON lines, appended to a file or written to
+//! stdout. CloudWatch Logs (and the CloudWatch agent) turn such lines into metrics.
+//!
+//! One line per timestamp and dimension set, with at most [`MAX_METRICS_PER_LINE`] metrics:
+//!
+//! ```json
+//! {"_aws":{"Timestamp":1795860000000,"CloudWatchMetrics":[{"Namespace":"CI/Tests",
+//!   "Dimensions":[["Job","BranchClass"]],"Metrics":[{"Name":"Tests","Unit":"Count"},
+//!   {"Name":"TestDuration","Unit":"Seconds"}]}]},"Job":"a/b","BranchClass":"pr","Tests":12,
+//!   "TestDuration":{"Values":[0.25,1.0],"Counts":[3,1],"Min":0.25,"Max":1.0,"Count":4,"Sum":1.75}}
+//! ```
+//!
+//! Distributions use EMF's histogram object, Values/Counts with Min, Max, Count and Sum (the
+//! form AWS's own EMF libraries write), and at most [`MAX_VALUES_PER_METRIC`] values each; a longer one continues on the next line. A metric name
+//! appears once per line, so repeated names also start a new line. Datums are validated like
+//! every sink's ([`super::validate`]): invalid ones are an error and nothing is written; ones
+//! outside CloudWatch's timestamp window are written (the file is the record) with a warning.
 
-use super::{Datum, MetricsError, PublishReport};
+use super::{validate, Datum, MetricsError, PublishReport, Value, Verdict};
+use serde_json::{json, Map};
+use std::io::Write;
+use time::OffsetDateTime;
+
+/// Metrics per EMF line (the format's limit).
+pub const MAX_METRICS_PER_LINE: usize = 100;
+/// Values per EMF metric (the format's limit for value arrays).
+pub const MAX_VALUES_PER_METRIC: usize = 100;
 
 #[derive(Debug)]
 pub struct EmfSink {
@@ -15,17 +39,340 @@ impl EmfSink {
             path: None,
         }
     }
+
+    /// Appends to `path`, creating it; fails early when it cannot be opened.
     pub fn file(namespace: &str, path: &str) -> Result<EmfSink, MetricsError> {
+        open_append(path)?;
         Ok(EmfSink {
             namespace: namespace.into(),
             path: Some(path.into()),
         })
     }
+
+    /// Validates, encodes and writes all datums in one write (and fsync for files).
     pub fn publish(&mut self, datums: &[Datum]) -> Result<PublishReport, MetricsError> {
-        let _ = (&self.namespace, &self.path);
+        let now = OffsetDateTime::now_utc();
+        let mut outside = 0;
+        for d in datums {
+            match validate(d, now) {
+                Verdict::Ok => {}
+                Verdict::Invalid(reason) => {
+                    return Err(MetricsError::InvalidDatum {
+                        name: d.name.clone(),
+                        reason,
+                    })
+                }
+                _ => outside += 1,
+            }
+        }
+        if outside > 0 {
+            tracing::warn!(
+                "{outside} of {} datums lie outside CloudWatch's timestamp window (2 weeks back, \
+                 2 h ahead); written anyway, but CloudWatch Logs will not turn them into metrics",
+                datums.len()
+            );
+        }
+        let lines = encode_lines(&self.namespace, datums);
+        let mut text = String::new();
+        for line in &lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        let written = match &self.path {
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes()).and_then(|_| out.flush())
+            }
+            Some(path) => {
+                let mut f = open_append(path)?;
+                f.write_all(text.as_bytes()).and_then(|_| f.sync_data())
+            }
+        };
+        written.map_err(|e| self.error(e.to_string()))?;
         Ok(PublishReport {
             datums: datums.len(),
-            requests: 0,
+            requests: lines.len(),
         })
+    }
+
+    /// Whether the file holds a `Builds` metric for (job, branch class) at exactly `timestamp`'s
+    /// millisecond. Stdout cannot answer.
+    pub fn contains_build(
+        &self,
+        job: &str,
+        branch_class: &str,
+        timestamp: OffsetDateTime,
+    ) -> Result<bool, MetricsError> {
+        let Some(path) = &self.path else {
+            return Err(self.error("stdout cannot be read back".into()));
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.error(e.to_string())),
+        };
+        let ms = millis(timestamp);
+        Ok(text.lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| {
+                v["_aws"]["Timestamp"].as_i64() == Some(ms)
+                    && v["Job"] == job
+                    && v["BranchClass"] == branch_class
+                    && v.get("Builds").is_some_and(|b| b.is_number())
+            })
+        }))
+    }
+
+    fn error(&self, message: String) -> MetricsError {
+        MetricsError::Publish {
+            sink: self
+                .path
+                .as_deref()
+                .map_or("stdout".into(), |p| format!("emf:{p}")),
+            message,
+        }
+    }
+}
+
+fn open_append(path: &str) -> Result<std::fs::File, MetricsError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| MetricsError::InvalidSink {
+            spec: format!("emf:{path}"),
+            reason: e.to_string(),
+        })
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// One line being filled: its timestamp and dimensions, and the metrics so far.
+struct Line<'a> {
+    millis: i64,
+    dimensions: &'a [(String, String)],
+    metrics: Vec<(&'a str, &'static str, serde_json::Value)>,
+}
+
+/// Encodes datums as EMF JSON lines (pure). Consecutive datums with the same timestamp and
+/// dimensions share lines.
+pub fn encode_lines(namespace: &str, datums: &[Datum]) -> Vec<String> {
+    let mut lines: Vec<Line> = Vec::new();
+    for d in datums {
+        for value in emf_values(&d.value) {
+            let ms = millis(d.timestamp);
+            let fits = lines.last().is_some_and(|l| {
+                l.millis == ms
+                    && l.dimensions == d.dimensions.as_slice()
+                    && l.metrics.len() < MAX_METRICS_PER_LINE
+                    && l.metrics.iter().all(|m| m.0 != d.name)
+            });
+            if !fits {
+                lines.push(Line {
+                    millis: ms,
+                    dimensions: &d.dimensions,
+                    metrics: Vec::new(),
+                });
+            }
+            if let Some(line) = lines.last_mut() {
+                line.metrics.push((&d.name, d.unit.as_str(), value));
+            }
+        }
+    }
+    lines.iter().map(|l| render(namespace, l)).collect()
+}
+
+/// A datum's value in EMF form; distributions may need several.
+fn emf_values(value: &Value) -> Vec<serde_json::Value> {
+    match value {
+        Value::Scalar(v) => vec![json!(v)],
+        Value::Distribution { values, counts } => values
+            .chunks(MAX_VALUES_PER_METRIC)
+            .zip(counts.chunks(MAX_VALUES_PER_METRIC))
+            .map(|(v, c)| {
+                let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = v.iter().zip(c).map(|(v, c)| v * c).sum();
+                let count: f64 = c.iter().sum();
+                json!({"Values": v, "Counts": c, "Min": min, "Max": max, "Count": count, "Sum": sum})
+            })
+            .collect(),
+    }
+}
+
+fn render(namespace: &str, line: &Line) -> String {
+    let dimension_names: Vec<&str> = line.dimensions.iter().map(|(n, _)| n.as_str()).collect();
+    let definitions: Vec<serde_json::Value> = line
+        .metrics
+        .iter()
+        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut root = Map::new();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": line.millis,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [dimension_names],
+                "Metrics": definitions,
+            }]
+        }),
+    );
+    for (name, value) in line.dimensions {
+        root.insert(name.clone(), json!(value));
+    }
+    for (name, _, value) in &line.metrics {
+        root.insert(name.to_string(), value.clone());
+    }
+    serde_json::Value::Object(root).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Unit;
+    use serde_json::Value as J;
+    use time::macros::datetime;
+
+    fn datum(name: &str, job: &str, value: Value) -> Datum {
+        Datum {
+            name: name.into(),
+            unit: if name == "Tests" {
+                Unit::Count
+            } else {
+                Unit::Seconds
+            },
+            dimensions: vec![
+                ("Job".into(), job.into()),
+                ("BranchClass".into(), "pr".into()),
+            ],
+            timestamp: datetime!(2026-11-28 10:00:00.123 UTC),
+            value,
+        }
+    }
+
+    fn parse(lines: &[String]) -> Vec<J> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("valid JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn lines_parse_back_with_values() {
+        let datums = vec![
+            datum("Tests", "a/b", Value::Scalar(12.0)),
+            datum(
+                "TestDuration",
+                "a/b",
+                Value::Distribution {
+                    values: vec![0.25, 1.0],
+                    counts: vec![3.0, 1.0],
+                },
+            ),
+            datum("Tests", "c", Value::Scalar(2.0)),
+        ];
+        let lines = parse(&encode_lines("CI/Tests", &datums));
+        assert_eq!(lines.len(), 2);
+        let first = &lines[0];
+        assert_eq!(first["_aws"]["Timestamp"], 1_795_860_000_123i64);
+        let directive = &first["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "CI/Tests");
+        assert_eq!(directive["Dimensions"], json!([["Job", "BranchClass"]]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "Tests", "Unit": "Count"}, {"Name": "TestDuration", "Unit": "Seconds"}])
+        );
+        assert_eq!(first["Job"], "a/b");
+        assert_eq!(first["BranchClass"], "pr");
+        assert_eq!(first["Tests"], 12.0);
+        assert_eq!(
+            first["TestDuration"],
+            json!({"Values": [0.25, 1.0], "Counts": [3.0, 1.0], "Min": 0.25, "Max": 1.0, "Count": 4.0, "Sum": 1.75})
+        );
+        assert_eq!(lines[1]["Job"], "c");
+        assert_eq!(lines[1]["Tests"], 2.0);
+    }
+
+    #[test]
+    fn splits_long_distributions_repeated_names_and_100_metrics() {
+        let big = Value::Distribution {
+            values: (0..150).map(|i| i as f64).collect(),
+            counts: vec![2.0; 150],
+        };
+        let mut datums = vec![
+            datum("TestDuration", "a", big.clone()),
+            datum("TestDuration", "a", big),
+        ];
+        datums.extend((0..150).map(|i| datum(&format!("M{i}"), "a", Value::Scalar(i as f64))));
+        let lines = parse(&encode_lines("NS", &datums));
+        // 150 values → 100 + 50 on two lines (a name once a line), twice; then 150 scalars
+        // join the last line (which holds one metric) and spill: 99 + 51.
+        let per_line: Vec<usize> = lines
+            .iter()
+            .map(|l| {
+                l["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        assert_eq!(per_line, vec![1, 1, 1, 100, 51]);
+        let samples: f64 = lines
+            .iter()
+            .filter_map(|l| l["TestDuration"]["Count"].as_f64())
+            .sum();
+        assert_eq!(samples, 600.0);
+        let values: usize = lines
+            .iter()
+            .filter_map(|l| l["TestDuration"]["Values"].as_array().map(|v| v.len()))
+            .sum();
+        assert_eq!(values, 300);
+        assert!(lines.iter().all(|l| l["TestDuration"]["Values"]
+            .as_array()
+            .is_none_or(|v| v.len() <= MAX_VALUES_PER_METRIC)));
+    }
+
+    #[test]
+    fn file_sink_appends_and_finds_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.emf");
+        let path = path.to_str().unwrap();
+        let mut sink = EmfSink::file("NS", path).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let at = |name: &str, v: f64| Datum {
+            timestamp: now,
+            ..datum(name, "a/b", Value::Scalar(v))
+        };
+        assert!(!sink.contains_build("a/b", "pr", now).unwrap());
+        let r = sink
+            .publish(&[at("Builds", 1.0), at("Tests", 3.0)])
+            .unwrap();
+        assert_eq!(
+            r,
+            PublishReport {
+                datums: 2,
+                requests: 1
+            }
+        );
+        sink.publish(&[at("Tests", 4.0)]).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(sink.contains_build("a/b", "pr", now).unwrap());
+        assert!(!sink.contains_build("a/b", "master", now).unwrap());
+        assert!(!sink
+            .contains_build("a/b", "pr", now + time::Duration::seconds(1))
+            .unwrap());
+        // Invalid datums write nothing.
+        let err = sink
+            .publish(&[at("Tests", 1.0), at("Bad", f64::NAN)])
+            .unwrap_err();
+        assert!(matches!(err, MetricsError::InvalidDatum { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(path).unwrap(), text);
+        assert!(EmfSink::stdout("NS")
+            .contains_build("a", "pr", now)
+            .is_err());
     }
 }
