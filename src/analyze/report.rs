@@ -7,8 +7,9 @@
 //!   the segments either side;
 //! - it persists: at least `persistence` of the values after it are above the midpoint of the two
 //!   medians, and as many before it below (a spike or a flaky test fails this);
-//! - it is sharp: the medians of the few builds either side differ by at least half the segment
-//!   difference (a slow drift fails this, and is reported as a drift instead);
+//! - it is sharp: near the change, a step on top of a linear trend fits the log durations
+//!   significantly better than the trend alone (a slow drift fails this, and is reported as a
+//!   drift instead);
 //! - the test is not flaky: it fails or errors in at least `flaky_failure_rate` of its runs, or at
 //!   least `flaky_outliers` of its durations lie outside half to twice their segment's median.
 
@@ -16,6 +17,7 @@ use super::changepoint::{self, median, Change};
 use super::series::{JobSeries, TestId, TestSeries};
 use crate::context::Context;
 use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
 /// The schema version of the JSON report (see `docs/analyze.md`).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -460,10 +462,7 @@ fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
         let (before, after) = (&x[seg.range(s, x.len())], &x[seg.range(s + 1, x.len())]);
         let (mb, ma) = (seg.medians[s], seg.medians[s + 1]);
         let delta = ma - mb;
-        if !is_slowdown(mb, ma, o)
-            || !persists(before, after, o)
-            || !is_sharp(before, after, delta, o)
-        {
+        if !is_slowdown(mb, ma, o) || !persists(before, after, o) || !is_sharp(before, after) {
             continue;
         }
         chart.changes.push((at[c.index], mb, ma));
@@ -521,12 +520,62 @@ fn persists(before: &[f64], after: &[f64], o: &Options) -> bool {
     share(before, &|v| v < mid) >= o.persistence && share(after, &|v| v > mid) >= o.persistence
 }
 
-/// The few builds either side of the change differ by at least half the segments' difference.
-fn is_sharp(before: &[f64], after: &[f64], delta: f64, o: &Options) -> bool {
-    let w = 2 * o.min_segment;
-    let local_before = median(&before[before.len().saturating_sub(w)..]);
-    let local_after = median(&after[..after.len().min(w)]);
-    local_after - local_before >= delta / 2.0
+/// Builds either side of a change that the sharpness test looks at.
+const SHARP_WINDOW: usize = 30;
+
+/// The change is a step, not part of a slow drift: within [`SHARP_WINDOW`] builds either side,
+/// a step added to a linear trend explains the log durations significantly better (F-test,
+/// p < 0.01) than the trend alone, and the step is upwards. Each side's log values are clipped
+/// to its median ± 0.5 first, so a spike does not hide a step.
+fn is_sharp(before: &[f64], after: &[f64]) -> bool {
+    let b = &before[before.len().saturating_sub(SHARP_WINDOW)..];
+    let a = &after[..after.len().min(SHARP_WINDOW)];
+    let clipped = |side: &[f64]| {
+        let m = median(side).max(1e-9).ln();
+        side.iter()
+            .map(move |v| v.max(1e-9).ln().clamp(m - 0.5, m + 0.5))
+            .collect::<Vec<_>>()
+    };
+    let y: Vec<f64> = clipped(b).into_iter().chain(clipped(a)).collect();
+    let step: Vec<f64> = (0..y.len())
+        .map(|i| f64::from(u8::from(i >= b.len())))
+        .collect();
+    let n = y.len();
+    if n < 6 {
+        return true;
+    }
+    let (ry, rs) = (detrend(&y), detrend(&step));
+    let cross: f64 = ry.iter().zip(&rs).map(|(a, b)| a * b).sum();
+    let rs2: f64 = rs.iter().map(|v| v * v).sum();
+    let trend_sse: f64 = ry.iter().map(|v| v * v).sum();
+    if rs2 <= 0.0 || cross <= 0.0 {
+        return false;
+    }
+    let reduction = cross * cross / rs2;
+    let step_sse = (trend_sse - reduction).max(0.0);
+    if step_sse <= 1e-12 * trend_sse.max(1e-300) {
+        return true;
+    }
+    let f = reduction / (step_sse / (n - 3) as f64);
+    FisherSnedecor::new(1.0, (n - 3) as f64).map_or(true, |d| d.sf(f) < 0.01)
+}
+
+/// Residuals of `v` after a least-squares line over its index.
+fn detrend(v: &[f64]) -> Vec<f64> {
+    let n = v.len() as f64;
+    let mean_t = (n - 1.0) / 2.0;
+    let mean_v = v.iter().sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (i, y) in v.iter().enumerate() {
+        let dt = i as f64 - mean_t;
+        sxy += dt * (y - mean_v);
+        sxx += dt * dt;
+    }
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    v.iter()
+        .enumerate()
+        .map(|(i, y)| y - mean_v - slope * (i as f64 - mean_t))
+        .collect()
 }
 
 fn job_overview(
