@@ -645,3 +645,224 @@ fn job_overview(
     };
     (report, chart)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::series;
+    use crate::analyze::synth::Rng;
+    use crate::junit::Status;
+    use crate::summary::{BuildSummary, CaseSummary, FileSummary};
+
+    /// What a test does in build `b` of `N`: its duration and status, or `None` when absent.
+    type Behaviour = fn(usize, &mut Rng) -> Option<(f64, Status)>;
+    const N: usize = 80;
+
+    fn noisy(base: f64, rng: &mut Rng) -> f64 {
+        base * (0.1 * rng.normal()).exp()
+    }
+
+    const TESTS: &[(&str, Behaviour)] = &[
+        ("steady", |_, r| Some((noisy(2.0, r), Status::Passed))),
+        ("small_step", |b, r| {
+            Some((noisy(if b >= 50 { 3.0 } else { 2.0 }, r), Status::Passed))
+        }),
+        ("big_step", |b, r| {
+            Some((noisy(if b >= 30 { 9.0 } else { 3.0 }, r), Status::Passed))
+        }),
+        ("spike", |b, r| {
+            Some((noisy(if b == 40 { 60.0 } else { 2.0 }, r), Status::Passed))
+        }),
+        ("tiny_step", |b, r| {
+            Some((
+                noisy(if b >= 40 { 0.004 } else { 0.002 }, r),
+                Status::Passed,
+            ))
+        }),
+        ("flaky", |b, r| {
+            let slow = b % 4 == 0 && b > 35;
+            let status = if b % 9 == 0 {
+                Status::Failed
+            } else {
+                Status::Passed
+            };
+            Some((noisy(if slow { 12.0 } else { 2.0 }, r), status))
+        }),
+        ("new_slow", |b, r| {
+            (b >= 60).then(|| (noisy(5.0, r), Status::Passed))
+        }),
+        ("removed", |b, r| {
+            (b < 70).then(|| (noisy(1.0, r), Status::Passed))
+        }),
+    ];
+
+    fn history() -> Vec<BuildSummary> {
+        let mut rng = Rng::new(42);
+        let start = time::macros::datetime!(2026-03-01 00:00 UTC);
+        (0..N)
+            .map(|b| {
+                let cases = TESTS
+                    .iter()
+                    .filter_map(|(name, f)| {
+                        f(b, &mut rng).map(|(time, status)| CaseSummary {
+                            suite: "suite".into(),
+                            classname: "pkg.Class".into(),
+                            name: name.to_string(),
+                            time: Some(time),
+                            status,
+                        })
+                    })
+                    .collect();
+                BuildSummary {
+                    schema_version: 1,
+                    context: crate::context::Context {
+                        schema_version: 1,
+                        job: "job".into(),
+                        branch: "master".into(),
+                        build: 500 + b as u64,
+                        build_url: Some(format!("https://ci.invalid/job/{b}/")),
+                        commit: Some(format!("c{b:04}")),
+                        user: Some(format!("user{b}")),
+                        source_branch: None,
+                        target_branch: None,
+                        pr: Some(9000 + b as u64),
+                        timestamp: start + time::Duration::hours(b as i64),
+                        node: None,
+                        files: vec![],
+                    },
+                    branch_class: "master".into(),
+                    published: true,
+                    files: vec![FileSummary {
+                        name: "r.xml".into(),
+                        error: None,
+                        partial: false,
+                        cases,
+                    }],
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn regressions_are_steps_and_new_tests_ranked_by_seconds_added() {
+        let report = analyze(&series::build(&history()), &Options::default());
+        let got: Vec<(&str, Kind, u64)> = report
+            .regressions
+            .iter()
+            .map(|r| (r.test.name.as_str(), r.kind, r.first_build.build))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("big_step", Kind::Shift, 530),
+                ("new_slow", Kind::NewTest, 560),
+                ("small_step", Kind::Shift, 550),
+            ]
+        );
+        assert_eq!(
+            report
+                .regressions
+                .iter()
+                .map(|r| r.rank)
+                .collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        let big = &report.regressions[0];
+        assert_eq!(big.first_build.commit.as_deref(), Some("c0030"));
+        assert_eq!(big.first_build.author.as_deref(), Some("user30"));
+        assert_eq!(big.first_build.pr, Some(9030));
+        assert!((big.median_before.unwrap() - 3.0).abs() < 0.3, "{big:?}");
+        assert!((big.seconds_added - 6.0).abs() < 0.6, "{big:?}");
+        assert!(big.p_value.unwrap() < 1e-6 && big.ongoing);
+    }
+
+    #[test]
+    fn decoys_are_listed_as_what_they_are() {
+        let report = analyze(&series::build(&history()), &Options::default());
+        let names = |v: Vec<&TestId>| v.into_iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        let cases: [(&str, Vec<String>, Vec<&str>); 3] = [
+            (
+                "flaky",
+                names(report.flaky_tests.iter().map(|t| &t.test).collect()),
+                vec!["flaky"],
+            ),
+            (
+                "new",
+                names(report.new_tests.iter().map(|t| &t.test).collect()),
+                vec!["new_slow"],
+            ),
+            (
+                "removed",
+                names(report.removed_tests.iter().map(|t| &t.test).collect()),
+                vec!["removed"],
+            ),
+        ];
+        for (what, got, want) in cases {
+            assert_eq!(got, want, "{what}");
+        }
+        assert_eq!(report.removed_tests[0].first_build_without.build, 570);
+        assert!(report.drifts.is_empty(), "{:?}", report.drifts);
+        let job = &report.jobs[0];
+        assert_eq!((job.builds, job.regressions), (N, 3));
+        assert!(
+            job.total_time_changes
+                .iter()
+                .any(|c| c.first_build.build == 530 && c.seconds_added > 0.0),
+            "{:?}",
+            job.total_time_changes
+        );
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let report = analyze(&series::build(&history()), &Options::default());
+        let v: serde_json::Value =
+            serde_json::from_str(&crate::analyze::render::json(&report)).unwrap();
+        assert_eq!(v["schema_version"], 1);
+        for key in [
+            "generated_at",
+            "options",
+            "jobs",
+            "regressions",
+            "new_tests",
+            "removed_tests",
+            "flaky_tests",
+            "drifts",
+        ] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        let r = &v["regressions"][0];
+        for key in [
+            "rank",
+            "job",
+            "kind",
+            "test",
+            "median_before",
+            "median_after",
+            "seconds_added",
+            "relative_change",
+            "p_value",
+            "builds_before",
+            "builds_after",
+            "ongoing",
+            "first_build",
+        ] {
+            assert!(r.get(key).is_some(), "regression.{key}");
+        }
+        assert_eq!(r["kind"], "shift");
+        assert_eq!(r["test"]["classname"], "pkg.Class");
+        for key in [
+            "build",
+            "branch",
+            "timestamp",
+            "commit",
+            "pr",
+            "author",
+            "build_url",
+        ] {
+            assert!(r["first_build"].get(key).is_some(), "first_build.{key}");
+        }
+        assert_eq!(r["first_build"]["timestamp"], "2026-03-02T06:00:00Z");
+        assert!(v["jobs"][0]["total_time_changes"].is_array());
+    }
+}

@@ -49,7 +49,7 @@ pub fn html(report: &Report) -> String {
         for r in report.regressions.iter().take(TOP) {
             let _ = writeln!(
                 out,
-                "<tr><td class=\"n\"><a href=\"#r{}\">{}</a></td><td class=\"n\"><b>+{}</b></td><td>{} → {} ({}, p={})</td><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"n\"><a href=\"#r{}\">{}</a></td><td class=\"n\"><b>+{}</b></td><td>{} → {} ({}, p={})</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 r.rank,
                 r.rank,
                 secs(r.seconds_added),
@@ -60,7 +60,7 @@ pub fn html(report: &Report) -> String {
                 esc(&r.job),
                 esc(&r.test.to_string()),
                 build_link(&r.first_build),
-                esc(r.first_build.commit.as_deref().unwrap_or("–")),
+                short_commit(&r.first_build),
                 r.first_build.pr.map_or_else(|| "–".into(), |p| format!("#{p}")),
                 esc(r.first_build.author.as_deref().unwrap_or("–")),
             );
@@ -215,6 +215,18 @@ pub fn html(report: &Report) -> String {
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// The first 10 characters of the commit, with the whole hash as a tooltip.
+fn short_commit(b: &BuildRef) -> String {
+    match &b.commit {
+        Some(c) => format!(
+            "<code title=\"{}\">{}</code>",
+            esc(c),
+            esc(&c.chars().take(10).collect::<String>())
+        ),
+        None => "–".into(),
+    }
 }
 
 fn build_link(b: &BuildRef) -> String {
