@@ -237,8 +237,34 @@ pub struct Chart {
     pub builds: Vec<u64>,
     /// NaN where there is no value.
     pub values: Vec<f64>,
-    /// (build index of the first build after the change, median before, median after).
-    pub changes: Vec<(usize, f64, f64)>,
+    pub changes: Vec<ChartChange>,
+}
+
+/// A change point on a chart, in build indexes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChartChange {
+    /// First build of the segment before.
+    pub from: usize,
+    /// First build after the change.
+    pub at: usize,
+    /// Last build of the segment after.
+    pub to: usize,
+    pub before: f64,
+    pub after: f64,
+}
+
+impl ChartChange {
+    /// The change at `c` between segments `s` and `s + 1` of known values at build indexes `at`.
+    fn new(seg: &Segments, s: usize, at: &[usize]) -> ChartChange {
+        let after = seg.range(s + 1, at.len());
+        ChartChange {
+            from: at[seg.starts[s]],
+            at: at[after.start],
+            to: at[after.end - 1],
+            before: seg.medians[s],
+            after: seg.medians[s + 1],
+        }
+    }
 }
 
 /// Everything found in one test.
@@ -406,7 +432,13 @@ fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
                 let chart = Chart {
                     builds: job.builds.iter().map(|b| b.build).collect(),
                     values: t.values.clone(),
-                    changes: vec![(t.first_seen, 0.0, head)],
+                    changes: vec![ChartChange {
+                        from: 0,
+                        at: t.first_seen,
+                        to: t.last_seen,
+                        before: 0.0,
+                        after: head,
+                    }],
                 };
                 out.regressions.push((
                     Regression {
@@ -465,7 +497,7 @@ fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
         if !is_slowdown(mb, ma, o) || !persists(before, after, o) || !is_sharp(before, after) {
             continue;
         }
-        chart.changes.push((at[c.index], mb, ma));
+        chart.changes.push(ChartChange::new(&seg, s, &at));
         found.push(Regression {
             rank: 0,
             job: job.job.clone(),
@@ -609,7 +641,7 @@ fn job_overview(
         .map(|(s, c)| {
             let (mb, ma) = (seg.medians[s], seg.medians[s + 1]);
             let b = at[c.index];
-            chart.changes.push((b, mb, ma));
+            chart.changes.push(ChartChange::new(&seg, s, &at));
             TotalChange {
                 median_before: mb,
                 median_after: ma,

@@ -6,7 +6,7 @@
 //! before and after drawn as horizontal segments on either side of it.
 
 use super::{change, p_value, secs, TOP};
-use crate::analyze::report::{BuildRef, Chart, Report};
+use crate::analyze::report::{BuildRef, Chart, ChartChange, Report};
 use std::fmt::Write;
 
 const W: f64 = 860.0;
@@ -333,13 +333,15 @@ pub fn svg(chart: &Chart, title: &str) -> String {
             );
         }
     }
-    // Change points: the medians either side, from the previous change to the next.
-    for (k, &(at, before, after)) in chart.changes.iter().enumerate() {
-        let from = if k == 0 { 0 } else { chart.changes[k - 1].0 };
-        let to = chart
-            .changes
-            .get(k + 1)
-            .map_or(n.saturating_sub(1), |c| c.0);
+    // Change points: the medians either side, over the segments they are the medians of.
+    for &ChartChange {
+        from,
+        at,
+        to,
+        before,
+        after,
+    } in &chart.changes
+    {
         let _ = write!(
             s,
             "<line class=\"before\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/><line class=\"after\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/><line class=\"chg\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{TOP_PAD}\" y2=\"{:.1}\"/><text x=\"{:.1}\" y=\"{:.1}\">build {} · {} → {}</text>",
@@ -383,7 +385,13 @@ mod tests {
         let chart = Chart {
             builds: vec![10, 11, 12, 13],
             values: vec![1.0, f64::NAN, 2.0, 2.0],
-            changes: vec![(2, 1.0, 2.0)],
+            changes: vec![ChartChange {
+                from: 0,
+                at: 2,
+                to: 3,
+                before: 1.0,
+                after: 2.0,
+            }],
         };
         let s = svg(&chart, "a <b>");
         assert!(s.contains("<title>a &lt;b&gt;</title>"));
