@@ -8,7 +8,7 @@
 use super::{AnalyzeError, Selection};
 use crate::context::Context;
 use crate::layout::{self, BuildId, CONTEXT_FILE, RESERVED_PREFIX};
-use crate::store::Store;
+use crate::store::{ObjectInfo, Store, StoreError};
 use crate::summary::{self, BuildSummary, FileSummary, SUMMARIES_PREFIX};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeSet;
@@ -29,13 +29,8 @@ pub struct Loaded {
 /// Loads the selected builds' summaries, falling back to raw XML where a summary is missing.
 pub async fn load(store: &Store, selection: &Selection) -> Result<Loaded, AnalyzeError> {
     let mut loaded = Loaded::default();
-    let keys: Vec<(BuildId, String)> = store
-        .list(SUMMARIES_PREFIX)
-        .await?
-        .into_iter()
-        .filter_map(|o| summary::parse_key(&o.key).map(|id| (id, o.key)))
-        .filter(|(id, _)| selection.job_selected(&id.job))
-        .collect();
+    let listed = list(store, SUMMARIES_PREFIX).await?;
+    let keys = summary_keys(listed.iter().map(|o| o.key.as_str()), selection);
     let have: BTreeSet<BuildId> = keys.iter().map(|(id, _)| id.clone()).collect();
     let results: Vec<Result<BuildSummary, String>> = stream::iter(keys)
         .map(|(_, key)| async move {
@@ -58,7 +53,8 @@ pub async fn load(store: &Store, selection: &Selection) -> Result<Loaded, Analyz
         }
     }
 
-    let missing = builds_without_summary(store, selection, &have).await?;
+    let raw = list(store, &raw_prefix(selection)).await?;
+    let missing = builds_without_summary(raw.iter().map(|o| o.key.as_str()), selection, &have);
     let fallback: Vec<Result<(BuildSummary, Vec<String>), AnalyzeError>> = stream::iter(missing)
         .map(|id| from_raw(store, id))
         .buffer_unordered(CONCURRENCY)
@@ -78,28 +74,49 @@ pub async fn load(store: &Store, selection: &Selection) -> Result<Loaded, Analyz
     Ok(loaded)
 }
 
-/// Complete builds (with a `context.json`) of selected jobs that have no summary.
-async fn builds_without_summary(
-    store: &Store,
+/// Lists a prefix; a prefix that does not exist (a fresh directory) lists nothing.
+async fn list(store: &Store, prefix: &str) -> Result<Vec<ObjectInfo>, AnalyzeError> {
+    match store.list(prefix).await {
+        Ok(objects) => Ok(objects),
+        Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The summary keys among `keys` that belong to selected jobs, with their builds.
+pub fn summary_keys<'a>(
+    keys: impl IntoIterator<Item = &'a str>,
+    selection: &Selection,
+) -> Vec<(BuildId, String)> {
+    keys.into_iter()
+        .filter_map(|k| summary::parse_key(k).map(|id| (id, k.to_string())))
+        .filter(|(id, _)| selection.job_selected(&id.job))
+        .collect()
+}
+
+/// The builds among `keys` that are complete (have a `context.json`), belong to selected jobs
+/// and are not in `have` — the ones to read from raw XML.
+pub fn builds_without_summary<'a>(
+    keys: impl IntoIterator<Item = &'a str>,
     selection: &Selection,
     have: &BTreeSet<BuildId>,
-) -> Result<Vec<BuildId>, AnalyzeError> {
-    // A literal job name narrows the listing to that job's keys.
-    let prefix = match &selection.job {
-        Some(p) if !p.as_str().contains(['*', '?', '[']) => format!("{}/", p.as_str()),
-        _ => String::new(),
-    };
-    Ok(store
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .filter(|o| !o.key.starts_with(RESERVED_PREFIX))
-        .filter_map(|o| match layout::parse_key(&o.key) {
+) -> Vec<BuildId> {
+    keys.into_iter()
+        .filter(|k| !k.starts_with(RESERVED_PREFIX))
+        .filter_map(|k| match layout::parse_key(k) {
             Ok((id, CONTEXT_FILE)) => Some(id),
             _ => None,
         })
         .filter(|id| selection.job_selected(&id.job) && !have.contains(id))
-        .collect())
+        .collect()
+}
+
+/// The prefix to list for raw builds: a literal job name narrows it to that job's keys.
+fn raw_prefix(selection: &Selection) -> String {
+    match &selection.job {
+        Some(p) if !p.as_str().contains(['*', '?', '[']) => format!("{}/", p.as_str()),
+        _ => String::new(),
+    }
 }
 
 /// A summary made from a build's `context.json` and raw result files, and its warnings.
@@ -162,4 +179,49 @@ pub fn ensure_some(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_summaries_and_builds_that_need_raw_xml() {
+        let keys = [
+            "_ci-test-metrics/summaries/a/job/master/1.json.gz",
+            "_ci-test-metrics/summaries/b/master/7.json.gz",
+            "_ci-test-metrics/ledger.json",
+            "a/job/master/1/context.json",
+            "a/job/master/1/results.xml",
+            "a/job/master/2/results.xml",
+            "a/job/master/3/context.json",
+            "b/master/7/context.json",
+            "b/master/8/context.json",
+        ];
+        let selection = Selection {
+            job: Some(glob::Pattern::new("a/*").unwrap()),
+            ..Selection::default()
+        };
+        let summaries = summary_keys(keys, &selection);
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(
+            (summaries[0].0.job.as_str(), summaries[0].0.build),
+            ("a/job", 1)
+        );
+        let have = summaries.into_iter().map(|(id, _)| id).collect();
+        let raw: Vec<(String, u64)> = builds_without_summary(keys, &selection, &have)
+            .into_iter()
+            .map(|id| (id.job, id.build))
+            .collect();
+        // Build 2 has no context.json yet (incomplete); b is not selected.
+        assert_eq!(raw, [("a/job".to_string(), 3)]);
+        let all = builds_without_summary(keys, &Selection::default(), &have);
+        assert_eq!(all.len(), 3);
+        assert_eq!(raw_prefix(&Selection::default()), "");
+        let literal = Selection {
+            job: Some(glob::Pattern::new("a/job").unwrap()),
+            ..Selection::default()
+        };
+        assert_eq!(raw_prefix(&literal), "a/job/");
+    }
 }

@@ -409,7 +409,7 @@ fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
     let whole_median = median(&x);
     let absent_at_end = n - 1 - t.last_seen;
     let present_share = t.runs as f64 / (t.last_seen - t.first_seen + 1) as f64;
-    if absent_at_end >= o.min_segment && t.runs >= o.min_segment && !whole_median.is_nan() {
+    if absent_at_end >= o.min_segment.max(1) && t.runs >= o.min_segment && !whole_median.is_nan() {
         out.removed = Some(RemovedTest {
             job: job.job.clone(),
             test: t.id.clone(),
