@@ -1,0 +1,241 @@
+//! Accuracy and speed of `analyze` on generated histories (`cargo bench --bench analyze`).
+//!
+//! Accuracy: histories from [`synth`] with injected steps (≥30%, lasting ≥5 builds), single
+//! spikes, slow drifts, flaky tests and new/removed tests at 5–20% noise. A finding is a true
+//! positive when it names an injected step's test (one finding per step; a second finding on the
+//! same test, or any finding on a decoy, is a false positive); it is exact when it also names the
+//! injected first build. Compared with two simple rules, applied to the same series:
+//! - "5× mean and above max" (as Datadog flags a slow run): the first build whose duration is at
+//!   least 5× the mean of the builds before it and above their maximum;
+//! - "p50 over a fixed threshold" (as Buildkite/Trunk alert): the first build where the p50 of the
+//!   last 10 builds exceeds a fixed threshold, set at 1.2× the p50 of the first 20 builds.
+//!
+//! Speed: 1,000 builds × 10,000 tests, timing the series building and the analysis, and
+//! separately the decoding of the 1,000 gzip JSON summaries (loading, without store I/O).
+//!
+//! `cargo bench --bench analyze -- accuracy` or `-- speed` runs one part.
+
+use ci_test_metrics::analyze::report::Kind;
+use ci_test_metrics::analyze::series::{self, JobSeries};
+use ci_test_metrics::analyze::synth::{self, Config, Injected, Truth};
+use ci_test_metrics::analyze::{analyze, changepoint::median, Options};
+use ci_test_metrics::summary::BuildSummary;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+/// A finding: (job, test name, first build named).
+type Finding = (String, String, u64);
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Score {
+    findings: usize,
+    true_positives: usize,
+    exact: usize,
+    steps: usize,
+}
+
+impl Score {
+    fn add(&mut self, truth: &Truth, findings: &[Finding]) {
+        let steps: HashMap<(&str, &str), u64> = truth
+            .injections
+            .iter()
+            .filter(|i| i.kind == Injected::Step)
+            .map(|i| ((i.job.as_str(), i.name.as_str()), i.build))
+            .collect();
+        self.steps += steps.len();
+        let mut seen = HashSet::new();
+        for (job, name, build) in findings {
+            self.findings += 1;
+            if let Some(&want) = steps.get(&(job.as_str(), name.as_str())) {
+                if seen.insert((job.clone(), name.clone())) {
+                    self.true_positives += 1;
+                    self.exact += usize::from(*build == want);
+                }
+            }
+        }
+    }
+    fn line(&self, name: &str) -> String {
+        let ratio = |a: usize, b: usize| {
+            if b == 0 {
+                f64::NAN
+            } else {
+                a as f64 / b as f64
+            }
+        };
+        format!(
+            "{name:<34} {:>9.3} {:>7.3} {:>12.3} {:>9} {:>5} {:>6}",
+            ratio(self.true_positives, self.findings),
+            ratio(self.true_positives, self.steps),
+            ratio(self.exact, self.true_positives),
+            self.findings,
+            self.true_positives,
+            self.exact
+        )
+    }
+}
+
+/// Ours: the shift regressions of the report.
+fn ours(jobs: &[JobSeries]) -> Vec<Finding> {
+    analyze(jobs, &Options::default())
+        .regressions
+        .into_iter()
+        .filter(|r| r.kind == Kind::Shift)
+        .map(|r| (r.job, r.test.name, r.first_build.build))
+        .collect()
+}
+
+/// Applies a per-series rule that returns the index of the first flagged value.
+fn rule(jobs: &[JobSeries], flag: impl Fn(&[f64]) -> Option<usize>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for j in jobs {
+        for t in &j.tests {
+            let (x, at) = t.known();
+            if let Some(i) = flag(&x) {
+                out.push((j.job.clone(), t.id.name.clone(), j.builds[at[i]].build));
+            }
+        }
+    }
+    out
+}
+
+/// "A run at least 5× the mean and above the max" of the runs before it.
+fn five_times_mean(x: &[f64]) -> Option<usize> {
+    let (mut sum, mut max) = (0.0, f64::NEG_INFINITY);
+    for (i, &v) in x.iter().enumerate() {
+        if i > 0 && v >= 5.0 * sum / i as f64 && v > max {
+            return Some(i);
+        }
+        sum += v;
+        max = max.max(v);
+    }
+    None
+}
+
+/// "p50 of the last 10 builds over a fixed threshold" (1.2× the p50 of the first 20).
+fn p50_threshold(x: &[f64]) -> Option<usize> {
+    if x.len() < 30 {
+        return None;
+    }
+    let threshold = 1.2 * median(&x[..20]);
+    (20..x.len()).find(|&i| median(&x[i + 1 - 10..=i]) > threshold)
+}
+
+fn accuracy() {
+    let seeds = 1..=10u64;
+    let mut scores = [Score::default(); 3];
+    let mut decoys: HashMap<String, usize> = HashMap::new();
+    let mut analysis_time = 0.0;
+    let mut config = Config {
+        jobs: 2,
+        builds: 200,
+        tests: 300,
+        steps: 8,
+        spikes: 10,
+        drifts: 4,
+        flaky: 5,
+        new_tests: 3,
+        removed_tests: 3,
+        ..Config::default()
+    };
+    println!(
+        "accuracy: seeds {seeds:?}, per seed {} jobs × {} builds × {} tests; per job {} steps, {} spikes, {} drifts, {} flaky, {} new, {} removed",
+        config.jobs, config.builds, config.tests, config.steps, config.spikes, config.drifts, config.flaky, config.new_tests, config.removed_tests
+    );
+    for seed in seeds {
+        config.seed = seed;
+        let (summaries, truth) = synth::generate(&config);
+        let jobs = series::build(&summaries);
+        let t = Instant::now();
+        let mine = ours(&jobs);
+        analysis_time += t.elapsed().as_secs_f64();
+        let kinds: HashMap<(&str, &str), Injected> = truth
+            .injections
+            .iter()
+            .map(|i| ((i.job.as_str(), i.name.as_str()), i.kind))
+            .collect();
+        for (job, name, _) in &mine {
+            let kind = kinds.get(&(job.as_str(), name.as_str()));
+            if kind != Some(&Injected::Step) {
+                *decoys.entry(format!("{kind:?}")).or_default() += 1;
+            }
+        }
+        scores[0].add(&truth, &mine);
+        scores[1].add(&truth, &rule(&jobs, five_times_mean));
+        scores[2].add(&truth, &rule(&jobs, p50_threshold));
+    }
+    println!(
+        "{:<34} {:>9} {:>7} {:>12} {:>9} {:>5} {:>6}",
+        "method", "precision", "recall", "exact build", "findings", "TP", "exact"
+    );
+    println!("{}", scores[0].line("ours (rank change points)"));
+    println!("{}", scores[1].line("5x mean and above max"));
+    println!("{}", scores[2].line("p50 over fixed threshold (1.2x)"));
+    println!("injected steps: {}", scores[0].steps);
+    println!("our false positives by what the test really was: {decoys:?}");
+    println!("our analysis time over all seeds: {analysis_time:.2}s");
+}
+
+fn speed() {
+    let config = Config {
+        seed: 7,
+        jobs: 1,
+        builds: 1000,
+        tests: 10_000,
+        steps: 20,
+        spikes: 50,
+        drifts: 10,
+        flaky: 20,
+        new_tests: 20,
+        removed_tests: 20,
+    };
+    let t = Instant::now();
+    let (summaries, _) = synth::generate(&config);
+    println!(
+        "speed: {} builds × {} tests generated in {:.2}s",
+        config.builds,
+        config.tests,
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let encoded: Vec<Vec<u8>> = summaries.iter().map(BuildSummary::to_gzip_json).collect();
+    let encode = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let jobs = series::build(&summaries);
+    let build = t.elapsed().as_secs_f64();
+    drop(summaries);
+    let t = Instant::now();
+    let report = analyze(&jobs, &Options::default());
+    let analysis = t.elapsed().as_secs_f64();
+    println!(
+        "  series from summaries {build:.2}s + change points and report {analysis:.2}s = {:.2}s ({} regressions; threads: {})",
+        build + analysis,
+        report.regressions.len(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    drop(jobs);
+    let t = Instant::now();
+    let decoded: usize = encoded
+        .iter()
+        .map(|b| BuildSummary::from_gzip_json(b).map_or(0, |s| s.files[0].cases.len()))
+        .sum();
+    println!(
+        "  loading: decoding {} gzip JSON summaries ({:.0} MB, {decoded} cases) {:.2}s (encoding them took {encode:.2}s; store I/O not included)",
+        encoded.len(),
+        encoded.iter().map(Vec::len).sum::<usize>() as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let all = args.is_empty();
+    if all || args.iter().any(|a| a == "accuracy") {
+        accuracy();
+    }
+    if all || args.iter().any(|a| a == "speed") {
+        speed();
+    }
+}

@@ -1,0 +1,89 @@
+//! Generates a build history with known injected slowdowns, as a local-directory store that
+//! `ci-test-metrics analyze --store DIR` reads, plus the ground truth as JSON.
+//!
+//! ```text
+//! cargo run --example gen_history -- --out /tmp/history --seed 3 --builds 200 --tests 500
+//! ci-test-metrics analyze --store /tmp/history --format html --out /tmp/report.html
+//! jq '.injections[] | select(.kind == "step")' /tmp/history/truth.json
+//! ```
+//!
+//! Layout: `{out}/_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz` (what `aggregate`
+//! writes) and `{out}/{job}/{branch}/{build}/context.json` (what `upload` writes). The history's
+//! noise and injections are described in `ci_test_metrics::analyze::synth`.
+
+use ci_test_metrics::analyze::synth::{self, Config};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Generate a synthetic CI history with injected steps, spikes, drifts, flaky, new and removed tests.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Directory to write the store to (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Where to write the ground truth (default: OUT/truth.json).
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    #[arg(long, default_value_t = 120)]
+    builds: usize,
+    /// Tests per job.
+    #[arg(long, default_value_t = 200)]
+    tests: usize,
+    /// Step changes (≥30%, lasting ≥5 builds) per job.
+    #[arg(long, default_value_t = 4)]
+    steps: usize,
+    #[arg(long, default_value_t = 6)]
+    spikes: usize,
+    #[arg(long, default_value_t = 2)]
+    drifts: usize,
+    #[arg(long, default_value_t = 3)]
+    flaky: usize,
+    #[arg(long, default_value_t = 2)]
+    new_tests: usize,
+    #[arg(long, default_value_t = 2)]
+    removed_tests: usize,
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    let config = Config {
+        seed: a.seed,
+        jobs: a.jobs,
+        builds: a.builds,
+        tests: a.tests,
+        steps: a.steps,
+        spikes: a.spikes,
+        drifts: a.drifts,
+        flaky: a.flaky,
+        new_tests: a.new_tests,
+        removed_tests: a.removed_tests,
+    };
+    let (summaries, truth) = synth::generate(&config);
+    let truth_path = a.truth.unwrap_or_else(|| a.out.join("truth.json"));
+    let written = synth::write_local_store(&a.out, &summaries, |_| true).and_then(|()| {
+        let json = serde_json::to_vec_pretty(&truth).map_err(std::io::Error::other)?;
+        std::fs::write(&truth_path, json)
+    });
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "wrote {} builds of {} job(s) to {} and the ground truth ({} injections) to {}",
+                summaries.len(),
+                config.jobs,
+                a.out.display(),
+                truth.injections.len(),
+                truth_path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: writing {}: {e}", a.out.display());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! A [`Report`] as a terminal table, Markdown (PR comment, email), JSON (the documented stable
+//! schema) or a self-contained HTML page with SVG trend charts ([`html`]).
+
+pub mod html;
+
+use super::report::{BuildRef, Kind, Regression, Report};
+use std::fmt::Write;
+
+pub use html::html;
+
+/// How many regressions the table and Markdown list (JSON has them all).
+pub const TOP: usize = 50;
+
+/// The report as pretty JSON (schema in `docs/analyze.md`).
+pub fn json(report: &Report) -> String {
+    let mut s = serde_json::to_string_pretty(report).expect("report serialises");
+    s.push('\n');
+    s
+}
+
+/// Seconds for people: `0.042s`, `1.50s`, `2m05s`.
+pub fn secs(s: f64) -> String {
+    if !s.is_finite() {
+        "-".into()
+    } else if s.abs() >= 120.0 {
+        let sign = if s < 0.0 { "-" } else { "" };
+        let t = s.abs().round() as u64;
+        format!("{sign}{}m{:02}s", t / 60, t % 60)
+    } else if s.abs() >= 1.0 {
+        format!("{s:.2}s")
+    } else {
+        format!("{s:.3}s")
+    }
+}
+
+/// `+35%`, or `new`.
+pub fn change(r: &Regression) -> String {
+    match (r.kind, r.relative_change) {
+        (Kind::NewTest, _) => "new".into(),
+        (_, Some(rel)) => format!("{:+.0}%", rel * 100.0),
+        (_, None) => "from 0".into(),
+    }
+}
+
+/// A p-value in a few characters.
+pub fn p_value(p: Option<f64>) -> String {
+    match p {
+        None => "-".into(),
+        Some(p) if p < 1e-12 => "<1e-12".into(),
+        Some(p) => format!("{p:.1e}"),
+    }
+}
+
+fn short_commit(b: &BuildRef) -> String {
+    b.commit
+        .as_deref()
+        .map(|c| c.chars().take(10).collect())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn or_dash<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn date(b: &BuildRef) -> &str {
+    b.timestamp.get(..16).unwrap_or(&b.timestamp)
+}
+
+/// Aligned columns; the last column is not padded.
+fn columns(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, s)| {
+                if c + 1 == row.len() {
+                    s.clone()
+                } else {
+                    format!("{s:<w$}", w = width[c])
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Cuts long names in the middle so the table stays readable.
+fn ellipsize(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(max / 3).collect();
+    let tail: String = s.chars().skip(n - (max - max / 3 - 1)).collect();
+    format!("{head}…{tail}")
+}
+
+/// The terminal table.
+pub fn table(report: &Report) -> String {
+    let mut out = String::new();
+    for j in &report.jobs {
+        let _ = writeln!(
+            out,
+            "{}: {} builds ({} … {}), {} tests, total test time {} (median), {} regression(s) adding {}/build",
+            j.job,
+            j.builds,
+            j.first_build.build,
+            j.last_build.build,
+            j.tests,
+            secs(j.total_time_median),
+            j.regressions,
+            secs(j.seconds_added)
+        );
+        for c in &j.total_time_changes {
+            let _ = writeln!(
+                out,
+                "  total time {} → {} ({}) from build {} ({}, {} by {})",
+                secs(c.median_before),
+                secs(c.median_after),
+                signed(c.seconds_added),
+                c.first_build.build,
+                date(&c.first_build),
+                short_commit(&c.first_build),
+                or_dash(&c.first_build.author)
+            );
+        }
+    }
+    out.push('\n');
+    if report.regressions.is_empty() {
+        out.push_str("No regressions found.\n");
+    } else {
+        out.push_str("Regressions, biggest first (seconds added to every build):\n");
+        let mut rows = vec![[
+            "#",
+            "+S/BUILD",
+            "BEFORE",
+            "AFTER",
+            "CHANGE",
+            "P",
+            "JOB",
+            "TEST",
+            "FIRST BUILD",
+            "DATE",
+            "COMMIT",
+            "PR",
+            "AUTHOR",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for r in report.regressions.iter().take(TOP) {
+            rows.push(vec![
+                r.rank.to_string(),
+                signed(r.seconds_added),
+                r.median_before.map_or_else(|| "-".into(), secs),
+                secs(r.median_after),
+                change(r),
+                p_value(r.p_value),
+                ellipsize(&r.job, 30),
+                ellipsize(&r.test.to_string(), 60),
+                r.first_build.build.to_string(),
+                date(&r.first_build).to_string(),
+                short_commit(&r.first_build),
+                or_dash(&r.first_build.pr),
+                or_dash(&r.first_build.author),
+            ]);
+        }
+        out.push_str(&columns(&rows));
+        if report.regressions.len() > TOP {
+            let _ = writeln!(
+                out,
+                "… and {} more (see --format json)",
+                report.regressions.len() - TOP
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{} new test(s), {} removed, {} flaky (not attributed), {} slow drift(s) without a single cause.",
+        report.new_tests.len(),
+        report.removed_tests.len(),
+        report.flaky_tests.len(),
+        report.drifts.len()
+    );
+    out
+}
+
+fn signed(s: f64) -> String {
+    if s >= 0.0 {
+        format!("+{}", secs(s))
+    } else {
+        secs(s)
+    }
+}
+
+/// Markdown for a PR comment or an email.
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::from("## Unit-test slowdowns\n\n");
+    for j in &report.jobs {
+        let _ = writeln!(
+            out,
+            "- **{}**: {} builds ({} … {}), total test time {} (median), {} regression(s) adding **{}** per build",
+            md(&j.job),
+            j.builds,
+            j.first_build.build,
+            j.last_build.build,
+            secs(j.total_time_median),
+            j.regressions,
+            secs(j.seconds_added)
+        );
+        for c in &j.total_time_changes {
+            let _ = writeln!(
+                out,
+                "  - total time {} → {} ({}) from {}",
+                secs(c.median_before),
+                secs(c.median_after),
+                signed(c.seconds_added),
+                build_link(&c.first_build)
+            );
+        }
+    }
+    out.push('\n');
+    if report.regressions.is_empty() {
+        out.push_str("No regressions found.\n");
+    } else {
+        out.push_str("| # | Seconds added per build | Before → after | Job | Test | First build | Commit | PR | Author |\n");
+        out.push_str("|--:|--:|--|--|--|--|--|--|--|\n");
+        for r in report.regressions.iter().take(TOP) {
+            let _ = writeln!(
+                out,
+                "| {} | **{}** | {} → {} ({}, p={}) | {} | `{}` | {} | `{}` | {} | {} |",
+                r.rank,
+                signed(r.seconds_added),
+                r.median_before.map_or_else(|| "–".into(), secs),
+                secs(r.median_after),
+                change(r),
+                p_value(r.p_value),
+                md(&r.job),
+                r.test.to_string().replace('`', "'"),
+                build_link(&r.first_build),
+                short_commit(&r.first_build),
+                r.first_build
+                    .pr
+                    .map_or_else(|| "–".into(), |p| format!("#{p}")),
+                md(r.first_build.author.as_deref().unwrap_or("–")),
+            );
+        }
+        if report.regressions.len() > TOP {
+            let _ = writeln!(out, "\n… and {} more.", report.regressions.len() - TOP);
+        }
+    }
+    let lists: [(&str, Vec<String>); 4] = [
+        (
+            "New tests",
+            report
+                .new_tests
+                .iter()
+                .map(|t| {
+                    format!(
+                        "`{}` ({}) {} from {}",
+                        t.test,
+                        md(&t.job),
+                        secs(t.median),
+                        build_link(&t.first_build)
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "Removed tests",
+            report
+                .removed_tests
+                .iter()
+                .map(|t| {
+                    format!(
+                        "`{}` ({}) {} until {}",
+                        t.test,
+                        md(&t.job),
+                        secs(t.median),
+                        build_link(&t.last_build)
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "Flaky tests (not attributed)",
+            report
+                .flaky_tests
+                .iter()
+                .map(|t| {
+                    format!(
+                        "`{}` ({}) fails {:.0}%, erratic durations {:.0}%",
+                        t.test,
+                        md(&t.job),
+                        t.failure_rate * 100.0,
+                        t.outlier_rate * 100.0
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "Slow drifts (no single cause)",
+            report
+                .drifts
+                .iter()
+                .map(|d| {
+                    format!(
+                        "`{}` ({}) {} → {} between builds {} and {}",
+                        d.test,
+                        md(&d.job),
+                        secs(d.median_first),
+                        secs(d.median_last),
+                        d.from_build.build,
+                        d.to_build.build
+                    )
+                })
+                .collect(),
+        ),
+    ];
+    for (title, items) in lists.iter().filter(|(_, items)| !items.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{title} ({})</summary>\n",
+            items.len()
+        );
+        for item in items.iter().take(TOP) {
+            let _ = writeln!(out, "- {item}");
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
+
+/// `[#123](url)` or `#123`.
+fn build_link(b: &BuildRef) -> String {
+    match &b.build_url {
+        Some(url) => format!("[#{}]({})", b.build, url.replace(')', "%29")),
+        None => format!("#{}", b.build),
+    }
+}
+
+/// Escapes Markdown table and emphasis characters in free text.
+fn md(s: &str) -> String {
+    s.replace('|', "\\|")
+        .replace('*', "\\*")
+        .replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_read_well() {
+        let cases = [
+            (0.0421, "0.042s"),
+            (1.5, "1.50s"),
+            (125.0, "2m05s"),
+            (f64::NAN, "-"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(secs(s), want);
+        }
+        assert_eq!(ellipsize("abcdefghijklmnopqrstuvwxyz", 10), "abc…uvwxyz");
+    }
+}

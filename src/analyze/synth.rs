@@ -1,0 +1,419 @@
+//! Synthetic build histories with known injected changes, for tests, the accuracy benchmark and
+//! `examples/gen_history.rs`. Deterministic: the same [`Config`] always gives the same history.
+//!
+//! Every test has a log-normal duration with a median between 0.01 s and 20 s (log-uniform) and a
+//! coefficient of variation between 5% and 20%. On top of that noise, each job gets:
+//! - **steps**: the median rises by ×1.3–×2.5 from one build on, until the end or (one in three)
+//!   for 5–30 builds and then back — these are what the analysis must find, at the exact build;
+//! - **spikes**: one build ×5–×20;
+//! - **drifts**: a linear rise of ×1.3–×2 over at least 100 builds;
+//! - **flaky** tests: 15% of runs ×3–×10 slower, 10% of runs failed;
+//! - **new** tests (appear and stay) and **removed** tests.
+//!
+//! Steps, spikes, drifts and flaky behaviour go to tests with a median of at least 0.2 s, so a 30%
+//! step adds at least 0.06 s (above the default `--min-seconds`). [`Truth`] lists every injection.
+
+use crate::context::Context;
+use crate::junit::Status;
+use crate::summary::{BuildSummary, CaseSummary, FileSummary};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub seed: u64,
+    pub jobs: usize,
+    pub builds: usize,
+    /// Tests per job.
+    pub tests: usize,
+    /// Injections per job.
+    pub steps: usize,
+    pub spikes: usize,
+    pub drifts: usize,
+    pub flaky: usize,
+    pub new_tests: usize,
+    pub removed_tests: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            seed: 1,
+            jobs: 2,
+            builds: 120,
+            tests: 200,
+            steps: 4,
+            spikes: 6,
+            drifts: 2,
+            flaky: 3,
+            new_tests: 2,
+            removed_tests: 2,
+        }
+    }
+}
+
+/// What was injected where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Truth {
+    pub config: Config,
+    pub injections: Vec<Injection>,
+}
+
+/// The kind of an injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Injected {
+    Step,
+    Spike,
+    Drift,
+    Flaky,
+    NewTest,
+    RemovedTest,
+}
+
+/// One injected change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Injection {
+    pub kind: Injected,
+    pub job: String,
+    pub suite: String,
+    pub classname: String,
+    pub name: String,
+    /// The first build affected (for a removed test: the first build without it).
+    pub build: u64,
+    pub commit: String,
+    pub author: String,
+    /// Median before the change, seconds.
+    pub median: f64,
+    /// Multiplier (step, spike, drift at its end); 1 for the others.
+    pub factor: f64,
+    /// Builds the change lasts (to the end for most steps).
+    pub lasts: usize,
+}
+
+/// A small deterministic PRNG (SplitMix64); good enough for synthetic noise.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5851_f42d_4c95_7f2d)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+    /// Uniform in lo..hi (hi exclusive); lo when the range is empty.
+    pub fn index(&mut self, lo: usize, hi: usize) -> usize {
+        if hi <= lo {
+            lo
+        } else {
+            lo + (self.next_u64() % (hi - lo) as u64) as usize
+        }
+    }
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(1e-300);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+const AUTHORS: [&str; 8] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+];
+
+/// What happens to one test.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Plain,
+    Step {
+        at: usize,
+        until: usize,
+        factor: f64,
+    },
+    Spike {
+        at: usize,
+        factor: f64,
+    },
+    Drift {
+        from: usize,
+        to: usize,
+        factor: f64,
+    },
+    Flaky,
+    New {
+        at: usize,
+    },
+    Removed {
+        at: usize,
+    },
+}
+
+/// Generates a history and what was injected into it.
+pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
+    let mut rng = Rng::new(config.seed);
+    let n = config.builds;
+    let mut summaries = Vec::with_capacity(config.jobs * n);
+    let mut injections = Vec::new();
+    let start = time::macros::datetime!(2026-01-05 00:00 UTC);
+    for j in 0..config.jobs {
+        let job = format!("ci-demo/unit-{}", ["cpu", "gpu", "arm", "win"][j % 4])
+            + &if j >= 4 {
+                format!("-{j}")
+            } else {
+                String::new()
+            };
+        // Builds: numbers with an occasional gap (aborted builds), hourly with jitter.
+        let mut contexts = Vec::with_capacity(n);
+        let mut number = 100u64;
+        for b in 0..n {
+            number += if rng.unit() < 0.05 { 2 } else { 1 };
+            let commit = format!(
+                "{:016x}{:016x}{:08x}",
+                rng.next_u64(),
+                rng.next_u64(),
+                rng.next_u64() as u32
+            );
+            let pr = (rng.unit() < 0.8).then(|| 20_000 + rng.index(0, 5_000) as u64);
+            contexts.push(Context {
+                schema_version: crate::context::SCHEMA_VERSION,
+                job: job.clone(),
+                branch: "master".into(),
+                build: number,
+                build_url: Some(format!(
+                    "https://jenkins.example.invalid/job/{job}/job/master/{number}/"
+                )),
+                commit: Some(commit),
+                user: Some(AUTHORS[rng.index(0, AUTHORS.len())].to_string()),
+                source_branch: None,
+                target_branch: None,
+                pr,
+                timestamp: start
+                    + time::Duration::seconds(b as i64 * 3600 + rng.index(0, 600) as i64),
+                node: Some(format!("agent-{}", rng.index(1, 9))),
+                files: vec![],
+            });
+        }
+        // Tests: medians log-uniform 0.01–20 s, CV 5–20%.
+        let tests: Vec<(f64, f64)> = (0..config.tests)
+            .map(|_| {
+                let median = (rng.range(0.01f64.ln(), 20f64.ln())).exp();
+                let cv = rng.range(0.05, 0.20);
+                (median, (1.0 + cv * cv).ln().sqrt())
+            })
+            .collect();
+        let mut plans = vec![Plan::Plain; config.tests];
+        let mut eligible: Vec<usize> = (0..config.tests).filter(|&t| tests[t].0 >= 0.2).collect();
+        let mut pick = |rng: &mut Rng| -> Option<usize> {
+            (!eligible.is_empty()).then(|| eligible.swap_remove(rng.index(0, eligible.len())))
+        };
+        for _ in 0..config.steps {
+            let Some(t) = pick(&mut rng) else { break };
+            let at = rng.index(10.min(n), n.saturating_sub(5));
+            let until = if rng.unit() < 1.0 / 3.0 {
+                (at + rng.index(5, 31)).min(n)
+            } else {
+                n
+            };
+            plans[t] = Plan::Step {
+                at,
+                until,
+                factor: rng.range(1.3, 2.5),
+            };
+        }
+        for _ in 0..config.spikes {
+            let Some(t) = pick(&mut rng) else { break };
+            let at = rng.index(1, n);
+            plans[t] = Plan::Spike {
+                at,
+                factor: rng.range(5.0, 20.0),
+            };
+        }
+        for _ in 0..config.drifts {
+            let Some(t) = pick(&mut rng) else { break };
+            let from = rng.index(0, n.saturating_sub(100).max(1));
+            let to = rng.index((from + 100).min(n), n + 1);
+            plans[t] = Plan::Drift {
+                from,
+                to,
+                factor: rng.range(1.3, 2.0),
+            };
+        }
+        for _ in 0..config.flaky {
+            let Some(t) = pick(&mut rng) else { break };
+            plans[t] = Plan::Flaky;
+        }
+        for _ in 0..config.new_tests {
+            let t = rng.index(0, config.tests);
+            if !matches!(plans[t], Plan::Plain) {
+                continue;
+            }
+            let at = rng.index(10.min(n), n.saturating_sub(10));
+            plans[t] = Plan::New { at };
+        }
+        for _ in 0..config.removed_tests {
+            let t = rng.index(0, config.tests);
+            if !matches!(plans[t], Plan::Plain) {
+                continue;
+            }
+            let at = rng.index(10.min(n), n.saturating_sub(10));
+            plans[t] = Plan::Removed { at };
+        }
+        let id = |t: usize| {
+            let module = t / 25;
+            (
+                format!("tests.module_{module}"),
+                format!("tests.module_{module}.TestCase{}", t % 5),
+                format!("test_case_{t}"),
+            )
+        };
+        for (t, plan) in plans.iter().enumerate() {
+            let (kind, at, factor, lasts) = match *plan {
+                Plan::Plain => continue,
+                Plan::Step { at, until, factor } => (Injected::Step, at, factor, until - at),
+                Plan::Spike { at, factor } => (Injected::Spike, at, factor, 1),
+                Plan::Drift { from, to, factor } => (Injected::Drift, from, factor, to - from),
+                Plan::Flaky => (Injected::Flaky, 0, 1.0, n),
+                Plan::New { at } => (Injected::NewTest, at, 1.0, n - at),
+                Plan::Removed { at } => (Injected::RemovedTest, at, 1.0, n - at),
+            };
+            let (suite, classname, name) = id(t);
+            let c = &contexts[at.min(n - 1)];
+            injections.push(Injection {
+                kind,
+                job: job.clone(),
+                suite,
+                classname,
+                name,
+                build: c.build,
+                commit: c.commit.clone().unwrap_or_default(),
+                author: c.user.clone().unwrap_or_default(),
+                median: tests[t].0,
+                factor,
+                lasts,
+            });
+        }
+        for (b, context) in contexts.into_iter().enumerate() {
+            let mut cases = Vec::with_capacity(config.tests);
+            for (t, &(median, sigma)) in tests.iter().enumerate() {
+                let mut status = Status::Passed;
+                let level = match plans[t] {
+                    Plan::Step { at, until, factor } if (at..until).contains(&b) => factor,
+                    Plan::Spike { at, factor } if at == b => factor,
+                    Plan::Drift { from, to, factor } if b >= from => {
+                        1.0 + (factor - 1.0)
+                            * ((b - from) as f64 / (to - from).max(1) as f64).min(1.0)
+                    }
+                    Plan::Flaky => {
+                        if rng.unit() < 0.1 {
+                            status = Status::Failed;
+                        }
+                        if rng.unit() < 0.15 {
+                            rng.range(3.0, 10.0)
+                        } else {
+                            1.0
+                        }
+                    }
+                    Plan::New { at } if b < at => continue,
+                    Plan::Removed { at } if b >= at => continue,
+                    _ => 1.0,
+                };
+                let time = median * level * (sigma * rng.normal()).exp();
+                let (suite, classname, name) = id(t);
+                cases.push(CaseSummary {
+                    suite,
+                    classname,
+                    name,
+                    time: Some((time * 1e4).round() / 1e4),
+                    status,
+                });
+            }
+            summaries.push(BuildSummary {
+                schema_version: crate::summary::SCHEMA_VERSION,
+                context,
+                branch_class: "master".into(),
+                published: true,
+                files: vec![FileSummary {
+                    name: "unittest-results.xml".into(),
+                    error: None,
+                    partial: false,
+                    cases,
+                }],
+            });
+        }
+    }
+    (
+        summaries,
+        Truth {
+            config: config.clone(),
+            injections,
+        },
+    )
+}
+
+/// Writes a history as a local-directory store: each build's summary under the reserved prefix
+/// (`{dir}/_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`) and its context
+/// (`{dir}/{job}/{branch}/{build}/context.json`). `with_summary(i)` chooses which builds get a
+/// summary (the others have only their context, as if not aggregated yet).
+pub fn write_local_store(
+    dir: &Path,
+    summaries: &[BuildSummary],
+    with_summary: impl Fn(usize) -> bool,
+) -> std::io::Result<()> {
+    for (i, s) in summaries.iter().enumerate() {
+        let id = crate::layout::BuildId {
+            job: s.context.job.clone(),
+            branch: s.context.branch.clone(),
+            build: s.context.build,
+        };
+        let context = dir.join(id.key(crate::layout::CONTEXT_FILE));
+        write(&context, &s.context.to_json())?;
+        if with_summary(i) {
+            write(&dir.join(crate::summary::key(&id)), &s.to_gzip_json())?;
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_as_configured() {
+        let config = Config::default();
+        let (a, truth) = generate(&config);
+        let (b, _) = generate(&config);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), config.jobs * config.builds);
+        let steps = truth
+            .injections
+            .iter()
+            .filter(|i| i.kind == Injected::Step)
+            .count();
+        assert_eq!(steps, config.jobs * config.steps);
+        assert!(truth
+            .injections
+            .iter()
+            .all(|i| i.kind != Injected::Step || (i.factor >= 1.3 && i.lasts >= 5)));
+    }
+}
