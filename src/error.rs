@@ -58,6 +58,7 @@ impl Error {
             Error::Usage(_) | Error::Layout(_) => exit::USAGE,
             Error::Junit(_) | Error::Context(_) | Error::Io { .. } => exit::INPUT,
             Error::Upload(e) => e.exit_code(),
+            Error::Dashboard(e) => e.exit_code(),
             _ => exit::PUBLISH,
         }
     }

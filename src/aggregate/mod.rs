@@ -23,7 +23,8 @@ pub mod ledger;
 use crate::context::Context;
 use crate::junit;
 use crate::layout::{BuildId, CONTEXT_FILE};
-use crate::metrics::encode::{encode_build, EncodeOptions};
+use crate::metrics::cloudwatch::{estimated_size, MAX_DATUMS_PER_REQUEST, MAX_REQUEST_BYTES};
+use crate::metrics::encode::{encode_build, round_duration, EncodeOptions};
 use crate::metrics::{Datum, Sink};
 use crate::store::{ObjectInfo, Store, StoreError};
 use crate::summary::{self, BuildSummary, FileSummary};
@@ -36,8 +37,6 @@ use std::time::Duration;
 use thiserror::Error;
 use time::OffsetDateTime;
 
-/// At most this many datums go into one publish request (CloudWatch's PutMetricData limit).
-pub const MAX_DATUMS_PER_REQUEST: usize = 1000;
 /// CloudWatch accepts datums at most this old.
 pub const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 /// CloudWatch accepts datums at most this far in the future.
@@ -215,7 +214,12 @@ pub async fn run(
             outcome.builds.push(build);
             continue;
         }
-        if batch.datums.len() + datums.len() > MAX_DATUMS_PER_REQUEST && !batch.builds.is_empty() {
+        // Requests carry whole builds: send the batch first when this build would not fit.
+        let bytes: usize = datums.iter().map(estimated_size).sum();
+        if !batch.builds.is_empty()
+            && (batch.datums.len() + datums.len() > MAX_DATUMS_PER_REQUEST
+                || batch.bytes + bytes > MAX_REQUEST_BYTES)
+        {
             flush(
                 store,
                 sink.as_deref_mut(),
@@ -229,17 +233,7 @@ pub async fn run(
         batch.builds.push(build);
         batch.intents.push(intent);
         batch.datums.extend(datums);
-        if batch.datums.len() >= MAX_DATUMS_PER_REQUEST {
-            flush(
-                store,
-                sink.as_deref_mut(),
-                &mut batch,
-                opts,
-                &mut outcome,
-                progress,
-            )
-            .await;
-        }
+        batch.bytes += bytes;
     }
     flush(store, sink, &mut batch, opts, &mut outcome, progress).await;
     Ok(outcome)
@@ -251,6 +245,8 @@ struct Batch {
     builds: Vec<BuildOutcome>,
     intents: Vec<ledger::IntentBuild>,
     datums: Vec<Datum>,
+    /// Estimated request size of `datums`.
+    bytes: usize,
 }
 
 /// Sends a batch: intent, publish, then a `done` marker per build.
@@ -269,9 +265,10 @@ async fn flush(
         builds,
         intents,
         datums,
+        ..
     } = std::mem::take(batch);
     let sent = if opts.dry_run {
-        outcome.requests += datums.len().div_ceil(MAX_DATUMS_PER_REQUEST);
+        outcome.requests += crate::metrics::cloudwatch::batches(&datums).len();
         Ok(())
     } else {
         send(store, sink, intents, &datums, opts, outcome).await
@@ -578,7 +575,7 @@ fn summarise(
     let mut total_time = 0.0;
     for t in summary.cases().filter_map(|c| c.time) {
         total_time += t;
-        *durations.entry(round3(t).to_bits()).or_default() += 1;
+        *durations.entry(round_duration(t).to_bits()).or_default() += 1;
     }
     let intent = ledger::IntentBuild {
         job: id.job.clone(),
@@ -613,15 +610,6 @@ fn summarise(
         datums,
         intent,
     }
-}
-
-/// Rounds to 3 significant digits.
-fn round3(x: f64) -> f64 {
-    if x <= 0.0 || !x.is_finite() {
-        return 0.0;
-    }
-    let scale = 10f64.powi(2 - x.log10().floor() as i32);
-    (x * scale).round() / scale
 }
 
 /// Keeps a context's values but makes sure it names the build its key names.

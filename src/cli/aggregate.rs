@@ -3,7 +3,7 @@
 use crate::aggregate::{self, branches::BranchRules, BuildOutcome, OldBuilds, Options, Outcome};
 use crate::error::exit;
 use crate::metrics::encode::EncodeOptions;
-use crate::metrics::Sink;
+use crate::metrics::{cost, Sink};
 use crate::store::Store;
 use crate::Error;
 use std::collections::BTreeMap;
@@ -114,7 +114,13 @@ pub async fn run(args: Args) -> crate::Result<u8> {
     let store_url = super::upload::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
     let rules = BranchRules::new(&args.branch_class, &args.branches).map_err(Error::Usage)?;
     let store = Store::open(&store_url).await?;
-    let old_builds = args.old_builds.unwrap_or(if args.sink == "cloudwatch" {
+    let cloudwatch = args.sink == "cloudwatch";
+    if cloudwatch && args.old_builds == Some(OldBuilds::Publish) {
+        return Err(Error::Usage(
+            "--old-builds publish: CloudWatch refuses datums older than 2 weeks; use an emf: sink for old builds".into(),
+        ));
+    }
+    let old_builds = args.old_builds.unwrap_or(if cloudwatch {
         OldBuilds::Skip
     } else {
         OldBuilds::Publish
@@ -251,30 +257,21 @@ fn percentile(sorted: &[(f64, u64)], q: f64) -> Option<f64> {
     None
 }
 
-/// Estimated monthly CloudWatch cost, with its assumptions.
-struct Cost {
-    metrics: usize,
-    requests_per_run: usize,
-    monthly: f64,
-}
+/// Runs a month, for the cost estimate: one every 15 minutes.
+const RUNS_PER_MONTH: u64 = 30 * 24 * 4;
 
-const PRICE_PER_METRIC_MONTH: f64 = 0.30;
-const PRICE_PER_1000_REQUESTS: f64 = 0.01;
-const RUNS_PER_MONTH: f64 = 30.0 * 24.0 * 4.0;
-const COST_ASSUMPTIONS: &str = "us-east-1 list prices: $0.30 per custom metric-month (first 10,000), \
-$0.01 per 1,000 PutMetricData requests; a run every 15 minutes (2,880 a month) sending this run's requests; \
-the metrics seen in this run stay active all month. EMF ingestion via CloudWatch Logs is billed differently.";
-
-fn cost(outcome: &Outcome) -> Cost {
-    let metrics = outcome.metrics.len();
-    let requests_per_run = outcome.requests;
-    let monthly = metrics as f64 * PRICE_PER_METRIC_MONTH
-        + requests_per_run as f64 * RUNS_PER_MONTH / 1000.0 * PRICE_PER_1000_REQUESTS;
-    Cost {
-        metrics,
-        requests_per_run,
-        monthly,
-    }
+/// Estimated monthly CloudWatch cost of running like this every 15 minutes, and its assumptions.
+fn cost(outcome: &Outcome) -> (cost::Estimate, String) {
+    let estimate = cost::estimate(
+        outcome.metrics.len() as u64,
+        outcome.requests as u64 * RUNS_PER_MONTH,
+    );
+    let assumptions = format!(
+        "{}; a run every 15 minutes ({RUNS_PER_MONTH} a month), each sending as many requests as this one; \
+         the metrics this run touched are all the metrics (older jobs and classes add theirs)",
+        cost::ASSUMPTIONS
+    );
+    (estimate, assumptions)
 }
 
 fn fmt_secs(s: Option<f64>) -> String {
@@ -402,11 +399,12 @@ fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store:
         }
     }
     if args.dry_run {
-        let c = cost(outcome);
+        let (estimate, assumptions) = cost(outcome);
         let _ = writeln!(
             s,
-            "\ndry run: nothing was published or recorded.\n{} distinct custom metric(s), {} PutMetricData request(s) this run.\nestimated CloudWatch cost: ${:.2}/month\nassumptions: {COST_ASSUMPTIONS}",
-            c.metrics, c.requests_per_run, c.monthly
+            "\ndry run: nothing was published or recorded.\n{} distinct custom metric(s), {} PutMetricData request(s) this run.\nestimated CloudWatch cost: {estimate}\nassumptions: {assumptions}",
+            outcome.metrics.len(),
+            outcome.requests
         );
     }
     s
@@ -431,7 +429,7 @@ fn json(
             })
         })
         .collect();
-    let c = cost(outcome);
+    let (estimate, assumptions) = cost(outcome);
     serde_json::json!({
         "store": store.describe(),
         "sink": args.sink,
@@ -445,9 +443,9 @@ fn json(
         "stray_keys": outcome.stray,
         "datums": outcome.datums,
         "requests": outcome.requests,
-        "distinct_metrics": c.metrics,
-        "estimated_monthly_cost_usd": (c.monthly * 100.0).round() / 100.0,
-        "cost_assumptions": COST_ASSUMPTIONS,
+        "distinct_metrics": outcome.metrics.len(),
+        "estimated_monthly_cost_usd": (estimate.total_usd * 100.0).round() / 100.0,
+        "cost_assumptions": assumptions,
         "failures": outcome.failures,
     })
 }

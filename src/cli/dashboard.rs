@@ -159,18 +159,10 @@ pub struct AlarmsDeployArgs {
     pub dry_run: bool,
 }
 
-/// Dashboard errors carry their own exit codes (bad template 1, no jobs 3, AWS 4).
+/// Dashboard errors carry their own exit codes (bad template 1, no jobs 3, AWS 4); see
+/// [`DashboardError::exit_code`].
 fn finish(result: Result<u8, DashboardError>) -> crate::Result<u8> {
-    match result {
-        Ok(code) => Ok(code),
-        Err(e @ DashboardError::Aws { .. }) | Err(e @ DashboardError::Refused { .. }) => {
-            Err(e.into())
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(e.exit_code())
-        }
-    }
+    Ok(result?)
 }
 
 pub async fn run(args: Args) -> crate::Result<u8> {
