@@ -190,7 +190,10 @@ async fn run_inner(args: Args) -> crate::Result<u8> {
     let context = Context::from_env(
         |n| std::env::var(n).ok(),
         &flags,
-        time::OffsetDateTime::now_utc(),
+        // Whole seconds: enough for build times, and easy to read.
+        time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
     )
     .map_err(UploadError::from)?;
     let sources = upload::find_files(&args.working_dir, &args.patterns)?;
@@ -232,8 +235,13 @@ fn print_text(outcome: &upload::Outcome) {
     } else {
         "uploaded"
     };
+    let sep = if outcome.store.ends_with('/') {
+        ""
+    } else {
+        "/"
+    };
     println!(
-        "{verb} {} file(s), {bytes} bytes, then {} to {}{}",
+        "{verb} {} file(s), {bytes} bytes, then {} to {}{sep}{}",
         files.len(),
         crate::layout::CONTEXT_FILE,
         outcome.store,
