@@ -72,12 +72,12 @@ def stash_test_results(original_file_name, new_file_name) {
     }
 }
 
-// Runs on any Linux agent; stages whose file is missing are skipped.
-def upload_stashed_test_results(new_file_names) {
+// Runs on an agent with the given label (one that has the binary); missing stashes are skipped.
+def upload_stashed_test_results(new_file_names, agent_label = 'linux') {
     if (!env.MXNET_CI_UNITTEST_ARTIFACT_BUCKET) {
         return
     }
-    node('linux') {
+    node(agent_label) {
         dir('ci-test-metrics-results') {
             deleteDir()
             for (name in new_file_names) {
