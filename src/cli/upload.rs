@@ -103,8 +103,9 @@ pub enum Format {
 const EXAMPLES: &str = "\
 Examples:
   # In a Jenkins pipeline step (bucket from the global property MXNET_CI_UNITTEST_ARTIFACT_BUCKET):
-  sh 'ci-test-metrics upload --soft-fail nosetests_*.xml'
+  sh \"ci-test-metrics upload --soft-fail 'nosetests_*.xml'\"
   bat 'ci-test-metrics.exe upload --soft-fail nosetests_*.xml'
+  # (examples/jenkins/Jenkinsfile_utils.groovy wraps this in collect_test_results_unix/_windows)
 
   # By hand, outside Jenkins, to a local directory:
   ci-test-metrics upload --store ./ci-results --job mxnet-validation/unix-cpu \\
