@@ -59,12 +59,7 @@ pub enum UploadError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Context(#[from] ContextError),
-    #[error(
-        "{} of {total} files could not be uploaded, so {} was not written: {}",
-        failures.len(),
-        crate::layout::CONTEXT_FILE,
-        failures.iter().map(|f| format!("{}: {}", f.name, f.message)).collect::<Vec<_>>().join("; ")
-    )]
+    #[error("{}", describe_failures(*total, failures))]
     Failed {
         total: usize,
         failures: Vec<FileFailure>,
@@ -78,6 +73,23 @@ pub enum UploadError {
 pub struct FileFailure {
     pub name: String,
     pub message: String,
+}
+
+/// The first failure in full, the others by name (they usually share one cause).
+fn describe_failures(total: usize, failures: &[FileFailure]) -> String {
+    let mut out = format!(
+        "{} of {total} files could not be uploaded, so {} was not written",
+        failures.len(),
+        crate::layout::CONTEXT_FILE
+    );
+    if let Some(first) = failures.first() {
+        out.push_str(&format!(": {}: {}", first.name, first.message));
+    }
+    if failures.len() > 1 {
+        let rest: Vec<&str> = failures[1..].iter().map(|f| f.name.as_str()).collect();
+        out.push_str(&format!(" (also failed: {})", rest.join(", ")));
+    }
+    out
 }
 
 impl UploadError {

@@ -103,8 +103,9 @@ pub enum Format {
 const EXAMPLES: &str = "\
 Examples:
   # In a Jenkins pipeline step (bucket from the global property MXNET_CI_UNITTEST_ARTIFACT_BUCKET):
-  sh 'ci-test-metrics upload --soft-fail nosetests_*.xml'
+  sh \"ci-test-metrics upload --soft-fail 'nosetests_*.xml'\"
   bat 'ci-test-metrics.exe upload --soft-fail nosetests_*.xml'
+  # (examples/jenkins/Jenkinsfile_utils.groovy wraps this in collect_test_results_unix/_windows)
 
   # By hand, outside Jenkins, to a local directory:
   ci-test-metrics upload --store ./ci-results --job mxnet-validation/unix-cpu \\
@@ -190,7 +191,10 @@ async fn run_inner(args: Args) -> crate::Result<u8> {
     let context = Context::from_env(
         |n| std::env::var(n).ok(),
         &flags,
-        time::OffsetDateTime::now_utc(),
+        // Whole seconds: enough for build times, and easy to read.
+        time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
     )
     .map_err(UploadError::from)?;
     let sources = upload::find_files(&args.working_dir, &args.patterns)?;
@@ -232,8 +236,13 @@ fn print_text(outcome: &upload::Outcome) {
     } else {
         "uploaded"
     };
+    let sep = if outcome.store.ends_with('/') {
+        ""
+    } else {
+        "/"
+    };
     println!(
-        "{verb} {} file(s), {bytes} bytes, then {} to {}{}",
+        "{verb} {} file(s), {bytes} bytes, then {} to {}{sep}{}",
         files.len(),
         crate::layout::CONTEXT_FILE,
         outcome.store,

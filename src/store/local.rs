@@ -51,7 +51,7 @@ impl LocalStore {
         let key = key.to_string();
         blocking(move || {
             let path = resolve(&root, &key)?;
-            refuse_links(&root, &path, &key, false)?;
+            check_dirs(&root, path.parent().unwrap_or(&root), &key, false)?;
             std::fs::read(&path)
                 .map(Bytes::from)
                 .map_err(|e| io_error(&key, e))
@@ -112,16 +112,13 @@ fn resolve(root: &Path, key: &str) -> Result<PathBuf, StoreError> {
     Ok(root.join(relative))
 }
 
-/// Fails when a directory between the root and `path` is a symbolic link; with `create`, makes
-/// the missing ones.
-fn refuse_links(root: &Path, path: &Path, key: &str, create: bool) -> Result<(), StoreError> {
+/// Fails when `dir` or a directory between it and the root is a symbolic link or not a
+/// directory; with `create`, makes the missing ones.
+fn check_dirs(root: &Path, dir: &Path, key: &str, create: bool) -> Result<(), StoreError> {
     if create {
         std::fs::create_dir_all(root).map_err(|e| io_error(key, e))?;
     }
-    let Some(parent) = path.parent() else {
-        return Ok(());
-    };
-    let Ok(below) = parent.strip_prefix(root) else {
+    let Ok(below) = dir.strip_prefix(root) else {
         return Ok(());
     };
     let mut dir = root.to_path_buf();
@@ -160,8 +157,8 @@ fn refuse_links(root: &Path, path: &Path, key: &str, create: bool) -> Result<(),
 fn put(root: &Path, key: &str, body: &[u8]) -> Result<(), StoreError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let path = resolve(root, key)?;
-    refuse_links(root, &path, key, true)?;
     let dir = path.parent().unwrap_or(root);
+    check_dirs(root, dir, key, true)?;
     let temp = dir.join(format!(
         "{TEMP_PREFIX}{}-{}",
         std::process::id(),
@@ -191,8 +188,8 @@ fn list(root: &Path, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         root.to_path_buf()
     } else {
         let dir = resolve(root, dir_key)?;
-        if refuse_links(root, &dir.join("x"), dir_key, false).is_err() {
-            return Ok(vec![]);
+        if check_dirs(root, &dir, dir_key, false).is_err() {
+            return Ok(vec![]); // missing, or not a plain directory: nothing to list
         }
         dir
     };

@@ -85,33 +85,39 @@ fn env_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
+/// The S3 client's configuration: the shared one, plus path-style addressing with a custom
+/// endpoint, timeouts, and (unless `AWS_MAX_ATTEMPTS` is set) our retry policy.
+fn client_config(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Config {
+    // A custom endpoint rarely resolves virtual-hosted bucket names; path-style always works.
+    let custom_endpoint = sdk.endpoint_url().is_some()
+        || env_set("AWS_ENDPOINT_URL")
+        || env_set("AWS_ENDPOINT_URL_S3");
+    let mut conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(custom_endpoint)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(120))
+                .operation_timeout(Duration::from_secs(600))
+                .build(),
+        );
+    if !env_set("AWS_MAX_ATTEMPTS") {
+        conf = conf.retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(10)),
+        );
+    }
+    conf.build()
+}
+
 impl S3Store {
     pub async fn open(url: &str) -> Result<S3Store, StoreError> {
         let (bucket, prefix) = parse_url(url)?;
         let sdk = crate::aws::load().await;
-        // A custom endpoint rarely resolves virtual-hosted bucket names; path-style always works.
-        let custom_endpoint = sdk.endpoint_url().is_some()
-            || env_set("AWS_ENDPOINT_URL")
-            || env_set("AWS_ENDPOINT_URL_S3");
-        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(custom_endpoint)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(120))
-                    .operation_timeout(Duration::from_secs(600))
-                    .build(),
-            );
-        if !env_set("AWS_MAX_ATTEMPTS") {
-            conf = conf.retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(MAX_ATTEMPTS)
-                    .with_initial_backoff(Duration::from_millis(200))
-                    .with_max_backoff(Duration::from_secs(10)),
-            );
-        }
         Ok(S3Store {
-            client: aws_sdk_s3::Client::from_conf(conf.build()),
+            client: aws_sdk_s3::Client::from_conf(client_config(&sdk)),
             bucket,
             prefix,
         })
@@ -259,6 +265,23 @@ mod tests {
         for (status, code, want) in table {
             assert_eq!(classify(status, code), want, "{status:?} {code:?}");
         }
+    }
+
+    #[test]
+    fn client_retries_and_times_out() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let conf = client_config(&sdk);
+        let retry = conf.retry_config().expect("a retry policy");
+        assert_eq!(retry.mode(), aws_sdk_s3::config::retry::RetryMode::Standard);
+        if !env_set("AWS_MAX_ATTEMPTS") {
+            assert_eq!(retry.max_attempts(), MAX_ATTEMPTS);
+        }
+        let timeouts = conf.timeout_config().expect("timeouts");
+        assert!(timeouts.connect_timeout().is_some());
+        assert!(timeouts.operation_attempt_timeout().is_some());
     }
 
     #[test]
