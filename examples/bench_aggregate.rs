@@ -82,6 +82,7 @@ async fn bench(what: &str, store: &Store, tmp: &Path, testcases: usize) {
     let opts = Options {
         rules: BranchRules::new::<&str>(&[], "all").expect("rules"),
         since: None,
+        settle: std::time::Duration::ZERO,
         concurrency: 8,
         dry_run: false,
         encode: EncodeOptions::default(),

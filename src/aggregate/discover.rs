@@ -1,12 +1,17 @@
 //! Discovery: one store listing → the builds that are complete and not yet processed.
 //!
-//! A build is complete once its `context.json` exists (upload writes it last). Builds without it
-//! are still uploading and wait; builds with a `done` marker are skipped.
+//! A build is complete once its `context.json` exists (upload writes it last) and nothing was
+//! added to it for the settle time: parallel stages of one Jenkins build each upload their own
+//! files and rewrite `context.json`, so the first `context.json` does not mean the last stage is
+//! done. Builds without it are still uploading and wait; builds with a `done` marker are skipped,
+//! and files that arrive after a build's `done` marker are reported as late.
 
 use super::ledger;
 use crate::layout::{self, BuildId, CONTEXT_FILE, RESERVED_PREFIX};
 use crate::store::ObjectInfo;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use time::OffsetDateTime;
 
 /// The objects of one build.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,11 +25,23 @@ pub struct BuildObjects {
 #[derive(Debug, Default)]
 pub struct Listing {
     pub builds: BTreeMap<BuildId, BuildObjects>,
-    pub done: BTreeSet<BuildId>,
+    /// Recorded builds, with when their `done` marker was written.
+    pub done: BTreeMap<BuildId, Option<OffsetDateTime>>,
     /// Keys of publish intents, oldest first.
     pub intents: Vec<String>,
     /// Keys outside the reserved prefix that do not fit `job/branch/build/file`.
     pub stray: Vec<String>,
+}
+
+impl BuildObjects {
+    /// When the newest of the build's objects was written.
+    pub fn newest(&self) -> Option<OffsetDateTime> {
+        self.context
+            .iter()
+            .chain(&self.files)
+            .filter_map(|o| o.last_modified)
+            .max()
+    }
 }
 
 impl Listing {
@@ -37,7 +54,7 @@ impl Listing {
             if object.key.starts_with(RESERVED_PREFIX) {
                 if object.key.starts_with(&done_prefix) {
                     if let Some(id) = ledger::parse_done_key(&object.key) {
-                        listing.done.insert(id);
+                        listing.done.insert(id, object.last_modified);
                     }
                 } else if object.key.starts_with(&intents_prefix) {
                     listing.intents.push(object.key);
@@ -60,20 +77,49 @@ impl Listing {
         listing
     }
 
-    /// Complete builds without a `done` marker, oldest upload first.
-    pub fn pending(&self) -> Vec<(&BuildId, &BuildObjects)> {
-        let mut pending: Vec<_> = self
-            .builds
-            .iter()
-            .filter(|(id, objects)| objects.context.is_some() && !self.done.contains(id))
-            .collect();
-        pending.sort_by_key(|(id, objects)| {
+    /// Complete builds without a `done` marker, oldest upload first, and the builds still
+    /// settling (something was written to them less than `settle` before `now`).
+    pub fn pending(
+        &self,
+        now: OffsetDateTime,
+        settle: Duration,
+    ) -> (Vec<(&BuildId, &BuildObjects)>, Vec<&BuildId>) {
+        let (mut ready, mut settling) = (Vec::new(), Vec::new());
+        for (id, objects) in &self.builds {
+            if objects.context.is_none() || self.done.contains_key(id) {
+                continue;
+            }
+            match objects.newest() {
+                Some(newest) if now - newest < settle => settling.push(id),
+                _ => ready.push((id, objects)),
+            }
+        }
+        ready.sort_by_key(|(id, objects)| {
             (
                 objects.context.as_ref().and_then(|c| c.last_modified),
                 (*id).clone(),
             )
         });
-        pending
+        (ready, settling)
+    }
+
+    /// Result files written after their build was recorded: a stage that finished after the
+    /// aggregator took the build. Their metrics are not in CloudWatch.
+    pub fn late_files(&self) -> Vec<&str> {
+        let mut late = Vec::new();
+        for (id, done) in &self.done {
+            let (Some(objects), Some(done)) = (self.builds.get(id), done) else {
+                continue;
+            };
+            late.extend(
+                objects
+                    .files
+                    .iter()
+                    .filter(|f| f.last_modified.is_some_and(|m| m > *done))
+                    .map(|f| f.key.as_str()),
+            );
+        }
+        late
     }
 
     /// Builds still uploading (no `context.json` yet).
@@ -112,13 +158,11 @@ mod tests {
             obj("README.txt"),
             obj("job/a/master/notanumber/x.xml"),
         ]);
-        let pending: Vec<String> = listing
-            .pending()
-            .iter()
-            .map(|(id, _)| id.to_string())
-            .collect();
-        assert_eq!(pending, vec!["job/a/master/1"]);
-        assert_eq!(listing.pending()[0].1.files.len(), 2);
+        let (ready, settling) = listing.pending(OffsetDateTime::now_utc(), Duration::ZERO);
+        let ids: Vec<String> = ready.iter().map(|(id, _)| id.to_string()).collect();
+        assert_eq!(ids, vec!["job/a/master/1"]);
+        assert_eq!(ready[0].1.files.len(), 2);
+        assert!(settling.is_empty());
         let incomplete: Vec<String> = listing.incomplete().map(|id| id.to_string()).collect();
         assert_eq!(incomplete, vec!["job/a/master/2"]);
         assert_eq!(

@@ -65,6 +65,8 @@ pub struct Options {
     pub rules: BranchRules,
     /// Only builds whose `context.json` is at most this old.
     pub since: Option<Duration>,
+    /// Wait until nothing was written to a build for this long (parallel stages upload apart).
+    pub settle: Duration,
     /// Builds read and parsed at the same time.
     pub concurrency: usize,
     /// Publish and record nothing.
@@ -115,6 +117,10 @@ pub struct Outcome {
     pub incomplete: Vec<BuildId>,
     /// Keys that do not fit the layout.
     pub stray: Vec<String>,
+    /// Complete builds that had something written within the settle time; taken by a later run.
+    pub settling: Vec<BuildId>,
+    /// Result files written after their build was recorded: not in the metrics.
+    pub late_files: Vec<String>,
     /// Builds already done before this run.
     pub already_done: usize,
     /// Builds a previous run sent but did not record, found at the sink and recorded now.
@@ -157,6 +163,7 @@ pub async fn run(
         incomplete: listing.incomplete().cloned().collect(),
         stray: listing.stray.clone(),
         already_done: listing.done.len(),
+        late_files: listing.late_files().into_iter().map(String::from).collect(),
         ..Outcome::default()
     };
     for id in &outcome.incomplete {
@@ -164,8 +171,15 @@ pub async fn run(
     }
 
     let unrecorded = read_intents(store, &listing, opts, &mut outcome).await;
-    let pending: Vec<(BuildId, BuildObjects)> = listing
-        .pending()
+    let (ready, settling) = listing.pending(opts.now, opts.settle);
+    outcome.settling = settling.into_iter().cloned().collect();
+    for key in &outcome.late_files {
+        tracing::warn!(
+            "{key}: written after its build was aggregated, so it is not in the metrics; \
+             raise --settle above the time between a build's first and last upload"
+        );
+    }
+    let pending: Vec<(BuildId, BuildObjects)> = ready
         .into_iter()
         .filter(|(_, objects)| within_since(objects, opts))
         .map(|(id, objects)| (id.clone(), objects.clone()))
@@ -384,7 +398,7 @@ async fn read_intents(
                 .builds
                 .iter()
                 .map(|b| b.id())
-                .filter(|id| !listing.done.contains(id)),
+                .filter(|id| !listing.done.contains_key(id)),
         );
     }
     unrecorded

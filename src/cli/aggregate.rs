@@ -74,6 +74,12 @@ pub struct Args {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub since: Option<Duration>,
 
+    /// Take a build only when nothing was written to it for this long. Parallel stages of one
+    /// Jenkins build upload separately, each rewriting context.json; set this above the time
+    /// between a build's first and last upload. 0 takes builds as soon as context.json exists.
+    #[arg(long, value_parser = parse_duration, default_value = "30m", value_name = "DURATION")]
+    pub settle: Duration,
+
     /// Builds read and parsed at the same time.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -129,6 +135,7 @@ pub async fn run(args: Args) -> crate::Result<u8> {
     let opts = Options {
         rules,
         since: args.since,
+        settle: args.settle,
         concurrency: args.concurrency,
         dry_run: args.dry_run,
         encode: EncodeOptions {
@@ -183,6 +190,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h, d or w")),
     };
     Ok(Duration::from_secs(n * secs))
+}
+
+/// `30m`, `2h`, `90s` for messages.
+fn humantime(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 fn parse_top(s: &str) -> Result<usize, String> {
@@ -305,9 +321,11 @@ fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store:
     if outcome.builds.is_empty() {
         let _ = writeln!(
             s,
-            "nothing new: {} build(s) already recorded, {} still uploading",
+            "nothing new: {} build(s) already recorded, {} still uploading, {} settling (--settle {})",
             outcome.already_done,
-            outcome.incomplete.len()
+            outcome.incomplete.len(),
+            outcome.settling.len(),
+            humantime(args.settle)
         );
     } else {
         let width = jobs.keys().map(|j| j.len()).max().unwrap_or(3).max(3);
@@ -376,6 +394,24 @@ fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store:
             let _ = writeln!(s, "  - {}: {}", b.id, b.reason.as_deref().unwrap_or("-"));
         }
     }
+    if !outcome.settling.is_empty() && !outcome.builds.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} build(s) had uploads in the last {} and wait for a later run (--settle)",
+            outcome.settling.len(),
+            humantime(args.settle)
+        );
+    }
+    if !outcome.late_files.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nWARNING: {} result file(s) arrived after their build was aggregated and are not in the metrics; raise --settle:",
+            outcome.late_files.len()
+        );
+        for key in outcome.late_files.iter().take(10) {
+            let _ = writeln!(s, "  - {key}");
+        }
+    }
     let too_old = outcome.builds.iter().filter(|b| b.too_old).count();
     if too_old > 0 {
         let _ = writeln!(
@@ -439,6 +475,8 @@ fn json(
         "jobs": jobs,
         "incomplete": outcome.incomplete.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
         "already_done": outcome.already_done,
+        "settling": outcome.settling.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+        "late_files": outcome.late_files,
         "recovered": outcome.recovered.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
         "stray_keys": outcome.stray,
         "datums": outcome.datums,

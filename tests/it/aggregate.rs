@@ -29,7 +29,7 @@ fn sample_store() -> (tempfile::TempDir, PathBuf) {
 
 fn aggregate(store: &Path, extra: &[&str]) -> (Output, Value) {
     let out = common::bin()
-        .args(["aggregate", "--format", "json", "--store"])
+        .args(["aggregate", "--format", "json", "--settle", "0", "--store"])
         .arg(store)
         .args(extra)
         .output()
@@ -575,5 +575,39 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
             .unwrap()
             .sum(),
         Some(2.0)
+    );
+}
+
+#[test]
+fn fresh_uploads_settle_and_late_stages_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    small_history(&store, "stages/job", 2, 3);
+    let emf = dir.path().join("m.emf");
+    let sink = format!("emf:{}", emf.display());
+    // Just uploaded: with the default settle time nothing is taken yet.
+    let out = common::bin()
+        .args(["aggregate", "--format", "json", "--sink", &sink, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["builds"].as_array().unwrap().len(), 0);
+    assert_eq!(json["settling"].as_array().unwrap().len(), 2);
+    // Taken once settled (here: no settle time)…
+    let (_, json) = aggregate(&store, &["--sink", &sink]);
+    assert_eq!(json["builds"].as_array().unwrap().len(), 2);
+    // …then a late parallel stage uploads into build 1: reported, not silently dropped.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(
+        store.join("stages/job/master/1/stage2.xml"),
+        r#"<testsuite><testcase name="x" time="1"/></testsuite>"#,
+    )
+    .unwrap();
+    let (_, json) = aggregate(&store, &["--sink", &sink]);
+    assert_eq!(
+        json["late_files"],
+        serde_json::json!(["stages/job/master/1/stage2.xml"])
     );
 }
