@@ -29,6 +29,7 @@ use super::time::parse_seconds;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::BinaryStream;
 use quick_xml::Reader;
+use std::borrow::Cow;
 use std::io::{BufRead, Read};
 use std::path::Path;
 use std::time::Duration;
@@ -439,7 +440,7 @@ impl<F: FnMut(TestCase)> Parser<F> {
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
             match attr.key.local_name().as_ref() {
-                b"name" => name = self.value(&attr.value),
+                b"name" => name = self.value(&attr.value).into_owned(),
                 b"tests" => declared.tests = count(),
                 b"failures" => declared.failures = count(),
                 b"errors" => declared.errors = count(),
@@ -464,15 +465,21 @@ impl<F: FnMut(TestCase)> Parser<F> {
             time: None,
             status: Status::Passed,
         };
-        let mut time = None;
+        let mut bad_time = None;
         for attr in e.attributes().with_checks(false) {
             let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
             let value = &attr.value;
             match attr.key.local_name().as_ref() {
-                b"name" => case.name = self.value(value),
-                b"classname" => case.classname = self.value(value),
-                b"file" => case.file = Some(self.value(value)),
-                b"time" => time = Some(self.value(value)),
+                b"name" => case.name = self.value(value).into_owned(),
+                b"classname" => case.classname = self.value(value).into_owned(),
+                b"file" => case.file = Some(self.value(value).into_owned()),
+                b"time" => {
+                    let raw = self.value(value);
+                    match parse_seconds(&raw) {
+                        Ok(t) => case.time = t,
+                        Err(bad) => bad_time = Some((raw.into_owned(), bad)),
+                    }
+                }
                 b"status" if skipped_status(value) => case.status = Status::Skipped,
                 b"result"
                     if value.eq_ignore_ascii_case(b"skipped")
@@ -483,30 +490,29 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 _ => {}
             }
         }
-        if let Some(raw) = time {
-            match parse_seconds(&raw) {
-                Ok(t) => case.time = t,
-                Err(bad) => self.warn(format!(
-                    "testcase {:?}: time {raw:?} is {bad}; taken as unknown",
-                    case.name
-                )),
-            }
+        if let Some((raw, bad)) = bad_time {
+            self.warn(format!(
+                "testcase {:?}: time {raw:?} is {bad}; taken as unknown",
+                case.name
+            ));
         }
         Ok(case)
     }
 
     /// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
-    fn value(&mut self, raw: &[u8]) -> String {
+    /// Borrows when it can: no allocation for plain UTF-8 without references.
+    fn value<'v>(&mut self, raw: &'v [u8]) -> Cow<'v, str> {
         let raw = &raw[..raw.len().min(MAX_VALUE)];
         let text = String::from_utf8_lossy(raw);
         if memchr::memchr(b'&', raw).is_none() {
-            return text.into_owned();
+            return text;
         }
         match quick_xml::escape::unescape(&text) {
-            Ok(unescaped) => unescaped.into_owned(),
+            Ok(Cow::Borrowed(_)) => text,
+            Ok(Cow::Owned(unescaped)) => Cow::Owned(unescaped),
             Err(e) => {
                 self.warn(format!("attribute value {text:?} kept as written: {e}"));
-                text.into_owned()
+                text
             }
         }
     }
