@@ -86,7 +86,7 @@ pub fn run(args: Args) -> crate::Result<u8> {
                 Ok(())
             }
         };
-        written.map_err(|source| write_error(source))?;
+        written.map_err(write_error)?;
     }
     if args.format == Format::Table {
         table.print(&mut out).map_err(write_error)?;

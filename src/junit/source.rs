@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn event_limit_is_an_error() {
-        let text = vec![b'x'; 100];
+        let text = [b'x'; 100];
         let mut s = Source::new(&text[..], 10);
         s.mark();
         let n = s.fill_buf().unwrap().len();
