@@ -432,15 +432,14 @@ impl<F: FnMut(TestCase)> Parser<F> {
         let mut declared = Declared::default();
         let mut skipped = None::<u64>;
         let mut disabled = None::<u64>;
-        for attr in e.attributes().with_checks(false) {
-            let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
+        attributes(e, at, |key, value| {
             let count = || {
-                std::str::from_utf8(&attr.value)
+                std::str::from_utf8(value)
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
-            match attr.key.local_name().as_ref() {
-                b"name" => name = self.value(&attr.value).into_owned(),
+            match key {
+                b"name" => name = self.value(value).into_owned(),
                 b"tests" => declared.tests = count(),
                 b"failures" => declared.failures = count(),
                 b"errors" => declared.errors = count(),
@@ -448,7 +447,7 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 b"disabled" => disabled = count(),
                 _ => {}
             }
-        }
+        })?;
         declared.skipped = match (skipped, disabled) {
             (None, None) => None,
             (s, d) => Some(s.unwrap_or(0) + d.unwrap_or(0)),
@@ -466,30 +465,26 @@ impl<F: FnMut(TestCase)> Parser<F> {
             status: Status::Passed,
         };
         let mut bad_time = None;
-        for attr in e.attributes().with_checks(false) {
-            let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
-            let value = &attr.value;
-            match attr.key.local_name().as_ref() {
-                b"name" => case.name = self.value(value).into_owned(),
-                b"classname" => case.classname = self.value(value).into_owned(),
-                b"file" => case.file = Some(self.value(value).into_owned()),
-                b"time" => {
-                    let raw = self.value(value);
-                    match parse_seconds(&raw) {
-                        Ok(t) => case.time = t,
-                        Err(bad) => bad_time = Some((raw.into_owned(), bad)),
-                    }
+        attributes(e, at, |key, value| match key {
+            b"name" => case.name = self.value(value).into_owned(),
+            b"classname" => case.classname = self.value(value).into_owned(),
+            b"file" => case.file = Some(self.value(value).into_owned()),
+            b"time" => {
+                let raw = self.value(value);
+                match parse_seconds(&raw) {
+                    Ok(t) => case.time = t,
+                    Err(bad) => bad_time = Some((raw.into_owned(), bad)),
                 }
-                b"status" if skipped_status(value) => case.status = Status::Skipped,
-                b"result"
-                    if value.eq_ignore_ascii_case(b"skipped")
-                        || value.eq_ignore_ascii_case(b"suppressed") =>
-                {
-                    case.status = Status::Skipped
-                }
-                _ => {}
             }
-        }
+            b"status" if skipped_status(value) => case.status = Status::Skipped,
+            b"result"
+                if value.eq_ignore_ascii_case(b"skipped")
+                    || value.eq_ignore_ascii_case(b"suppressed") =>
+            {
+                case.status = Status::Skipped
+            }
+            _ => {}
+        })?;
         if let Some((raw, bad)) = bad_time {
             self.warn(format!(
                 "testcase {:?}: time {raw:?} is {bad}; taken as unknown",
@@ -503,7 +498,10 @@ impl<F: FnMut(TestCase)> Parser<F> {
     /// Borrows when it can: no allocation for plain UTF-8 without references.
     fn value<'v>(&mut self, raw: &'v [u8]) -> Cow<'v, str> {
         let raw = &raw[..raw.len().min(MAX_VALUE)];
-        let text = String::from_utf8_lossy(raw);
+        let text = match std::str::from_utf8(raw) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         if memchr::memchr(b'&', raw).is_none() {
             return text;
         }
@@ -557,6 +555,55 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 .push(format!("… and {n} more warnings"));
         }
         self.summary
+    }
+}
+
+/// Calls `f(local name, raw value)` for each attribute of a tag. A small scanner handles the
+/// well-formed case quickly; anything it does not accept goes through quick-xml's attribute
+/// parser, whose verdict (and error message) counts.
+fn attributes<F: FnMut(&[u8], &[u8])>(e: &BytesStart, at: u64, mut f: F) -> Result<(), Failure> {
+    if scan_attributes(e.attributes_raw(), &mut f).is_some() {
+        return Ok(());
+    }
+    for attr in e.attributes().with_checks(false) {
+        let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
+        f(attr.key.local_name().as_ref(), &attr.value);
+    }
+    Ok(())
+}
+
+/// `name="value"` pairs separated by whitespace; `None` at the first thing that is not one.
+fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8])) -> Option<()> {
+    loop {
+        rest = rest.trim_ascii_start();
+        if rest.is_empty() {
+            return Some(());
+        }
+        let eq = memchr::memchr(b'=', rest)?;
+        let name = rest[..eq].trim_ascii_end();
+        if name.is_empty()
+            || name
+                .iter()
+                .any(|b| b.is_ascii_whitespace() || *b == b'"' || *b == b'\'')
+        {
+            return None;
+        }
+        rest = rest[eq + 1..].trim_ascii_start();
+        let quote = *rest.first()?;
+        if quote != b'"' && quote != b'\'' {
+            return None;
+        }
+        let end = memchr::memchr(quote, &rest[1..])?;
+        let value = &rest[1..1 + end];
+        rest = &rest[end + 2..];
+        if rest.first().is_some_and(|b| !b.is_ascii_whitespace()) {
+            return None;
+        }
+        let local = match memchr::memrchr(b':', name) {
+            Some(i) => &name[i + 1..],
+            None => name,
+        };
+        f(local, value);
     }
 }
 
