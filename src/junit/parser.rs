@@ -579,7 +579,8 @@ fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8])) -> Option<
         if rest.is_empty() {
             return Some(());
         }
-        let eq = memchr::memchr(b'=', rest)?;
+        // Names are short: a plain loop beats memchr's setup here.
+        let eq = rest.iter().position(|&b| b == b'=')?;
         let name = rest[..eq].trim_ascii_end();
         if name.is_empty()
             || name
@@ -599,7 +600,7 @@ fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8])) -> Option<
         if rest.first().is_some_and(|b| !b.is_ascii_whitespace()) {
             return None;
         }
-        let local = match memchr::memrchr(b':', name) {
+        let local = match name.iter().rposition(|&b| b == b':') {
             Some(i) => &name[i + 1..],
             None => name,
         };
