@@ -304,13 +304,6 @@ impl<F: FnMut(TestCase)> Parser<F> {
     }
 
     fn open(&mut self, e: &BytesStart, empty: bool, at: u64) -> Result<(), Failure> {
-        // quick-xml accepts `<` inside a quoted attribute value; XML does not.
-        if let Some(i) = memchr::memchr(b'<', e) {
-            return Err((
-                at + 1 + i as u64,
-                "malformed XML: `<` inside a tag (not allowed in attribute values)".into(),
-            ));
-        }
         let local = e.local_name();
         let name = local.as_ref();
         let parent = self.stack.last().copied();
@@ -342,28 +335,33 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 self.suites.push(suite);
                 Kind::Suite
             }
-            b"testsuites" => {
-                if parent.is_none() {
-                    self.root_declared = self.suite_attributes(e, at)?.1;
-                }
+            b"testsuites" if parent.is_none() => {
+                self.root_declared = self.suite_attributes(e, at)?.1;
                 Kind::Suites
             }
             b"testcase" if self.case.is_none() => {
                 self.case = Some(self.case_attributes(e, at)?);
                 Kind::Case
             }
-            b"error" | b"failure" | b"skipped" if parent == Some(Kind::Case) => {
-                if let Some(case) = &mut self.case {
-                    let status = match name {
-                        b"error" => Status::Error,
-                        b"failure" => Status::Failed,
-                        _ => Status::Skipped,
-                    };
-                    case.status = case.status.max(status);
+            _ => {
+                // Attributes not read here are still checked for what quick-xml lets through.
+                no_lt_in_tag(e, at)?;
+                match name {
+                    b"testsuites" => Kind::Suites,
+                    b"error" | b"failure" | b"skipped" if parent == Some(Kind::Case) => {
+                        if let Some(case) = &mut self.case {
+                            let status = match name {
+                                b"error" => Status::Error,
+                                b"failure" => Status::Failed,
+                                _ => Status::Skipped,
+                            };
+                            case.status = case.status.max(status);
+                        }
+                        Kind::Other
+                    }
+                    _ => Kind::Other,
                 }
-                Kind::Other
             }
-            _ => Kind::Other,
         };
         if empty {
             self.closed(kind);
@@ -432,14 +430,14 @@ impl<F: FnMut(TestCase)> Parser<F> {
         let mut declared = Declared::default();
         let mut skipped = None::<u64>;
         let mut disabled = None::<u64>;
-        attributes(e, at, |key, value| {
+        attributes(e, at, |key, value, amp| {
             let count = || {
                 std::str::from_utf8(value)
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
             match key {
-                b"name" => name = self.value(value).into_owned(),
+                b"name" => name = self.value(value, amp).into_owned(),
                 b"tests" => declared.tests = count(),
                 b"failures" => declared.failures = count(),
                 b"errors" => declared.errors = count(),
@@ -465,12 +463,12 @@ impl<F: FnMut(TestCase)> Parser<F> {
             status: Status::Passed,
         };
         let mut bad_time = None;
-        attributes(e, at, |key, value| match key {
-            b"name" => case.name = self.value(value).into_owned(),
-            b"classname" => case.classname = self.value(value).into_owned(),
-            b"file" => case.file = Some(self.value(value).into_owned()),
+        attributes(e, at, |key, value, amp| match key {
+            b"name" => case.name = self.value(value, amp).into_owned(),
+            b"classname" => case.classname = self.value(value, amp).into_owned(),
+            b"file" => case.file = Some(self.value(value, amp).into_owned()),
             b"time" => {
-                let raw = self.value(value);
+                let raw = self.value(value, amp);
                 match parse_seconds(&raw) {
                     Ok(t) => case.time = t,
                     Err(bad) => bad_time = Some((raw.into_owned(), bad)),
@@ -495,14 +493,15 @@ impl<F: FnMut(TestCase)> Parser<F> {
     }
 
     /// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
-    /// Borrows when it can: no allocation for plain UTF-8 without references.
-    fn value<'v>(&mut self, raw: &'v [u8]) -> Cow<'v, str> {
+    /// Borrows when it can: no allocation for plain UTF-8 without references. `amp`: whether
+    /// `raw` contains `&` (known from the attribute scan).
+    fn value<'v>(&mut self, raw: &'v [u8], amp: bool) -> Cow<'v, str> {
         let raw = &raw[..raw.len().min(MAX_VALUE)];
         let text = match std::str::from_utf8(raw) {
             Ok(text) => Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(raw),
         };
-        if memchr::memchr(b'&', raw).is_none() {
+        if !amp {
             return text;
         }
         match quick_xml::escape::unescape(&text) {
@@ -558,22 +557,40 @@ impl<F: FnMut(TestCase)> Parser<F> {
     }
 }
 
-/// Calls `f(local name, raw value)` for each attribute of a tag. A small scanner handles the
-/// well-formed case quickly; anything it does not accept goes through quick-xml's attribute
-/// parser, whose verdict (and error message) counts.
-fn attributes<F: FnMut(&[u8], &[u8])>(e: &BytesStart, at: u64, mut f: F) -> Result<(), Failure> {
+/// Calls `f(local name, raw value, contains '&')` for each attribute of a tag. A small scanner
+/// handles the well-formed case quickly; anything it does not accept goes through quick-xml's
+/// attribute parser, whose verdict (and error message) counts.
+fn attributes<F: FnMut(&[u8], &[u8], bool)>(
+    e: &BytesStart,
+    at: u64,
+    mut f: F,
+) -> Result<(), Failure> {
     if scan_attributes(e.attributes_raw(), &mut f).is_some() {
         return Ok(());
     }
+    no_lt_in_tag(e, at)?;
     for attr in e.attributes().with_checks(false) {
         let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
-        f(attr.key.local_name().as_ref(), &attr.value);
+        let amp = memchr::memchr(b'&', &attr.value).is_some();
+        f(attr.key.local_name().as_ref(), &attr.value, amp);
     }
     Ok(())
 }
 
-/// `name="value"` pairs separated by whitespace; `None` at the first thing that is not one.
-fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8])) -> Option<()> {
+/// quick-xml accepts `<` inside a quoted attribute value; XML does not.
+fn no_lt_in_tag(e: &BytesStart, at: u64) -> Result<(), Failure> {
+    match memchr::memchr(b'<', e) {
+        Some(i) => Err((
+            at + 1 + i as u64,
+            "malformed XML: `<` inside a tag (not allowed in attribute values)".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `name="value"` pairs separated by whitespace; `None` at the first thing that is not one
+/// (including a `<` anywhere).
+fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8], bool)) -> Option<()> {
     loop {
         rest = rest.trim_ascii_start();
         if rest.is_empty() {
@@ -585,7 +602,7 @@ fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8])) -> Option<
         if name.is_empty()
             || name
                 .iter()
-                .any(|b| b.is_ascii_whitespace() || *b == b'"' || *b == b'\'')
+                .any(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<'))
         {
             return None;
         }
@@ -594,9 +611,22 @@ fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8])) -> Option<
         if quote != b'"' && quote != b'\'' {
             return None;
         }
-        let end = memchr::memchr(quote, &rest[1..])?;
-        let value = &rest[1..1 + end];
-        rest = &rest[end + 2..];
+        rest = &rest[1..];
+        let mut amp = false;
+        let mut from = 0;
+        let end = loop {
+            let i = from + memchr::memchr3(quote, b'<', b'&', &rest[from..])?;
+            match rest[i] {
+                b'<' => return None,
+                b'&' => {
+                    amp = true;
+                    from = i + 1;
+                }
+                _ => break i,
+            }
+        };
+        let value = &rest[..end];
+        rest = &rest[end + 1..];
         if rest.first().is_some_and(|b| !b.is_ascii_whitespace()) {
             return None;
         }
@@ -604,7 +634,7 @@ fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8])) -> Option<
             Some(i) => &name[i + 1..],
             None => name,
         };
-        f(local, value);
+        f(local, value, amp);
     }
 }
 

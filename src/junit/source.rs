@@ -185,7 +185,9 @@ mod tests {
 
     #[test]
     fn line_col_across_refills() {
-        let text: Vec<u8> = (0..200_000).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+        let text: Vec<u8> = (0..200_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
         let mut s = Source::new(&text[..], u64::MAX);
         loop {
             let n = s.fill_buf().unwrap().len();
