@@ -9,18 +9,21 @@
 //! - **Root**: `<testsuites>` or `<testsuite>`; any other root element is an error.
 //! - **Suite**: the `name` of the innermost enclosing `<testsuite>` ("" outside any).
 //! - **Status**: the most severe of the direct `<error>`, `<failure>` and `<skipped>` children,
-//!   and of the attributes `status="notrun|disabled|skipped|ignored"` (googletest, tst, NUnit
-//!   conversions) and `result="skipped|suppressed"` (googletest). Surefire's `rerunFailure`,
+//!   and of the attributes `status="notrun|not_run|disabled|skipped|skip|ignored"` (googletest,
+//!   CTest, tst, NUnit conversions; any case) and `result="skipped|suppressed"` (googletest). Surefire's `rerunFailure`,
 //!   `rerunError`, `flakyFailure` and `flakyError` record earlier attempts and are ignored: a test
 //!   that failed, was rerun and passed is passed; one that failed every attempt also carries
 //!   `<failure>`/`<error>` and is failed/error.
-//! - **Entities**: DTDs are skipped, never read, so nothing is ever expanded or fetched (XXE and
-//!   billion-laughs documents stay inert). In attribute values the five XML entities and
+//! - **Entities**: a `<!DOCTYPE>` is read as one bounded event and ignored, so no entity is
+//!   ever declared, expanded or fetched (XXE and billion-laughs documents stay inert). In attribute values the five XML entities and
 //!   character references are decoded; any other `&name;` is kept verbatim with a warning.
 //!   Entity references in text are skipped like all text.
 //! - **Lengths**: one tag (with its attributes) or declaration may span at most [`MAX_EVENT`]
 //!   bytes, otherwise the file is an error; kept attribute values are cut at [`MAX_VALUE`] bytes.
 //! - **Totals** are counted from the cases; declared totals only produce warnings.
+//! - **Well-formedness**: besides quick-xml's checks (matching end tags, closed tags, comments
+//!   and CDATA), a `<` inside a tag, text or a second element outside the root, and an end of
+//!   input with open elements are errors.
 
 use super::encoding;
 use super::model::{Declared, Report, Status, TestCase};
@@ -42,8 +45,9 @@ pub const MAX_VALUE: usize = 4096;
 /// Warnings kept per file; further ones are only counted.
 const MAX_WARNINGS: usize = 50;
 
-/// Why a file could not be read to its end. Names the file and the line:column (1-based; column
-/// in bytes), or `0:0` when the file could not be opened at all.
+/// Why a file could not be read to its end. Names the file and the line:column (1-based; the
+/// column counts bytes of the UTF-8 text, after a BOM is dropped and UTF-16 or a declared
+/// single-byte encoding is decoded), or `0:0` when the file could not be opened at all.
 #[derive(Debug, Clone, Error, PartialEq)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct ParseError {
