@@ -129,6 +129,17 @@ pub fn parse_reader<R: Read>(name: &str, reader: R) -> Report {
 pub fn parse_stream<R: Read, F: FnMut(TestCase)>(
     name: &str,
     reader: R,
+    mut on_case: F,
+) -> StreamSummary {
+    parse_stream_ref(name, reader, |case| on_case(case.clone()))
+}
+
+/// Like [`parse_stream`], but lends each case instead of giving it away: the parser reuses one
+/// [`TestCase`] and its strings, so reading allocates nothing per case. The fastest way to
+/// compute totals or distributions; clone what you need to keep.
+pub fn parse_stream_ref<R: Read, F: FnMut(&TestCase)>(
+    name: &str,
+    reader: R,
     on_case: F,
 ) -> StreamSummary {
     let mut parser = Parser {
@@ -139,11 +150,19 @@ pub fn parse_stream<R: Read, F: FnMut(TestCase)>(
         on_case,
         stack: Vec::new(),
         suites: Vec::new(),
-        case: None,
+        case: TestCase {
+            suite: String::new(),
+            classname: String::new(),
+            name: String::new(),
+            file: None,
+            time: None,
+            status: Status::Passed,
+        },
+        in_case: false,
         root_seen: false,
         root_declared: Declared::default(),
         child_declared: Declared::default(),
-        suppressed_warnings: 0,
+        warnings: Warnings::default(),
     };
     let outcome = match encoding::utf8_reader(reader) {
         Ok(input) => {
@@ -186,17 +205,35 @@ struct Parser<F> {
     stack: Vec<Kind>,
     /// Names of the open `<testsuite>` elements.
     suites: Vec<String>,
-    /// The open `<testcase>`, if any (nested testcases are ignored).
-    case: Option<TestCase>,
+    /// The open `<testcase>` when `in_case` (nested testcases are ignored); reused.
+    case: TestCase,
+    in_case: bool,
     root_seen: bool,
     /// Totals declared on the root element.
     root_declared: Declared,
     /// Totals declared on the suites directly under a `<testsuites>` root.
     child_declared: Declared,
-    suppressed_warnings: usize,
+    warnings: Warnings,
 }
 
-impl<F: FnMut(TestCase)> Parser<F> {
+/// Warnings of one file, at most [`MAX_WARNINGS`] kept.
+#[derive(Default)]
+struct Warnings {
+    kept: Vec<String>,
+    suppressed: usize,
+}
+
+impl Warnings {
+    fn push(&mut self, message: String) {
+        if self.kept.len() < MAX_WARNINGS {
+            self.kept.push(message);
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+impl<F: FnMut(&TestCase)> Parser<F> {
     fn run<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> Result<(), Failure> {
         let mut buf = Vec::with_capacity(4096);
         loop {
@@ -343,8 +380,9 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 self.root_declared = self.suite_attributes(e, at)?.1;
                 Kind::Suites
             }
-            b"testcase" if self.case.is_none() => {
-                self.case = Some(self.case_attributes(e, at)?);
+            b"testcase" if !self.in_case => {
+                self.case_attributes(e, at)?;
+                self.in_case = true;
                 Kind::Case
             }
             _ => {
@@ -353,14 +391,12 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 match name {
                     b"testsuites" => Kind::Suites,
                     b"error" | b"failure" | b"skipped" if parent == Some(Kind::Case) => {
-                        if let Some(case) = &mut self.case {
-                            let status = match name {
-                                b"error" => Status::Error,
-                                b"failure" => Status::Failed,
-                                _ => Status::Skipped,
-                            };
-                            case.status = case.status.max(status);
-                        }
+                        let status = match name {
+                            b"error" => Status::Error,
+                            b"failure" => Status::Failed,
+                            _ => Status::Skipped,
+                        };
+                        self.case.status = self.case.status.max(status);
                         Kind::Other
                     }
                     _ => Kind::Other,
@@ -388,12 +424,13 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 self.suites.pop();
             }
             Kind::Case => {
-                if let Some(case) = self.case.take() {
-                    self.summary.counts[case.status as usize] += 1;
-                    if let Some(t) = case.time {
+                if self.in_case {
+                    self.in_case = false;
+                    self.summary.counts[self.case.status as usize] += 1;
+                    if let Some(t) = self.case.time {
                         self.summary.time += t;
                     }
-                    (self.on_case)(case);
+                    (self.on_case)(&self.case);
                 }
             }
             Kind::Suites | Kind::Other => {}
@@ -441,7 +478,7 @@ impl<F: FnMut(TestCase)> Parser<F> {
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
             match key {
-                b"name" => name = self.value(value, amp).into_owned(),
+                b"name" => name = text(&mut self.warnings, value, amp).into_owned(),
                 b"tests" => declared.tests = count(),
                 b"failures" => declared.failures = count(),
                 b"errors" => declared.errors = count(),
@@ -457,22 +494,34 @@ impl<F: FnMut(TestCase)> Parser<F> {
         Ok((name, declared))
     }
 
-    fn case_attributes(&mut self, e: &BytesStart, at: u64) -> Result<TestCase, Failure> {
-        let mut case = TestCase {
-            suite: self.suites.last().cloned().unwrap_or_default(),
-            classname: String::new(),
-            name: String::new(),
-            file: None,
-            time: None,
-            status: Status::Passed,
-        };
+    /// Reads a `<testcase>` start tag into the reused case.
+    fn case_attributes(&mut self, e: &BytesStart, at: u64) -> Result<(), Failure> {
+        let Parser {
+            case,
+            warnings,
+            suites,
+            ..
+        } = self;
+        set(&mut case.suite, suites.last().map_or("", String::as_str));
+        case.classname.clear();
+        case.name.clear();
+        let mut has_file = false;
+        case.time = None;
+        case.status = Status::Passed;
         let mut bad_time = None;
         attributes(e, at, |key, value, amp| match key {
-            b"name" => case.name = self.value(value, amp).into_owned(),
-            b"classname" => case.classname = self.value(value, amp).into_owned(),
-            b"file" => case.file = Some(self.value(value, amp).into_owned()),
+            b"name" => set(&mut case.name, &text(warnings, value, amp)),
+            b"classname" => set(&mut case.classname, &text(warnings, value, amp)),
+            b"file" => {
+                let value = text(warnings, value, amp);
+                match &mut case.file {
+                    Some(file) => set(file, &value),
+                    None => case.file = Some(value.into_owned()),
+                }
+                has_file = true;
+            }
             b"time" => {
-                let raw = self.value(value, amp);
+                let raw = text(warnings, value, amp);
                 match parse_seconds(&raw) {
                     Ok(t) => case.time = t,
                     Err(bad) => bad_time = Some((raw.into_owned(), bad)),
@@ -487,43 +536,16 @@ impl<F: FnMut(TestCase)> Parser<F> {
             }
             _ => {}
         })?;
+        if !has_file {
+            case.file = None;
+        }
         if let Some((raw, bad)) = bad_time {
-            self.warn(format!(
+            warnings.push(format!(
                 "testcase {:?}: time {raw:?} is {bad}; taken as unknown",
                 case.name
             ));
         }
-        Ok(case)
-    }
-
-    /// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
-    /// Borrows when it can: no allocation for plain UTF-8 without references. `amp`: whether
-    /// `raw` contains `&` (known from the attribute scan).
-    fn value<'v>(&mut self, raw: &'v [u8], amp: bool) -> Cow<'v, str> {
-        let raw = &raw[..raw.len().min(MAX_VALUE)];
-        let text = match std::str::from_utf8(raw) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(raw),
-        };
-        if !amp {
-            return text;
-        }
-        match quick_xml::escape::unescape(&text) {
-            Ok(Cow::Borrowed(_)) => text,
-            Ok(Cow::Owned(unescaped)) => Cow::Owned(unescaped),
-            Err(e) => {
-                self.warn(format!("attribute value {text:?} kept as written: {e}"));
-                text
-            }
-        }
-    }
-
-    fn warn(&mut self, message: String) {
-        if self.summary.warnings.len() < MAX_WARNINGS {
-            self.summary.warnings.push(message);
-        } else {
-            self.suppressed_warnings += 1;
-        }
+        Ok(())
     }
 
     fn finish(mut self) -> StreamSummary {
@@ -545,20 +567,49 @@ impl<F: FnMut(TestCase)> Parser<F> {
             ];
             for (what, declared, counted) in checks {
                 if let Some(declared) = declared.filter(|&d| d != counted as u64) {
-                    self.warn(format!(
+                    self.warnings.push(format!(
                         "the file declares {what}={declared} but {counted} were read; using {counted}"
                     ));
                 }
             }
         }
-        if self.suppressed_warnings > 0 {
-            let n = self.suppressed_warnings;
+        self.summary.warnings = self.warnings.kept;
+        if self.warnings.suppressed > 0 {
+            let n = self.warnings.suppressed;
             self.summary
                 .warnings
                 .push(format!("… and {n} more warnings"));
         }
         self.summary
     }
+}
+
+/// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
+/// Borrows when it can: no allocation for plain UTF-8 without references. `amp`: whether
+/// `raw` contains `&` (known from the attribute scan).
+fn text<'v>(warnings: &mut Warnings, raw: &'v [u8], amp: bool) -> Cow<'v, str> {
+    let raw = &raw[..raw.len().min(MAX_VALUE)];
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
+    if !amp {
+        return text;
+    }
+    match quick_xml::escape::unescape(&text) {
+        Ok(Cow::Borrowed(_)) => text,
+        Ok(Cow::Owned(unescaped)) => Cow::Owned(unescaped),
+        Err(e) => {
+            warnings.push(format!("attribute value {text:?} kept as written: {e}"));
+            text
+        }
+    }
+}
+
+/// Replaces `target`'s text, keeping its allocation.
+fn set(target: &mut String, value: &str) {
+    target.clear();
+    target.push_str(value);
 }
 
 /// Calls `f(local name, raw value, contains '&')` for each attribute of a tag. A small scanner
@@ -988,6 +1039,26 @@ mod tests {
             }
         }
         assert!(runs > 10_000, "{runs}");
+    }
+
+    #[test]
+    fn lent_cases_match_owned_ones() {
+        // The reused case must not carry a file, time or status over to the next case.
+        for (name, bytes) in fixture_files() {
+            let owned = parse_bytes(&name, &bytes);
+            let mut lent = Vec::new();
+            let s = parse_stream_ref(&name, &bytes[..], |c| lent.push(c.clone()));
+            assert_eq!(lent, owned.cases, "{name}");
+            assert_eq!(s.error, owned.error, "{name}");
+        }
+        let r = parse(
+            "<testsuite name='s'><testcase name='a' file='f' time='1'><failure/></testcase>\
+             <testcase name='b'/></testsuite>",
+        );
+        assert_eq!(r.cases[1].file, None);
+        assert_eq!(r.cases[1].time, None);
+        assert_eq!(r.cases[1].status, Status::Passed);
+        assert_eq!(r.cases[1].classname, "");
     }
 
     #[test]
