@@ -37,7 +37,7 @@ use std::path::PathBuf;
 ///
 ///   ci-test-metrics parse report.xml | jq -c '.cases[] | select(.status=="failed")'
 ///
-///   curl -s https://ci.example/job/1/report.xml | ci-test-metrics parse -
+///   gunzip -c report.xml.gz | ci-test-metrics parse -
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -86,7 +86,7 @@ pub fn run(args: Args) -> crate::Result<u8> {
                 Ok(())
             }
         };
-        written.map_err(|source| write_error(source))?;
+        written.map_err(write_error)?;
     }
     if args.format == Format::Table {
         table.print(&mut out).map_err(write_error)?;

@@ -13,4 +13,7 @@ mod source;
 mod time;
 
 pub use model::{Declared, Report, Status, TestCase};
-pub use parser::{parse_bytes, parse_path, parse_reader, parse_stream, ParseError, StreamSummary};
+pub use parser::{
+    parse_bytes, parse_path, parse_reader, parse_stream, parse_stream_ref, ParseError,
+    StreamSummary,
+};

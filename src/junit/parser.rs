@@ -9,18 +9,21 @@
 //! - **Root**: `<testsuites>` or `<testsuite>`; any other root element is an error.
 //! - **Suite**: the `name` of the innermost enclosing `<testsuite>` ("" outside any).
 //! - **Status**: the most severe of the direct `<error>`, `<failure>` and `<skipped>` children,
-//!   and of the attributes `status="notrun|disabled|skipped|ignored"` (googletest, tst, NUnit
-//!   conversions) and `result="skipped|suppressed"` (googletest). Surefire's `rerunFailure`,
+//!   and of the attributes `status="notrun|not_run|disabled|skipped|skip|ignored"` (googletest,
+//!   CTest, tst, NUnit conversions; any case) and `result="skipped|suppressed"` (googletest). Surefire's `rerunFailure`,
 //!   `rerunError`, `flakyFailure` and `flakyError` record earlier attempts and are ignored: a test
 //!   that failed, was rerun and passed is passed; one that failed every attempt also carries
 //!   `<failure>`/`<error>` and is failed/error.
-//! - **Entities**: DTDs are skipped, never read, so nothing is ever expanded or fetched (XXE and
-//!   billion-laughs documents stay inert). In attribute values the five XML entities and
+//! - **Entities**: a `<!DOCTYPE>` is read as one bounded event and ignored, so no entity is
+//!   ever declared, expanded or fetched (XXE and billion-laughs documents stay inert). In attribute values the five XML entities and
 //!   character references are decoded; any other `&name;` is kept verbatim with a warning.
 //!   Entity references in text are skipped like all text.
 //! - **Lengths**: one tag (with its attributes) or declaration may span at most [`MAX_EVENT`]
 //!   bytes, otherwise the file is an error; kept attribute values are cut at [`MAX_VALUE`] bytes.
 //! - **Totals** are counted from the cases; declared totals only produce warnings.
+//! - **Well-formedness**: besides quick-xml's checks (matching end tags, closed tags, comments
+//!   and CDATA), a `<` inside a tag, text or a second element outside the root, and an end of
+//!   input with open elements are errors.
 
 use super::encoding;
 use super::model::{Declared, Report, Status, TestCase};
@@ -29,6 +32,7 @@ use super::time::parse_seconds;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::BinaryStream;
 use quick_xml::Reader;
+use std::borrow::Cow;
 use std::io::{BufRead, Read};
 use std::path::Path;
 use std::time::Duration;
@@ -41,8 +45,9 @@ pub const MAX_VALUE: usize = 4096;
 /// Warnings kept per file; further ones are only counted.
 const MAX_WARNINGS: usize = 50;
 
-/// Why a file could not be read to its end. Names the file and the line:column (1-based; column
-/// in bytes), or `0:0` when the file could not be opened at all.
+/// Why a file could not be read to its end. Names the file and the line:column (1-based; the
+/// column counts bytes of the UTF-8 text, after a BOM is dropped and UTF-16 or a declared
+/// single-byte encoding is decoded), or `0:0` when the file could not be opened at all.
 #[derive(Debug, Clone, Error, PartialEq)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct ParseError {
@@ -124,6 +129,17 @@ pub fn parse_reader<R: Read>(name: &str, reader: R) -> Report {
 pub fn parse_stream<R: Read, F: FnMut(TestCase)>(
     name: &str,
     reader: R,
+    mut on_case: F,
+) -> StreamSummary {
+    parse_stream_ref(name, reader, |case| on_case(case.clone()))
+}
+
+/// Like [`parse_stream`], but lends each case instead of giving it away: the parser reuses one
+/// [`TestCase`] and its strings, so reading allocates nothing per case. The fastest way to
+/// compute totals or distributions; clone what you need to keep.
+pub fn parse_stream_ref<R: Read, F: FnMut(&TestCase)>(
+    name: &str,
+    reader: R,
     on_case: F,
 ) -> StreamSummary {
     let mut parser = Parser {
@@ -134,11 +150,19 @@ pub fn parse_stream<R: Read, F: FnMut(TestCase)>(
         on_case,
         stack: Vec::new(),
         suites: Vec::new(),
-        case: None,
+        case: TestCase {
+            suite: String::new(),
+            classname: String::new(),
+            name: String::new(),
+            file: None,
+            time: None,
+            status: Status::Passed,
+        },
+        in_case: false,
         root_seen: false,
         root_declared: Declared::default(),
         child_declared: Declared::default(),
-        suppressed_warnings: 0,
+        warnings: Warnings::default(),
     };
     let outcome = match encoding::utf8_reader(reader) {
         Ok(input) => {
@@ -181,17 +205,35 @@ struct Parser<F> {
     stack: Vec<Kind>,
     /// Names of the open `<testsuite>` elements.
     suites: Vec<String>,
-    /// The open `<testcase>`, if any (nested testcases are ignored).
-    case: Option<TestCase>,
+    /// The open `<testcase>` when `in_case` (nested testcases are ignored); reused.
+    case: TestCase,
+    in_case: bool,
     root_seen: bool,
     /// Totals declared on the root element.
     root_declared: Declared,
     /// Totals declared on the suites directly under a `<testsuites>` root.
     child_declared: Declared,
-    suppressed_warnings: usize,
+    warnings: Warnings,
 }
 
-impl<F: FnMut(TestCase)> Parser<F> {
+/// Warnings of one file, at most [`MAX_WARNINGS`] kept.
+#[derive(Default)]
+struct Warnings {
+    kept: Vec<String>,
+    suppressed: usize,
+}
+
+impl Warnings {
+    fn push(&mut self, message: String) {
+        if self.kept.len() < MAX_WARNINGS {
+            self.kept.push(message);
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+impl<F: FnMut(&TestCase)> Parser<F> {
     fn run<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> Result<(), Failure> {
         let mut buf = Vec::with_capacity(4096);
         loop {
@@ -303,13 +345,6 @@ impl<F: FnMut(TestCase)> Parser<F> {
     }
 
     fn open(&mut self, e: &BytesStart, empty: bool, at: u64) -> Result<(), Failure> {
-        // quick-xml accepts `<` inside a quoted attribute value; XML does not.
-        if let Some(i) = memchr::memchr(b'<', e) {
-            return Err((
-                at + 1 + i as u64,
-                "malformed XML: `<` inside a tag (not allowed in attribute values)".into(),
-            ));
-        }
         let local = e.local_name();
         let name = local.as_ref();
         let parent = self.stack.last().copied();
@@ -341,28 +376,32 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 self.suites.push(suite);
                 Kind::Suite
             }
-            b"testsuites" => {
-                if parent.is_none() {
-                    self.root_declared = self.suite_attributes(e, at)?.1;
-                }
+            b"testsuites" if parent.is_none() => {
+                self.root_declared = self.suite_attributes(e, at)?.1;
                 Kind::Suites
             }
-            b"testcase" if self.case.is_none() => {
-                self.case = Some(self.case_attributes(e, at)?);
+            b"testcase" if !self.in_case => {
+                self.case_attributes(e, at)?;
+                self.in_case = true;
                 Kind::Case
             }
-            b"error" | b"failure" | b"skipped" if parent == Some(Kind::Case) => {
-                if let Some(case) = &mut self.case {
-                    let status = match name {
-                        b"error" => Status::Error,
-                        b"failure" => Status::Failed,
-                        _ => Status::Skipped,
-                    };
-                    case.status = case.status.max(status);
+            _ => {
+                // Attributes not read here are still checked for what quick-xml lets through.
+                no_lt_in_tag(e, at)?;
+                match name {
+                    b"testsuites" => Kind::Suites,
+                    b"error" | b"failure" | b"skipped" if parent == Some(Kind::Case) => {
+                        let status = match name {
+                            b"error" => Status::Error,
+                            b"failure" => Status::Failed,
+                            _ => Status::Skipped,
+                        };
+                        self.case.status = self.case.status.max(status);
+                        Kind::Other
+                    }
+                    _ => Kind::Other,
                 }
-                Kind::Other
             }
-            _ => Kind::Other,
         };
         if empty {
             self.closed(kind);
@@ -385,12 +424,13 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 self.suites.pop();
             }
             Kind::Case => {
-                if let Some(case) = self.case.take() {
-                    self.summary.counts[case.status as usize] += 1;
-                    if let Some(t) = case.time {
+                if self.in_case {
+                    self.in_case = false;
+                    self.summary.counts[self.case.status as usize] += 1;
+                    if let Some(t) = self.case.time {
                         self.summary.time += t;
                     }
-                    (self.on_case)(case);
+                    (self.on_case)(&self.case);
                 }
             }
             Kind::Suites | Kind::Other => {}
@@ -431,15 +471,14 @@ impl<F: FnMut(TestCase)> Parser<F> {
         let mut declared = Declared::default();
         let mut skipped = None::<u64>;
         let mut disabled = None::<u64>;
-        for attr in e.attributes().with_checks(false) {
-            let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
+        attributes(e, at, |key, value, amp| {
             let count = || {
-                std::str::from_utf8(&attr.value)
+                std::str::from_utf8(value)
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
-            match attr.key.local_name().as_ref() {
-                b"name" => name = self.value(&attr.value),
+            match key {
+                b"name" => name = text(&mut self.warnings, value, amp).into_owned(),
                 b"tests" => declared.tests = count(),
                 b"failures" => declared.failures = count(),
                 b"errors" => declared.errors = count(),
@@ -447,7 +486,7 @@ impl<F: FnMut(TestCase)> Parser<F> {
                 b"disabled" => disabled = count(),
                 _ => {}
             }
-        }
+        })?;
         declared.skipped = match (skipped, disabled) {
             (None, None) => None,
             (s, d) => Some(s.unwrap_or(0) + d.unwrap_or(0)),
@@ -455,68 +494,58 @@ impl<F: FnMut(TestCase)> Parser<F> {
         Ok((name, declared))
     }
 
-    fn case_attributes(&mut self, e: &BytesStart, at: u64) -> Result<TestCase, Failure> {
-        let mut case = TestCase {
-            suite: self.suites.last().cloned().unwrap_or_default(),
-            classname: String::new(),
-            name: String::new(),
-            file: None,
-            time: None,
-            status: Status::Passed,
-        };
-        let mut time = None;
-        for attr in e.attributes().with_checks(false) {
-            let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
-            let value = &attr.value;
-            match attr.key.local_name().as_ref() {
-                b"name" => case.name = self.value(value),
-                b"classname" => case.classname = self.value(value),
-                b"file" => case.file = Some(self.value(value)),
-                b"time" => time = Some(self.value(value)),
-                b"status" if skipped_status(value) => case.status = Status::Skipped,
-                b"result"
-                    if value.eq_ignore_ascii_case(b"skipped")
-                        || value.eq_ignore_ascii_case(b"suppressed") =>
-                {
-                    case.status = Status::Skipped
+    /// Reads a `<testcase>` start tag into the reused case.
+    fn case_attributes(&mut self, e: &BytesStart, at: u64) -> Result<(), Failure> {
+        let Parser {
+            case,
+            warnings,
+            suites,
+            ..
+        } = self;
+        set(&mut case.suite, suites.last().map_or("", String::as_str));
+        case.classname.clear();
+        case.name.clear();
+        let mut has_file = false;
+        case.time = None;
+        case.status = Status::Passed;
+        let mut bad_time = None;
+        attributes(e, at, |key, value, amp| match key {
+            b"name" => set(&mut case.name, &text(warnings, value, amp)),
+            b"classname" => set(&mut case.classname, &text(warnings, value, amp)),
+            b"file" => {
+                let value = text(warnings, value, amp);
+                match &mut case.file {
+                    Some(file) => set(file, &value),
+                    None => case.file = Some(value.into_owned()),
                 }
-                _ => {}
+                has_file = true;
             }
-        }
-        if let Some(raw) = time {
-            match parse_seconds(&raw) {
-                Ok(t) => case.time = t,
-                Err(bad) => self.warn(format!(
-                    "testcase {:?}: time {raw:?} is {bad}; taken as unknown",
-                    case.name
-                )),
+            b"time" => {
+                let raw = text(warnings, value, amp);
+                match parse_seconds(&raw) {
+                    Ok(t) => case.time = t,
+                    Err(bad) => bad_time = Some((raw.into_owned(), bad)),
+                }
             }
-        }
-        Ok(case)
-    }
-
-    /// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
-    fn value(&mut self, raw: &[u8]) -> String {
-        let raw = &raw[..raw.len().min(MAX_VALUE)];
-        let text = String::from_utf8_lossy(raw);
-        if memchr::memchr(b'&', raw).is_none() {
-            return text.into_owned();
-        }
-        match quick_xml::escape::unescape(&text) {
-            Ok(unescaped) => unescaped.into_owned(),
-            Err(e) => {
-                self.warn(format!("attribute value {text:?} kept as written: {e}"));
-                text.into_owned()
+            b"status" if skipped_status(value) => case.status = Status::Skipped,
+            b"result"
+                if value.eq_ignore_ascii_case(b"skipped")
+                    || value.eq_ignore_ascii_case(b"suppressed") =>
+            {
+                case.status = Status::Skipped
             }
+            _ => {}
+        })?;
+        if !has_file {
+            case.file = None;
         }
-    }
-
-    fn warn(&mut self, message: String) {
-        if self.summary.warnings.len() < MAX_WARNINGS {
-            self.summary.warnings.push(message);
-        } else {
-            self.suppressed_warnings += 1;
+        if let Some((raw, bad)) = bad_time {
+            warnings.push(format!(
+                "testcase {:?}: time {raw:?} is {bad}; taken as unknown",
+                case.name
+            ));
         }
+        Ok(())
     }
 
     fn finish(mut self) -> StreamSummary {
@@ -538,19 +567,129 @@ impl<F: FnMut(TestCase)> Parser<F> {
             ];
             for (what, declared, counted) in checks {
                 if let Some(declared) = declared.filter(|&d| d != counted as u64) {
-                    self.warn(format!(
+                    self.warnings.push(format!(
                         "the file declares {what}={declared} but {counted} were read; using {counted}"
                     ));
                 }
             }
         }
-        if self.suppressed_warnings > 0 {
-            let n = self.suppressed_warnings;
+        self.summary.warnings = self.warnings.kept;
+        if self.warnings.suppressed > 0 {
+            let n = self.warnings.suppressed;
             self.summary
                 .warnings
                 .push(format!("… and {n} more warnings"));
         }
         self.summary
+    }
+}
+
+/// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
+/// Borrows when it can: no allocation for plain UTF-8 without references. `amp`: whether
+/// `raw` contains `&` (known from the attribute scan).
+fn text<'v>(warnings: &mut Warnings, raw: &'v [u8], amp: bool) -> Cow<'v, str> {
+    let raw = &raw[..raw.len().min(MAX_VALUE)];
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
+    if !amp {
+        return text;
+    }
+    match quick_xml::escape::unescape(&text) {
+        Ok(Cow::Borrowed(_)) => text,
+        Ok(Cow::Owned(unescaped)) => Cow::Owned(unescaped),
+        Err(e) => {
+            warnings.push(format!("attribute value {text:?} kept as written: {e}"));
+            text
+        }
+    }
+}
+
+/// Replaces `target`'s text, keeping its allocation.
+fn set(target: &mut String, value: &str) {
+    target.clear();
+    target.push_str(value);
+}
+
+/// Calls `f(local name, raw value, contains '&')` for each attribute of a tag. A small scanner
+/// handles the well-formed case quickly; anything it does not accept goes through quick-xml's
+/// attribute parser, whose verdict (and error message) counts.
+fn attributes<F: FnMut(&[u8], &[u8], bool)>(
+    e: &BytesStart,
+    at: u64,
+    mut f: F,
+) -> Result<(), Failure> {
+    if scan_attributes(e.attributes_raw(), &mut f).is_some() {
+        return Ok(());
+    }
+    no_lt_in_tag(e, at)?;
+    for attr in e.attributes().with_checks(false) {
+        let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
+        let amp = memchr::memchr(b'&', &attr.value).is_some();
+        f(attr.key.local_name().as_ref(), &attr.value, amp);
+    }
+    Ok(())
+}
+
+/// quick-xml accepts `<` inside a quoted attribute value; XML does not.
+fn no_lt_in_tag(e: &BytesStart, at: u64) -> Result<(), Failure> {
+    match memchr::memchr(b'<', e) {
+        Some(i) => Err((
+            at + 1 + i as u64,
+            "malformed XML: `<` inside a tag (not allowed in attribute values)".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `name="value"` pairs separated by whitespace; `None` at the first thing that is not one
+/// (including a `<` anywhere).
+fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8], bool)) -> Option<()> {
+    loop {
+        rest = rest.trim_ascii_start();
+        if rest.is_empty() {
+            return Some(());
+        }
+        // Names are short: a plain loop beats memchr's setup here.
+        let eq = rest.iter().position(|&b| b == b'=')?;
+        let name = rest[..eq].trim_ascii_end();
+        if name.is_empty()
+            || name
+                .iter()
+                .any(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<'))
+        {
+            return None;
+        }
+        rest = rest[eq + 1..].trim_ascii_start();
+        let quote = *rest.first()?;
+        if quote != b'"' && quote != b'\'' {
+            return None;
+        }
+        rest = &rest[1..];
+        let mut amp = false;
+        let mut from = 0;
+        let end = loop {
+            let i = from + memchr::memchr3(quote, b'<', b'&', &rest[from..])?;
+            match rest[i] {
+                b'<' => return None,
+                b'&' => {
+                    amp = true;
+                    from = i + 1;
+                }
+                _ => break i,
+            }
+        };
+        let value = &rest[..end];
+        rest = &rest[end + 1..];
+        if rest.first().is_some_and(|b| !b.is_ascii_whitespace()) {
+            return None;
+        }
+        let local = match name.iter().rposition(|&b| b == b':') {
+            Some(i) => &name[i + 1..],
+            None => name,
+        };
+        f(local, value, amp);
     }
 }
 
@@ -900,6 +1039,26 @@ mod tests {
             }
         }
         assert!(runs > 10_000, "{runs}");
+    }
+
+    #[test]
+    fn lent_cases_match_owned_ones() {
+        // The reused case must not carry a file, time or status over to the next case.
+        for (name, bytes) in fixture_files() {
+            let owned = parse_bytes(&name, &bytes);
+            let mut lent = Vec::new();
+            let s = parse_stream_ref(&name, &bytes[..], |c| lent.push(c.clone()));
+            assert_eq!(lent, owned.cases, "{name}");
+            assert_eq!(s.error, owned.error, "{name}");
+        }
+        let r = parse(
+            "<testsuite name='s'><testcase name='a' file='f' time='1'><failure/></testcase>\
+             <testcase name='b'/></testsuite>",
+        );
+        assert_eq!(r.cases[1].file, None);
+        assert_eq!(r.cases[1].time, None);
+        assert_eq!(r.cases[1].status, Status::Passed);
+        assert_eq!(r.cases[1].classname, "");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The byte source under the XML reader: a buffered reader that knows line numbers, can peek a few
 //! bytes ahead, and refuses single events larger than a limit so memory stays bounded.
 //!
-//! Lines are counted as bytes are consumed. A position a little behind the consumed end (an error
-//! at the start of the tag just read) is resolved exactly from the last [`KEEP`] bytes, which are
-//! kept in the buffer across refills; further back, the line is exact only at the window's start.
+//! Lines are counted in bulk, only for bytes that leave the buffer; an error position is resolved
+//! from the buffer itself, which keeps the last [`KEEP`] consumed bytes across refills. Further
+//! back than that (a tag of more than [`KEEP`] bytes) the line is exact at the window's start.
 
 use std::io::{self, BufRead, Read};
 
@@ -22,9 +22,9 @@ pub(crate) struct Source<R> {
     end: usize,
     /// Absolute offset of `buf[0]`.
     base: u64,
-    /// Newlines in the input before `base + start`.
+    /// Newlines in the input before `base`.
     lines: u64,
-    /// Absolute offset just after the last newline consumed.
+    /// Absolute offset just after the last newline before `base`.
     line_start: u64,
     /// Absolute offset where the current event started; see [`Source::mark`].
     mark: u64,
@@ -76,6 +76,11 @@ impl<R: Read> Source<R> {
     fn refill(&mut self) -> io::Result<()> {
         let keep_from = self.start.saturating_sub(KEEP);
         if keep_from > 0 {
+            let leaving = &self.buf[..keep_from];
+            if let Some(i) = memchr::memrchr(b'\n', leaving) {
+                self.lines += count_newlines(leaving);
+                self.line_start = self.base + i as u64 + 1;
+            }
             self.buf.copy_within(keep_from..self.end, 0);
             self.base += keep_from as u64;
             self.start -= keep_from;
@@ -103,31 +108,33 @@ impl<R: Read> Source<R> {
 
     /// 1-based line and column (in bytes) of an absolute offset at or before the consumed end.
     pub(crate) fn line_col(&self, offset: u64) -> (u64, u64) {
-        let consumed = self.position();
-        let offset = offset.min(consumed);
+        let offset = offset.min(self.position());
         if offset < self.base {
             // Out of the kept window: the best we know is the window's start.
-            let before = count_newlines(&self.buf[..self.start]);
-            return (self.lines - before + 1, 1);
+            return (self.lines + 1, 1);
         }
         let at = (offset - self.base) as usize;
-        let after = count_newlines(&self.buf[at..self.start]);
-        let line = self.lines - after + 1;
-        let column = if after == 0 {
-            offset - self.line_start + 1
-        } else {
-            match memchr::memrchr(b'\n', &self.buf[..at]) {
-                Some(i) => (at - i) as u64,
-                None => at as u64 + 1,
-            }
+        let before = &self.buf[..at];
+        let line = self.lines + count_newlines(before) + 1;
+        let column = match memchr::memrchr(b'\n', before) {
+            Some(i) => (at - i) as u64,
+            None => offset - self.line_start + 1,
         };
         (line, column)
     }
 }
 
 fn count_newlines(bytes: &[u8]) -> u64 {
-    // A plain counting loop; the compiler vectorises it.
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    // Byte-wide counters over chunks that cannot overflow them: this form vectorises well
+    // (compare and subtract, 16 or 32 bytes at a time), unlike a `filter().count()`.
+    bytes
+        .chunks(255)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .fold(0u8, |n, &b| n.wrapping_add((b == b'\n') as u8)) as u64
+        })
+        .sum()
 }
 
 impl<R: Read> Read for Source<R> {
@@ -156,13 +163,7 @@ impl<R: Read> BufRead for Source<R> {
     }
 
     fn consume(&mut self, amt: usize) {
-        let amt = amt.min(self.end - self.start);
-        let chunk = &self.buf[self.start..self.start + amt];
-        if let Some(i) = memchr::memrchr(b'\n', chunk) {
-            self.lines += count_newlines(chunk);
-            self.line_start = self.position() + i as u64 + 1;
-        }
-        self.start += amt;
+        self.start = (self.start + amt).min(self.end);
     }
 }
 
@@ -183,8 +184,26 @@ mod tests {
     }
 
     #[test]
+    fn line_col_across_refills() {
+        let text: Vec<u8> = (0..200_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let mut s = Source::new(&text[..], u64::MAX);
+        loop {
+            let n = s.fill_buf().unwrap().len();
+            if n == 0 {
+                break;
+            }
+            s.consume(n);
+        }
+        let at = text.len() as u64 - 6; // the 7th byte of "line 199999\n", the last line
+        assert_eq!(s.line_col(at), (200_000, 7));
+        assert_eq!(s.line_col(text.len() as u64), (200_001, 1));
+    }
+
+    #[test]
     fn event_limit_is_an_error() {
-        let text = vec![b'x'; 100];
+        let text = [b'x'; 100];
         let mut s = Source::new(&text[..], 10);
         s.mark();
         let n = s.fill_buf().unwrap().len();

@@ -26,6 +26,19 @@ impl std::fmt::Display for BadTime {
 
 /// Parses a time value in seconds. `Ok(None)` for an empty value.
 pub(crate) fn parse_seconds(raw: &str) -> Result<Option<Duration>, BadTime> {
+    // Fast path for what nearly every tool writes: digits with at most one dot.
+    let b = raw.as_bytes();
+    if !b.is_empty()
+        && b.len() <= 24
+        && b.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+        && b.iter().filter(|c| **c == b'.').count() <= 1
+        && b != b"."
+    {
+        let seconds: f64 = raw.parse().map_err(|_| BadTime::Unparseable)?;
+        return Duration::try_from_secs_f64(seconds)
+            .map(Some)
+            .map_err(|_| BadTime::NotFinite);
+    }
     let s = raw.trim();
     if s.is_empty() {
         return Ok(None);
@@ -120,6 +133,7 @@ mod tests {
             ("2sec", Some(2.0)),
             ("-0", Some(0.0)),
             ("+4", Some(4.0)),
+            ("12345678901234567890.5", Some(12345678901234567890.5)),
         ];
         for (raw, want) in ok {
             let got = parse_seconds(raw).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
@@ -144,6 +158,8 @@ mod tests {
             ("1,2,3.4", BadTime::Unparseable),
             ("ms", BadTime::Unparseable),
             ("1h", BadTime::Unparseable),
+            (".", BadTime::Unparseable),
+            ("1e999999", BadTime::NotFinite),
         ];
         for (raw, want) in bad {
             assert_eq!(parse_seconds(raw), Err(want.clone()), "{raw:?}");

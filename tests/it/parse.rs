@@ -243,6 +243,50 @@ fn corpus_agrees_with_expectations() {
         }
     }
 
+    // dorny/test-reporter's rendered reports: per-file passed / failed (their failed includes
+    // our error) / skipped, in rows like `|[fixtures/x.xml](#r0)|4207 ✅|2 ❌|30 ⚪|166s|`.
+    let dorny = corpus.join("dorny-test-reporter/__tests__");
+    let (mut rows, mut rows_agree, mut rows_absent) = (0, 0, 0);
+    for md in files(&dorny.join("__outputs__"), &[".md"]) {
+        for line in std::fs::read_to_string(&md).unwrap().lines() {
+            let Some(rest) = line.strip_prefix("|[") else {
+                continue;
+            };
+            let Some((path, cells)) = rest.split_once("](") else {
+                continue;
+            };
+            let cells: Vec<&str> = cells.split('|').collect();
+            if !path.starts_with("fixtures/") || cells.len() < 4 {
+                continue;
+            }
+            let subject = dorny.join(path);
+            let Some(r) = reports.get(&subject) else {
+                rows_absent += 1;
+                continue;
+            };
+            rows += 1;
+            let n = |cell: &str| -> usize {
+                let digits: String = cell.chars().filter(char::is_ascii_digit).collect();
+                digits.parse().unwrap_or(0)
+            };
+            let want = [n(cells[1]), n(cells[2]), n(cells[3])];
+            let got = [
+                r.count(Status::Passed),
+                r.count(Status::Failed) + r.count(Status::Error),
+                r.count(Status::Skipped),
+            ];
+            if want == got && r.error.is_none() {
+                rows_agree += 1;
+            } else {
+                problems.push(format!(
+                    "{} ({}): passed/failed/skipped {want:?} expected, {got:?} read",
+                    path,
+                    md.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+    }
+
     for (f, why) in DELIBERATE {
         assert!(
             deliberate_seen.contains(f),
@@ -255,7 +299,9 @@ fn corpus_agrees_with_expectations() {
          corpus: {agreed}/{expectations} .results expectations agree ({} deliberate differences); \
          cases {cases_total}: status {cases_status}/{cases_total}, time {cases_time}/{cases_total}; \
          expected errors reported {errors_reported}/{errors_expected}\n\
-         corpus: {exceptions} .exception expectations checked ({exceptions_absent} skipped: subject not in the corpus)",
+         corpus: {exceptions} .exception expectations checked ({exceptions_absent} skipped: subject not in the corpus)\n\
+         corpus: {rows_agree}/{rows} dorny-test-reporter report rows agree on passed/failed/skipped \
+         ({rows_absent} rows name files not in the corpus)",
         inputs.len(),
         panics.len(),
         parsed_ok,
