@@ -2,7 +2,7 @@
 //! (`_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`), so analysis never re-parses XML.
 
 use crate::context::Context;
-use crate::junit::{Report, Status};
+use crate::junit::Status;
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -66,22 +66,34 @@ pub struct CaseSummary {
 }
 
 impl FileSummary {
-    pub fn from_report(name: &str, report: &Report) -> FileSummary {
+    /// Parses one result file straight into its summary, streaming (no intermediate report).
+    /// `key` names the file in errors; `name` is its base name.
+    pub fn parse(name: &str, key: &str, bytes: &[u8]) -> FileSummary {
+        let mut cases = Vec::new();
+        let parsed = crate::junit::parse_stream_ref(key, bytes, |c| {
+            cases.push(CaseSummary {
+                suite: c.suite.clone(),
+                classname: c.classname.clone(),
+                name: c.name.clone(),
+                time: c.time.map(|t| t.as_secs_f64()),
+                status: c.status,
+            })
+        });
         FileSummary {
             name: name.to_string(),
-            error: report.error.as_ref().map(|e| e.to_string()),
-            partial: report.partial(),
-            cases: report
-                .cases
-                .iter()
-                .map(|c| CaseSummary {
-                    suite: c.suite.clone(),
-                    classname: c.classname.clone(),
-                    name: c.name.clone(),
-                    time: c.time.map(|t| t.as_secs_f64()),
-                    status: c.status,
-                })
-                .collect(),
+            error: parsed.error.as_ref().map(|e| e.to_string()),
+            partial: parsed.error.is_some() && !cases.is_empty(),
+            cases,
+        }
+    }
+
+    /// A file that could not be read at all.
+    pub fn unreadable(name: &str, error: String) -> FileSummary {
+        FileSummary {
+            name: name.to_string(),
+            error: Some(error),
+            partial: false,
+            cases: Vec::new(),
         }
     }
 }

@@ -510,20 +510,15 @@ fn summarise(
         let name = key.rsplit('/').next().unwrap_or(&key).to_string();
         match body {
             Ok(bytes) => {
-                let report = junit::parse_bytes(&key, &bytes);
-                if let Some(e) = &report.error {
-                    problems.push(e.to_string());
+                let file = FileSummary::parse(&name, &key, &bytes);
+                if let Some(e) = &file.error {
+                    problems.push(e.clone());
                 }
-                files.push(FileSummary::from_report(&name, &report));
+                files.push(file);
             }
             Err(message) => {
                 problems.push(message.clone());
-                files.push(FileSummary {
-                    name,
-                    error: Some(message),
-                    partial: false,
-                    cases: vec![],
-                });
+                files.push(FileSummary::unreadable(&name, message));
             }
         }
     }
@@ -534,12 +529,7 @@ fn summarise(
                 id.key(&entry.name)
             );
             problems.push(message.clone());
-            files.push(FileSummary {
-                name: entry.name.clone(),
-                error: Some(message),
-                partial: false,
-                cases: vec![],
-            });
+            files.push(FileSummary::unreadable(&entry.name, message));
         }
     }
     if files.is_empty() {

@@ -2,7 +2,7 @@
 //!
 //! Summaries live under [`SUMMARIES_PREFIX`] (one per build, written by `aggregate`). A build that
 //! has a `context.json` but no summary (not aggregated yet) is read from its raw result files,
-//! parsed with [`crate::junit::parse_bytes`]. Builds and jobs outside the selection are skipped
+//! parsed with [`FileSummary::parse`]. Builds and jobs outside the selection are skipped
 //! before anything is downloaded.
 
 use super::{AnalyzeError, Selection};
@@ -143,11 +143,11 @@ async fn from_raw(store: &Store, id: BuildId) -> Result<(BuildSummary, Vec<Strin
     for name in names {
         match store.get(&id.key(&name)).await {
             Ok(bytes) => {
-                let report = crate::junit::parse_bytes(&name, &bytes);
-                if let Some(e) = &report.error {
-                    warnings.push(format!("{id}: {e}"));
+                let file = FileSummary::parse(&name, &id.key(&name), &bytes);
+                if let Some(e) = &file.error {
+                    warnings.push(e.clone());
                 }
-                files.push(FileSummary::from_report(&name, &report));
+                files.push(file);
             }
             Err(e) => warnings.push(e.to_string()),
         }

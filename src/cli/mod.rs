@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Parse(parse::Args),
-    Upload(upload::Args),
+    Upload(Box<upload::Args>),
     Aggregate(aggregate::Args),
     Dashboard(dashboard::Args),
     Alarms(dashboard::AlarmsArgs),
@@ -48,7 +48,7 @@ pub enum Command {
 pub async fn run(command: Command) -> crate::Result<u8> {
     match command {
         Command::Parse(a) => parse::run(a),
-        Command::Upload(a) => upload::run(a).await,
+        Command::Upload(a) => upload::run(*a).await,
         Command::Aggregate(a) => aggregate::run(a).await,
         Command::Dashboard(a) => dashboard::run(a).await,
         Command::Alarms(a) => dashboard::run_alarms(a).await,
