@@ -219,20 +219,11 @@ fn speed() {
         .iter()
         .map(|b| BuildSummary::from_gzip_json(b).map_or(0, |s| s.files[0].cases.len()))
         .sum();
-    let t = Instant::now();
-    let sliced: usize = encoded
-        .iter()
-        .map(|b| from_slice(b).map_or(0, |s| s.files[0].cases.len()))
-        .sum();
-    let slice_time = t.elapsed().as_secs_f64();
     println!(
         "  loading: decoding {} gzip JSON summaries ({:.0} MB, {decoded} cases) {:.2}s (encoding them took {encode:.2}s; store I/O not included)",
         encoded.len(),
         encoded.iter().map(Vec::len).sum::<usize>() as f64 / 1e6,
         t.elapsed().as_secs_f64()
-    );
-    println!(
-        "  (gunzip to memory + serde_json::from_slice instead: {slice_time:.2}s, {sliced} cases)"
     );
 }
 
