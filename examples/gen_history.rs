@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Layout: `{out}/_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz` (what `aggregate`
-//! writes) and `{out}/{job}/{branch}/{build}/context.json` (what `upload` writes). The history's
+//! writes) and `{out}/{job}/{branch}/{build}/context.json` (what `upload` writes); with
+//! `--raw-every N`, every Nth build has `unittest-results.xml` there instead of a summary. The history's
 //! noise and injections are described in `ci_test_metrics::analyze::synth`.
 
 use ci_test_metrics::analyze::synth::{self, Config};
@@ -47,6 +48,9 @@ struct Args {
     new_tests: usize,
     #[arg(long, default_value_t = 2)]
     removed_tests: usize,
+    /// Every Nth build gets raw JUnit XML instead of a summary (as if not aggregated yet); 0: none.
+    #[arg(long, default_value_t = 0)]
+    raw_every: usize,
 }
 
 fn main() -> ExitCode {
@@ -65,7 +69,10 @@ fn main() -> ExitCode {
     };
     let (summaries, truth) = synth::generate(&config);
     let truth_path = a.truth.unwrap_or_else(|| a.out.join("truth.json"));
-    let written = synth::write_local_store(&a.out, &summaries, |_| true).and_then(|()| {
+    let written = synth::write_local_store(&a.out, &summaries, |i| {
+        a.raw_every == 0 || i % a.raw_every != 0
+    })
+    .and_then(|()| {
         let json = serde_json::to_vec_pretty(&truth).map_err(std::io::Error::other)?;
         std::fs::write(&truth_path, json)
     });

@@ -4,7 +4,9 @@
 //! squares, so the standardised two-sample rank statistic of any split of any interval costs
 //! O(1). A segment is searched over its seeded intervals (the whole segment, halves, quarters, …
 //! overlapping by half), which finds short-lived plateaus a whole-segment split misses; that is
-//! O(n log n) per segment. The best split is then refined within a few builds by minimising the
+//! O(n log n) per segment. A window scan (window lengths growing by ×1.4) looks for a brief
+//! plateau above the rest of the segment; the interval from well before it to its end is one
+//! more candidate, in which the plateau's start is a clean split. The best split is then refined within a few builds by minimising the
 //! within-segment absolute deviation from each side's median (the L1 cost), which pins the change
 //! to the exact first build more often than the rank statistic alone.
 //!
@@ -124,6 +126,36 @@ impl Scores {
         }
         (best, b - a - 2 * m + 1)
     }
+
+    /// The window of `[lo, hi)` (at least `m` long, at least `m` values before it and one after)
+    /// whose values stand highest above the rest, as (start, length), and how many were tried.
+    /// Window lengths grow geometrically, so this is O(n log n).
+    fn plateau(&self, lo: usize, hi: usize, m: usize) -> (Option<(usize, usize)>, usize) {
+        let n = hi - lo;
+        let total = self.sum[hi] - self.sum[lo];
+        let nf = n as f64;
+        let ss = (self.sum_sq[hi] - self.sum_sq[lo]) - total * total / nf;
+        let (mut best, mut tried) = (None::<(usize, usize, f64)>, 0);
+        if ss <= 1e-9 {
+            return (None, 0);
+        }
+        let mut len = m as f64;
+        while (len as usize) + m < n {
+            let l = len as usize;
+            for s in lo + m..hi - l {
+                let inside = self.sum[s + l] - self.sum[s];
+                let (n1, n2) = (l as f64, nf - l as f64);
+                let var = n1 * n2 / (nf * (nf - 1.0)) * ss;
+                let z = (inside - n1 * total / nf) / var.sqrt();
+                tried += 1;
+                if best.is_none_or(|(.., bz)| z > bz) {
+                    best = Some((s, l, z));
+                }
+            }
+            len = (len * 1.4).ceil();
+        }
+        (best.map(|(s, l, _)| (s, l)), tried)
+    }
 }
 
 /// Seeded intervals of `[lo, hi)` (Kovács et al., "Seeded binary segmentation"): the whole
@@ -170,8 +202,35 @@ fn best_split_in(
             }
         }
     }
-    let (a, b, k, _) = best?;
-    // Within the chosen interval: refine the location, then test it with the interval's own ranks.
+    // A brief plateau (up, then back) hides from splits of long intervals and is cut in two by
+    // short ones; a window scan finds it, and the interval from well before it to its end then
+    // has the up-change as a clean split.
+    let plateau = scores.plateau(lo, hi, m);
+    tried += plateau.1;
+    let mut candidates: Vec<(usize, usize, usize)> =
+        best.map(|(a, b, k, _)| (a, b, k)).into_iter().collect();
+    if let Some((start, len)) = plateau.0 {
+        let (a, b) = (start.saturating_sub(3 * len).max(lo), start + len);
+        if let (Some((k, _)), _) = scores.best(a, b, m) {
+            candidates.push((a, b, k));
+        }
+    }
+    candidates
+        .into_iter()
+        .filter_map(|(a, b, k)| evaluate(x, a, b, k, m, params, tried))
+        .min_by(|a, b| a.p_value.total_cmp(&b.p_value))
+}
+
+/// The split near `k` of `x[a..b]`, refined and tested with the interval's own ranks.
+fn evaluate(
+    x: &[f64],
+    a: usize,
+    b: usize,
+    k: usize,
+    m: usize,
+    params: &Params,
+    tried: usize,
+) -> Option<Change> {
     let seg = &x[a..b];
     let k = refine(seg, k - a, m, params.refine);
     let (local, ties) = ranks(seg);
@@ -354,6 +413,11 @@ mod tests {
                 "up then back",
                 series(120, 1.0, 0.1, &[(40, 1.5), (70, 1.0 / 1.5)], &[]),
                 vec![40, 70],
+            ),
+            (
+                "brief plateau in a long series",
+                series(200, 1.0, 0.2, &[(120, 1.8), (130, 1.0 / 1.8)], &[]),
+                vec![120, 130],
             ),
             (
                 "step with spikes",

@@ -35,13 +35,13 @@ pub async fn load(store: &Store, selection: &Selection) -> Result<Loaded, Analyz
     let results: Vec<Result<BuildSummary, String>> = stream::iter(keys)
         .map(|(_, key)| async move {
             let bytes = store.get(&key).await.map_err(|e| e.to_string())?;
-            BuildSummary::from_gzip_json(&bytes).map_err(|e| {
-                AnalyzeError::Summary {
-                    key: key.clone(),
-                    source: e,
-                }
-                .to_string()
+            // Decoding is CPU work (JSON of every case): off the async threads, on all cores.
+            tokio::task::spawn_blocking(move || {
+                BuildSummary::from_gzip_json(&bytes)
+                    .map_err(|source| AnalyzeError::Summary { key, source }.to_string())
             })
+            .await
+            .map_err(|e| format!("decoding a summary: {e}"))?
         })
         .buffer_unordered(CONCURRENCY)
         .collect()

@@ -4,7 +4,7 @@
 //! gets one value per build: the sum of its passed cases' times in that build (a test that runs
 //! twice in one build counts twice), or NaN when it did not run, has no time, or did not pass.
 //! Failed and errored runs are counted separately: their durations say little (a crash is fast,
-//! a timeout slow) and they mark a flaky test.
+//! a timeout slow) and they mark a flaky test. Builds without any case are left out.
 
 use crate::context::Context;
 use crate::junit::Status;
@@ -61,7 +61,8 @@ pub struct JobSeries {
 /// Groups summaries by job (in job name order) and builds each job's series.
 pub fn build(summaries: &[BuildSummary]) -> Vec<JobSeries> {
     let mut by_job: BTreeMap<&str, Vec<&BuildSummary>> = BTreeMap::new();
-    for s in summaries {
+    // A build without cases (tests did not run, or no result could be read) says nothing.
+    for s in summaries.iter().filter(|s| s.cases().next().is_some()) {
         by_job.entry(s.context.job.as_str()).or_default().push(s);
     }
     by_job

@@ -366,7 +366,8 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
 /// Writes a history as a local-directory store: each build's summary under the reserved prefix
 /// (`{dir}/_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`) and its context
 /// (`{dir}/{job}/{branch}/{build}/context.json`). `with_summary(i)` chooses which builds get a
-/// summary (the others have only their context, as if not aggregated yet).
+/// summary; the others get their results as JUnit XML beside the context instead, as if
+/// uploaded but not aggregated yet.
 pub fn write_local_store(
     dir: &Path,
     summaries: &[BuildSummary],
@@ -382,9 +383,47 @@ pub fn write_local_store(
         write(&context, &s.context.to_json())?;
         if with_summary(i) {
             write(&dir.join(crate::summary::key(&id)), &s.to_gzip_json())?;
+        } else {
+            for f in &s.files {
+                write(&dir.join(id.key(&f.name)), junit_xml(&f.cases).as_bytes())?;
+            }
         }
     }
     Ok(())
+}
+
+/// Cases as a JUnit XML file (one `<testsuite>` per run of cases with the same suite).
+pub fn junit_xml(cases: &[CaseSummary]) -> String {
+    let esc = |v: &str| {
+        v.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('"', "&quot;")
+    };
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for group in cases.chunk_by(|a, b| a.suite == b.suite) {
+        out.push_str(&format!(
+            " <testsuite name=\"{}\" tests=\"{}\">\n",
+            esc(&group[0].suite),
+            group.len()
+        ));
+        for c in group {
+            let time = c.time.map(|t| format!(" time=\"{t}\"")).unwrap_or_default();
+            let body = match c.status {
+                Status::Passed => String::new(),
+                Status::Skipped => "<skipped/>".into(),
+                Status::Failed => "<failure message=\"failed\"/>".into(),
+                Status::Error => "<error message=\"error\"/>".into(),
+            };
+            out.push_str(&format!(
+                "  <testcase classname=\"{}\" name=\"{}\"{time}>{body}</testcase>\n",
+                esc(&c.classname),
+                esc(&c.name)
+            ));
+        }
+        out.push_str(" </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
 }
 
 fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

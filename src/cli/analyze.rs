@@ -205,3 +205,69 @@ pub fn regression_datums(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["analyze", "--store", "/tmp/none"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("parses").args
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        let cases: [(&[&str], bool); 6] = [
+            (&[], true),
+            (&["--alpha", "0"], false),
+            (&["--min-builds", "1"], false),
+            (&["--last", "0"], false),
+            (&["--job", "a/[b"], false),
+            (
+                &["--job", "mxnet-*", "--last", "10", "--format", "html"],
+                true,
+            ),
+        ];
+        for (extra, ok) in cases {
+            let a = args(extra);
+            let result = a.options().and_then(|_| a.selection());
+            assert_eq!(result.is_ok(), ok, "{extra:?}");
+        }
+        assert_eq!(args(&[]).branches, "master");
+    }
+
+    #[test]
+    fn one_datum_per_job_counting_ongoing_regressions() {
+        let (summaries, _) = analyze::synth::generate(&analyze::synth::Config::default());
+        let report = analyze::analyze(&analyze::series::build(&summaries), &Options::default());
+        let now = time::macros::datetime!(2026-06-01 00:00 UTC);
+        let datums = regression_datums(&report, "master", now);
+        assert_eq!(datums.len(), report.jobs.len());
+        for (d, j) in datums.iter().zip(&report.jobs) {
+            assert_eq!(d.name, "RegressionsDetected");
+            assert_eq!(d.unit, Unit::Count);
+            assert_eq!(
+                d.dimensions,
+                [
+                    ("Job".into(), j.job.clone()),
+                    ("BranchClass".into(), "master".into())
+                ]
+            );
+            let want = report
+                .regressions
+                .iter()
+                .filter(|r| r.job == j.job && r.ongoing)
+                .count();
+            assert_eq!(d.value, Value::Scalar(want as f64));
+        }
+        assert!(datums.iter().any(|d| d.value != Value::Scalar(0.0)));
+    }
+}

@@ -153,6 +153,30 @@ fn binary_reports_injected_regression_from_a_store() {
     check_report(&v, &truth);
 }
 
+/// Needs the store and the JUnit parser: builds without a summary are read from raw XML.
+#[test]
+fn builds_without_summary_are_read_from_raw_xml() {
+    let dir = tempfile::tempdir().unwrap();
+    let (summaries, truth) = synth::generate(&config());
+    synth::write_local_store(dir.path(), &summaries, |i| i % 4 != 0).expect("write history");
+    let out = common::bin()
+        .args(["analyze", "--store"])
+        .arg(dir.path())
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    for job in v["jobs"].as_array().unwrap() {
+        assert_eq!(job["builds"], config().builds, "{job}");
+    }
+    check_report(&v, &truth);
+}
+
 /// Needs the store and the EMF sink.
 #[test]
 fn publish_sends_regressions_detected_per_job() {

@@ -375,4 +375,44 @@ mod tests {
         }
         assert_eq!(ellipsize("abcdefghijklmnopqrstuvwxyz", 10), "abc…uvwxyz");
     }
+
+    #[test]
+    fn table_and_markdown_name_the_first_build() {
+        use crate::analyze::{analyze, series, synth, Options};
+        let (summaries, _) = synth::generate(&synth::Config::default());
+        let report = analyze(&series::build(&summaries), &Options::default());
+        let top = &report.regressions[0];
+        let commit: String = top
+            .first_build
+            .commit
+            .as_deref()
+            .unwrap()
+            .chars()
+            .take(10)
+            .collect();
+        let author = top.first_build.author.as_deref().unwrap();
+        let t = table(&report);
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("1 "))
+            .unwrap_or_else(|| panic!("{t}"));
+        let build = top.first_build.build.to_string();
+        for want in [
+            build.as_str(),
+            commit.as_str(),
+            author,
+            top.test.name.as_str(),
+        ] {
+            assert!(line.contains(want), "{want} missing from {line}");
+        }
+        let md = markdown(&report);
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| 1 |"))
+            .unwrap_or_else(|| panic!("{md}"));
+        let link = format!("[#{}](", top.first_build.build);
+        for want in [link.as_str(), commit.as_str(), author] {
+            assert!(row.contains(want), "{want} missing from {row}");
+        }
+    }
 }
