@@ -2,8 +2,9 @@
 //! the upload stage writes it (`{job}/{branch}/{build}/{file}` plus `context.json`), with several
 //! jobs, branches and builds of realistic nose, pytest and googletest results.
 //!
-//! The history has something to find: on master, `test_operator.test_convolution` slows from
-//! about 2 s to about 5 s at one build, and a googletest case gets a new slow neighbour. One build
+//! The history has something to find: on master (30 builds a job), `test_operator.test_convolution`
+//! slows from about 2 s to about 5 s at build 16, a pytest case from 0.08 s to 1.2 s at the same
+//! build, and build 20 adds a slow googletest case. One build
 //! carries a truncated result file and one build is still uploading (no `context.json`).
 //!
 //!     cargo run --example gen_samples [-- OUT_DIR]     # default: examples/sample-store
@@ -68,7 +69,7 @@ fn main() -> std::io::Result<()> {
         ("mxnet-validation/windows-cpu", &["master", "PR-16401"][..]),
     ] {
         for branch in branches {
-            let count = if *branch == "master" { 14 } else { 3 };
+            let count = if *branch == "master" { 30 } else { 3 };
             for n in 1..=count {
                 let i = builds.len() as i64;
                 builds.push(Build {
@@ -102,13 +103,13 @@ fn write_build(out: &Path, b: &Build, rng: &mut Rng) -> std::io::Result<()> {
         .join(&encoded_branch)
         .join(b.number.to_string());
     std::fs::create_dir_all(&dir)?;
-    let slow = b.branch == "master" && b.number >= 9;
+    let slow = b.branch == "master" && b.number >= 16;
     let mut files = vec![
         ("nosetests_unittest.xml", nose(rng, slow)),
         ("pytest_operator.xml", pytest(rng, slow)),
         (
             "gtest_cpp.xml",
-            gtest(rng, b.branch == "master" && b.number >= 11),
+            gtest(rng, b.branch == "master" && b.number >= 20),
         ),
     ];
     if b.job.ends_with("windows-cpu") && b.number == 3 && b.branch == "master" {

@@ -40,8 +40,17 @@ impl EmfSink {
         }
     }
 
-    /// Appends to `path`, creating it; fails early when it cannot be opened.
+    /// Appends to `path`, creating it and its folder; fails early when it cannot be opened.
     pub fn file(namespace: &str, path: &str) -> Result<EmfSink, MetricsError> {
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| MetricsError::InvalidSink {
+                spec: format!("emf:{path}"),
+                reason: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
         open_append(path)?;
         Ok(EmfSink {
             namespace: namespace.into(),

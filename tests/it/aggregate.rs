@@ -95,7 +95,7 @@ fn sample_store_is_aggregated_once() {
     );
 
     let builds = first["builds"].as_array().unwrap();
-    assert_eq!(builds.len(), 59, "60 sample builds, one still uploading");
+    assert_eq!(builds.len(), 107, "108 sample builds, one still uploading");
     assert_eq!(first["incomplete"].as_array().unwrap().len(), 1);
     let tests: u64 = builds.iter().map(|b| b["tests"].as_u64().unwrap()).sum();
     let truncated = builds
@@ -110,7 +110,7 @@ fn sample_store_is_aggregated_once() {
 
     // Every build's Builds datum is in the EMF file, and the test counts add up.
     let lines = emf_lines(&emf);
-    assert_eq!(emf_sum(&lines, "Builds").0, 59.0);
+    assert_eq!(emf_sum(&lines, "Builds").0, 107.0);
     assert_eq!(emf_sum(&lines, "Tests").0, tests as f64);
     let timed: f64 = builds
         .iter()
@@ -128,7 +128,7 @@ fn sample_store_is_aggregated_once() {
     let (out, second) = aggregate(&store, &["--sink", &sink]);
     assert!(out.status.success());
     assert_eq!(second["builds"].as_array().unwrap().len(), 0);
-    assert_eq!(second["already_done"], 59);
+    assert_eq!(second["already_done"], 107);
     assert_eq!(std::fs::read(&emf).unwrap(), before);
 
     // Summaries were written for analysis.
@@ -150,8 +150,8 @@ fn dry_run_records_nothing_and_prices_the_run() {
         &["--sink", &format!("emf:{}", emf.display()), "--dry-run"],
     );
     assert!(out.status.success());
-    assert_eq!(json["builds"].as_array().unwrap().len(), 59);
-    assert!(json["datums"].as_u64().unwrap() > 59 * 8);
+    assert_eq!(json["builds"].as_array().unwrap().len(), 107);
+    assert!(json["datums"].as_u64().unwrap() > 107 * 8);
     assert!(json["requests"].as_u64().unwrap() >= 1);
     // Job × BranchClass pairs, times the metric names: a few hundred at most, never per test.
     let metrics = json["distinct_metrics"].as_u64().unwrap();
@@ -180,9 +180,9 @@ fn branch_filter_publishes_only_master_but_summarises_all() {
     assert!(out.status.success());
     let builds = json["builds"].as_array().unwrap();
     let published: Vec<&Value> = builds.iter().filter(|b| b["published"] == true).collect();
-    assert_eq!(published.len(), 14 * 3);
+    assert_eq!(published.len(), 30 * 3);
     assert!(published.iter().all(|b| b["branch_class"] == "master"));
-    assert_eq!(emf_sum(&emf_lines(&emf), "Builds").0, 42.0);
+    assert_eq!(emf_sum(&emf_lines(&emf), "Builds").0, 90.0);
     // Unpublished builds are summarised too, so analysis can use them.
     assert!(store
         .join("_ci-test-metrics/summaries/mxnet-validation/unix-gpu/PR-16336/2.json.gz")
@@ -209,8 +209,8 @@ fn an_interrupted_run_is_recovered_without_duplicates() {
     );
     assert_eq!(
         json["recovered"].as_array().unwrap().len(),
-        14 + 3 + 2,
-        "unix-gpu: 14 master, 3 + 2 PR builds"
+        30 + 3 + 2,
+        "unix-gpu: 30 master, 3 + 2 PR builds"
     );
     assert_eq!(
         emf_sum(&emf_lines(&emf), "Builds").0,
