@@ -18,6 +18,7 @@ pub const FALLBACK_CLASS: &str = "branch";
 /// Ordered classification rules plus the publish filter.
 #[derive(Debug, Clone)]
 pub struct BranchRules {
+    filter: String,
     classes: Vec<(String, Vec<Pattern>)>,
     include: Vec<Term>,
     exclude: Vec<Term>,
@@ -72,6 +73,7 @@ impl BranchRules {
             }
         }
         Ok(BranchRules {
+            filter: filter.to_string(),
             classes,
             include,
             exclude,
@@ -89,13 +91,23 @@ impl BranchRules {
 
     /// Whether builds of this branch are published.
     pub fn publishes(&self, branch: &str) -> bool {
-        let class = self.classify(branch);
+        self.selects(branch, &self.classify(branch))
+    }
+
+    /// Whether the filter takes a build of this branch that was given this class (by these rules
+    /// or, for a stored summary, by the rules of the run that aggregated it).
+    pub fn selects(&self, branch: &str, class: &str) -> bool {
         let hit = |t: &Term| match t {
             Term::All => true,
-            Term::Class(c) => *c == class,
+            Term::Class(c) => c == class,
             Term::Glob(g) => g.matches(branch),
         };
         (self.include.is_empty() || self.include.iter().any(hit)) && !self.exclude.iter().any(hit)
+    }
+
+    /// The filter as given.
+    pub fn filter(&self) -> &str {
+        &self.filter
     }
 }
 

@@ -6,6 +6,7 @@
 //! before anything is downloaded.
 
 use super::{AnalyzeError, Selection};
+use crate::aggregate::branches::BranchRules;
 use crate::context::Context;
 use crate::layout::{self, BuildId, CONTEXT_FILE, RESERVED_PREFIX};
 use crate::store::{ObjectInfo, Store, StoreError};
@@ -56,7 +57,7 @@ pub async fn load(store: &Store, selection: &Selection) -> Result<Loaded, Analyz
     let raw = list(store, &raw_prefix(selection)).await?;
     let missing = builds_without_summary(raw.iter().map(|o| o.key.as_str()), selection, &have);
     let fallback: Vec<Result<(BuildSummary, Vec<String>), AnalyzeError>> = stream::iter(missing)
-        .map(|id| from_raw(store, id))
+        .map(|id| from_raw(store, id, &selection.branches))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
@@ -120,12 +121,16 @@ fn raw_prefix(selection: &Selection) -> String {
 }
 
 /// A summary made from a build's `context.json` and raw result files, and its warnings.
-async fn from_raw(store: &Store, id: BuildId) -> Result<(BuildSummary, Vec<String>), AnalyzeError> {
+async fn from_raw(
+    store: &Store,
+    id: BuildId,
+    rules: &BranchRules,
+) -> Result<(BuildSummary, Vec<String>), AnalyzeError> {
     let key = id.key(CONTEXT_FILE);
     let bytes = store.get(&key).await?;
     let context =
         Context::from_json(&key, &bytes).map_err(|e| AnalyzeError::Invalid(e.to_string()))?;
-    let class = super::branch_class(&id.branch).to_string();
+    let class = rules.classify(&context.branch);
     let names: Vec<String> = if context.files.is_empty() {
         // No manifest: every other file of the build.
         store
@@ -175,7 +180,7 @@ pub fn ensure_some(
             "no builds to analyse in {} (job {}, branches {}): run `ci-test-metrics aggregate` first, or widen --job/--branches",
             store.describe(),
             selection.job.as_ref().map_or("*", |p| p.as_str()),
-            selection.branches
+            selection.branches.filter()
         )));
     }
     Ok(())

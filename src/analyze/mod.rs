@@ -21,6 +21,7 @@ pub mod synth;
 
 pub use report::{analyze, Options, Report};
 
+use crate::aggregate::branches::BranchRules;
 use crate::summary::BuildSummary;
 use thiserror::Error;
 
@@ -39,12 +40,12 @@ pub enum AnalyzeError {
 }
 
 /// Which builds to analyse.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Selection {
     /// Job name or glob pattern (`mxnet-validation/*`); `None` for all jobs.
     pub job: Option<glob::Pattern>,
-    /// Branch classes, comma-separated (`master`, `master,release`), or `all`.
-    pub branches: String,
+    /// The aggregator's branch rules and filter (`master`, `master,release`, `all`, globs, `!`).
+    pub branches: BranchRules,
     /// Keep only the latest N builds of each job.
     pub last: Option<usize>,
 }
@@ -53,7 +54,7 @@ impl Default for Selection {
     fn default() -> Selection {
         Selection {
             job: None,
-            branches: "master".into(),
+            branches: BranchRules::new::<&str>(&[], "master").expect("the default filter is valid"),
             last: None,
         }
     }
@@ -65,16 +66,19 @@ impl Selection {
         self.job.as_ref().is_none_or(|p| p.matches(job))
     }
 
-    /// Whether a build of this branch class is selected.
-    pub fn branch_selected(&self, class: &str) -> bool {
-        branch_selected(&self.branches, class)
+    /// Whether a build of this branch, given this class, is selected.
+    pub fn branch_selected(&self, branch: &str, class: &str) -> bool {
+        self.branches.selects(branch, class)
     }
 
     /// The selected summaries, at most `last` per job (the latest by timestamp).
     pub fn apply(&self, summaries: Vec<BuildSummary>) -> Vec<BuildSummary> {
         let mut kept: Vec<BuildSummary> = summaries
             .into_iter()
-            .filter(|s| self.job_selected(&s.context.job) && self.branch_selected(&s.branch_class))
+            .filter(|s| {
+                self.job_selected(&s.context.job)
+                    && self.branch_selected(&s.context.branch, &s.branch_class)
+            })
             .collect();
         if let Some(last) = self.last {
             kept.sort_by(|a, b| {
@@ -96,61 +100,5 @@ impl Selection {
             });
         }
         kept
-    }
-}
-
-/// The branch filter: `all`, or a comma-separated list of branch classes. The aggregator owns the
-/// branch rules that give each build its class; this only compares names.
-pub fn branch_selected(rules: &str, class: &str) -> bool {
-    rules
-        .split(',')
-        .map(str::trim)
-        .any(|r| r == "all" || r.eq_ignore_ascii_case(class))
-}
-
-/// The class of a branch for builds that have no summary (read from raw XML): `master` for
-/// master/main, `pr` for `PR-123`, `release` for release branches, otherwise `branch`.
-pub fn branch_class(branch: &str) -> &'static str {
-    let b = branch.to_ascii_lowercase();
-    if b == "master" || b == "main" {
-        "master"
-    } else if b
-        .strip_prefix("pr-")
-        .is_some_and(|n| n.parse::<u64>().is_ok())
-    {
-        "pr"
-    } else if b.starts_with("release") {
-        "release"
-    } else {
-        "branch"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn branch_rules() {
-        let cases = [
-            ("master", "master", true),
-            ("master", "pr", false),
-            ("all", "pr", true),
-            ("master, pr", "pr", true),
-            ("release", "master", false),
-        ];
-        for (rules, class, want) in cases {
-            assert_eq!(branch_selected(rules, class), want, "{rules} {class}");
-        }
-        let classes = [
-            ("master", "master"),
-            ("main", "master"),
-            ("PR-16336", "pr"),
-            ("release-1.9", "release"),
-            ("feature%2Ffoo", "branch"),
-        ];
-        for (branch, want) in classes {
-            assert_eq!(branch_class(branch), want, "{branch}");
-        }
     }
 }

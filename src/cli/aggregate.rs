@@ -117,7 +117,7 @@ pub enum Format {
 }
 
 pub async fn run(args: Args) -> crate::Result<u8> {
-    let store_url = super::upload::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
+    let store_url = super::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
     let rules = BranchRules::new(&args.branch_class, &args.branches).map_err(Error::Usage)?;
     let store = Store::open(&store_url).await?;
     let cloudwatch = args.sink == "cloudwatch";

@@ -48,14 +48,20 @@ pub enum Format {
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// The store: `s3://BUCKET[/PREFIX]` or a local directory.
-    #[arg(long, env = "CI_TEST_METRICS_STORE")]
-    pub store: String,
+    /// [default: s3://$MXNET_CI_UNITTEST_ARTIFACT_BUCKET, else $CI_TEST_METRICS_STORE]
+    #[arg(long)]
+    pub store: Option<String>,
     /// Only this job (Jenkins full name without the branch), or a glob such as `mxnet-validation/*`.
     #[arg(long)]
     pub job: Option<String>,
-    /// Branch classes to analyse, comma-separated (`master`, `master,release`, `pr`), or `all`.
-    #[arg(long, default_value = "master")]
+    /// Which branches to analyse, as in `aggregate --branches`: class names (master, release, pr,
+    /// branch) or globs on the branch name, comma-separated; `!` excludes; `all` for everything.
+    #[arg(long, default_value = "master", value_name = "RULES")]
     pub branches: String,
+    /// Branch class rules CLASS=GLOB|GLOB, as in `aggregate --branch-class` (for builds read from
+    /// raw XML; summaries keep the class the aggregator gave them).
+    #[arg(long = "branch-class", value_name = "CLASS=GLOBS")]
+    pub branch_class: Vec<String>,
     /// Only the latest N builds of each job.
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
@@ -129,9 +135,12 @@ impl Args {
         if self.last == Some(0) {
             return Err(crate::Error::Usage("--last must be at least 1".into()));
         }
+        let branches =
+            crate::aggregate::branches::BranchRules::new(&self.branch_class, &self.branches)
+                .map_err(crate::Error::Usage)?;
         Ok(Selection {
             job,
-            branches: self.branches.clone(),
+            branches,
             last: self.last,
         })
     }
@@ -140,7 +149,8 @@ impl Args {
 pub async fn run(args: Args) -> crate::Result<u8> {
     let options = args.options()?;
     let selection = args.selection()?;
-    let store = Store::open(&args.store).await?;
+    let url = super::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
+    let store = Store::open(&url).await?;
     let loaded = load::load(&store, &selection).await?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");

@@ -147,34 +147,8 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The store URL: the flag, else `s3://$MXNET_CI_UNITTEST_ARTIFACT_BUCKET`, else
-/// `$CI_TEST_METRICS_STORE`.
-pub fn store_url(
-    flag: Option<&str>,
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<String, crate::Error> {
-    let var = |name: &str| var(name).filter(|v| !v.is_empty());
-    if let Some(url) = flag.filter(|v| !v.is_empty()) {
-        return Ok(url.to_string());
-    }
-    if let Some(bucket) = var("MXNET_CI_UNITTEST_ARTIFACT_BUCKET") {
-        return Ok(if bucket.starts_with("s3://") {
-            bucket
-        } else {
-            format!("s3://{bucket}")
-        });
-    }
-    var("CI_TEST_METRICS_STORE").ok_or_else(|| {
-        crate::Error::Usage(
-            "no store: pass --store s3://BUCKET or --store DIR, or set \
-             MXNET_CI_UNITTEST_ARTIFACT_BUCKET or CI_TEST_METRICS_STORE"
-                .into(),
-        )
-    })
-}
-
 async fn run_inner(args: Args) -> crate::Result<u8> {
-    let url = store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
+    let url = super::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
     let flags = Overrides {
         job: args.job,
         branch: args.branch,
@@ -255,51 +229,5 @@ fn print_text(outcome: &upload::Outcome) {
             (None, None) => String::new(),
         };
         println!("  {}  {} bytes  {parsed}", f.name, f.bytes);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_store() {
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |n: &str| {
-                vars.iter()
-                    .find(|(k, _)| *k == n)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        let both = &[
-            ("MXNET_CI_UNITTEST_ARTIFACT_BUCKET", "ci-bucket"),
-            ("CI_TEST_METRICS_STORE", "/tmp/s"),
-        ];
-        assert_eq!(store_url(Some("./d"), env(both)).unwrap(), "./d");
-        assert_eq!(store_url(None, env(both)).unwrap(), "s3://ci-bucket");
-        assert_eq!(
-            store_url(
-                None,
-                env(&[("MXNET_CI_UNITTEST_ARTIFACT_BUCKET", "s3://b/p")])
-            )
-            .unwrap(),
-            "s3://b/p"
-        );
-        assert_eq!(
-            store_url(
-                None,
-                env(&[
-                    ("MXNET_CI_UNITTEST_ARTIFACT_BUCKET", ""),
-                    ("CI_TEST_METRICS_STORE", "/tmp/s")
-                ])
-            )
-            .unwrap(),
-            "/tmp/s"
-        );
-        let err = store_url(None, env(&[])).unwrap_err().to_string();
-        assert!(
-            err.contains("--store") && err.contains("MXNET_CI_UNITTEST_ARTIFACT_BUCKET"),
-            "{err}"
-        );
     }
 }

@@ -92,6 +92,10 @@ fn finds_injected_steps_in_process() {
     check_report(&v, &truth);
 }
 
+fn all_branches() -> ci_test_metrics::aggregate::branches::BranchRules {
+    ci_test_metrics::aggregate::branches::BranchRules::new::<&str>(&[], "all").unwrap()
+}
+
 #[test]
 fn selection_filters_jobs_branches_and_last_builds() {
     let (mut summaries, _) = synth::generate(&config());
@@ -104,7 +108,7 @@ fn selection_filters_jobs_branches_and_last_builds() {
         j
     };
     let all = Selection {
-        branches: "all".into(),
+        branches: all_branches(),
         ..Selection::default()
     };
     assert_eq!(all.apply(summaries.clone()).len(), summaries.len());
@@ -114,7 +118,7 @@ fn selection_filters_jobs_branches_and_last_builds() {
     let one = Selection {
         job: Some(glob::Pattern::new("*-gpu").unwrap()),
         last: Some(10),
-        branches: "all".into(),
+        branches: all_branches(),
     }
     .apply(summaries.clone());
     assert_eq!(jobs(&one), ["ci-demo/unit-gpu"]);
