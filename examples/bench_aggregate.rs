@@ -19,6 +19,10 @@ use std::time::Instant;
 
 fn main() {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    // Under scripts/test.sh --run, use its SeaweedFS.
+    if let Ok(endpoint) = std::env::var("CTM_TEST_S3_ENDPOINT") {
+        std::env::set_var("AWS_ENDPOINT_URL_S3", endpoint);
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -44,6 +48,8 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
+    // Flush the generated files first, so their writeback does not run during the measurement.
+    let _ = std::process::Command::new("sync").status();
     let local = runtime
         .block_on(Store::open(root.to_str().expect("utf-8 path")))
         .expect("local store");
@@ -83,7 +89,10 @@ async fn bench(what: &str, store: &Store, tmp: &Path, testcases: usize) {
         rules: BranchRules::new::<&str>(&[], "all").expect("rules"),
         since: None,
         settle: std::time::Duration::ZERO,
-        concurrency: 8,
+        concurrency: std::env::var("CONCURRENCY")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(8),
         dry_run: false,
         encode: EncodeOptions::default(),
         old_builds: OldBuilds::Publish,
@@ -91,6 +100,15 @@ async fn bench(what: &str, store: &Store, tmp: &Path, testcases: usize) {
         run_id: "bench".into(),
         now: time::OffsetDateTime::now_utc(),
     };
+    // A dry run first, for the number of PutMetricData requests CloudWatch would get.
+    let dry = Options {
+        dry_run: true,
+        ..opts.clone()
+    };
+    let requests = aggregate::run(store, None, &dry, &())
+        .await
+        .expect("dry run")
+        .requests;
     let started = Instant::now();
     let outcome = aggregate::run(store, Some(&mut sink), &opts, &())
         .await
@@ -99,7 +117,7 @@ async fn bench(what: &str, store: &Store, tmp: &Path, testcases: usize) {
     let parsed: usize = outcome.builds.iter().map(|b| b.tests).sum();
     assert_eq!(parsed, testcases, "every testcase was parsed");
     println!(
-        "{what}: {} builds in {secs:.2}s = {:.0} builds/s, {:.2} M testcases/s; {} datums in {} publish requests; failures {}; peak RSS {} MB",
+        "{what}: {} builds in {secs:.2}s = {:.0} builds/s, {:.2} M testcases/s; {} datums = {requests} PutMetricData requests for CloudWatch ({} EMF lines written); failures {}; peak RSS {} MB",
         outcome.builds.len(),
         outcome.builds.len() as f64 / secs,
         parsed as f64 / secs / 1e6,

@@ -56,13 +56,42 @@ pub struct FileSummary {
 }
 
 /// One test case: its identity, duration in seconds (when known) and status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Stored as a JSON array `[suite, classname, name, time, status]` rather than an object: a
+/// summary holds one per test of a build, and the field names would be a third of its bytes.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CaseSummary {
     pub suite: String,
     pub classname: String,
     pub name: String,
     pub time: Option<f64>,
     pub status: Status,
+}
+
+impl Serialize for CaseSummary {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (
+            &self.suite,
+            &self.classname,
+            &self.name,
+            self.time,
+            self.status,
+        )
+            .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CaseSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (suite, classname, name, time, status) = Deserialize::deserialize(deserializer)?;
+        Ok(CaseSummary {
+            suite,
+            classname,
+            name,
+            time,
+            status,
+        })
+    }
 }
 
 impl FileSummary {
@@ -121,5 +150,53 @@ impl BuildSummary {
     pub fn from_gzip_json(bytes: &[u8]) -> Result<BuildSummary, std::io::Error> {
         let dec = flate2::read::GzDecoder::new(bytes);
         serde_json::from_reader(std::io::BufReader::new(dec)).map_err(std::io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::BuildId;
+
+    #[test]
+    fn round_trips_through_gzip_json() {
+        let xml = br#"<testsuite name="s"><testcase classname="c" name="a" time="1.5"/><testcase classname="c" name="b"><failure/></testcase></testsuite>"#;
+        let summary = BuildSummary {
+            schema_version: SCHEMA_VERSION,
+            context: Context::from_json(
+                "k",
+                br#"{"schema_version":1,"job":"j","branch":"feature/x","build":7,"timestamp":"2026-11-01T10:00:00Z"}"#,
+            )
+            .unwrap(),
+            branch_class: "branch".into(),
+            published: true,
+            files: vec![FileSummary::parse("r.xml", "j/feature%2Fx/7/r.xml", xml), FileSummary::unreadable("x.xml", "gone".into())],
+        };
+        let back = BuildSummary::from_gzip_json(&summary.to_gzip_json()).unwrap();
+        assert_eq!(back, summary);
+        assert_eq!(back.cases().count(), 2);
+        let json = serde_json::to_value(&summary.files[0].cases).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                ["s", "c", "a", 1.5, "passed"],
+                ["s", "c", "b", null, "failed"]
+            ])
+        );
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let id = BuildId {
+            job: "a/b".into(),
+            branch: "PR-1".into(),
+            build: 3,
+        };
+        assert_eq!(key(&id), "_ci-test-metrics/summaries/a/b/PR-1/3.json.gz");
+        assert_eq!(parse_key(&key(&id)), Some(id));
+        assert_eq!(
+            parse_key("_ci-test-metrics/summaries/a/b/PR-1/x.json.gz"),
+            None
+        );
     }
 }

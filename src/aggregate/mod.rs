@@ -142,11 +142,9 @@ pub trait Progress {
 
 impl Progress for () {}
 
-/// One build read, parsed and encoded, ready to record and publish.
+/// One build read, parsed, encoded and its summary written, ready to publish and record.
 struct Prepared {
     build: BuildOutcome,
-    /// The gzip JSON summary.
-    summary: Vec<u8>,
     datums: Vec<Datum>,
     intent: ledger::IntentBuild,
 }
@@ -192,29 +190,25 @@ pub async fn run(
         .buffered(opts.concurrency.max(1));
     while let Some(Prepared {
         mut build,
-        summary,
         datums,
         intent,
     }) = prepared.next().await
     {
-        let key = summary::key(&build.id);
-        if !opts.dry_run {
-            if let Err(e) = store.put(&key, Bytes::from(summary)).await {
-                let message = format!("could not write the summary {key}: {e}");
-                build.failed = Some(message.clone());
-                build.published = false;
-                outcome.failures.push(message);
-                progress.build_done(&build);
-                outcome.builds.push(build);
-                continue;
-            }
+        if let Some(message) = &build.failed {
+            // The summary could not be written: nothing is published or recorded; next run retries.
+            outcome.failures.push(message.clone());
+            progress.build_done(&build);
+            outcome.builds.push(build);
+            continue;
         }
         if build.published && unrecorded.contains(&build.id) {
             if let Some(sink) = sink.as_deref_mut() {
                 if sink_has_build(sink, &intent).await {
                     build.reason =
                         Some("sent by an earlier run that stopped before recording it".into());
-                    record_done(store, &mut build, opts, &mut outcome).await;
+                    outcome
+                        .failures
+                        .extend(record_done(store, &mut build, opts).await);
                     outcome.recovered.push(build.id.clone());
                     progress.build_done(&build);
                     outcome.builds.push(build);
@@ -223,7 +217,9 @@ pub async fn run(
             }
         }
         if !build.published {
-            record_done(store, &mut build, opts, &mut outcome).await;
+            outcome
+                .failures
+                .extend(record_done(store, &mut build, opts).await);
             progress.build_done(&build);
             outcome.builds.push(build);
             continue;
@@ -295,14 +291,25 @@ async fn flush(
                 .insert((d.name.clone(), d.dimensions.clone()));
         }
     }
-    for mut build in builds {
-        match &sent {
-            Ok(()) => record_done(store, &mut build, opts, outcome).await,
-            Err(e) => {
+    let mut builds = builds;
+    match &sent {
+        Ok(()) => {
+            let records = builds.iter_mut().map(|b| record_done(store, b, opts));
+            outcome.failures.extend(
+                futures::future::join_all(records)
+                    .await
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        Err(e) => {
+            for build in &mut builds {
                 build.failed = Some(e.clone());
                 build.published = false;
             }
         }
+    }
+    for build in builds {
         progress.build_done(&build);
         outcome.builds.push(build);
     }
@@ -335,15 +342,11 @@ async fn send(
     Ok(())
 }
 
-/// Writes a build's `done` marker (nothing in a dry run).
-async fn record_done(
-    store: &Store,
-    build: &mut BuildOutcome,
-    opts: &Options,
-    outcome: &mut Outcome,
-) {
+/// Writes a build's `done` marker (nothing in a dry run); a failure is returned and also left
+/// in the build's `failed`.
+async fn record_done(store: &Store, build: &mut BuildOutcome, opts: &Options) -> Option<String> {
     if opts.dry_run {
-        return;
+        return None;
     }
     let done = ledger::Done {
         run: opts.run_id.clone(),
@@ -360,8 +363,9 @@ async fn record_done(
             build.id
         );
         build.failed = Some(message.clone());
-        outcome.failures.push(message);
+        return Some(message);
     }
+    None
 }
 
 /// Reads earlier runs' intents; returns the builds they name that have no `done` marker.
@@ -481,30 +485,41 @@ async fn prepare(store: &Store, id: BuildId, objects: BuildObjects, opts: &Optio
         };
         summarise(task_id, context, files, problems, &task_opts)
     });
-    match task.await {
-        Ok(prepared) => prepared,
+    let (mut prepared, summary) = match task.await {
+        Ok(done) => done,
         Err(e) => {
             // A panic while parsing must not stop the other builds: report it as this build's failure.
             let message = format!("{id}: internal error while parsing: {e}");
             let context = fallback_context(&id, objects.context.as_ref());
-            let mut prepared = summarise(id, context, vec![], vec![message.clone()], opts);
+            let (mut prepared, summary) =
+                summarise(id, context, vec![], vec![message.clone()], opts);
             prepared.build.failed = Some(message);
             prepared.build.published = false;
-            prepared
+            (prepared, summary)
+        }
+    };
+    // Written here, concurrently with other builds, and always before the build is recorded.
+    if !opts.dry_run && prepared.build.failed.is_none() {
+        let key = summary::key(&prepared.build.id);
+        if let Err(e) = store.put(&key, Bytes::from(summary)).await {
+            prepared.build.failed = Some(format!("could not write the summary {key}: {e}"));
+            prepared.build.published = false;
         }
     }
+    prepared
 }
 
 type FileBody = (String, Result<Bytes, String>);
 
-/// Parses a build's files, summarises, classifies and encodes it (pure, blocking).
+/// Parses a build's files, summarises, classifies and encodes it (pure, blocking); returns the
+/// gzip JSON summary beside.
 fn summarise(
     id: BuildId,
     context: Context,
     bodies: Vec<FileBody>,
     mut problems: Vec<String>,
     opts: &Options,
-) -> Prepared {
+) -> (Prepared, Vec<u8>) {
     let mut files = Vec::new();
     for (key, body) in bodies {
         let name = key.rsplit('/').next().unwrap_or(&key).to_string();
@@ -608,12 +623,14 @@ fn summarise(
         problems,
         failed: None,
     };
-    Prepared {
-        build,
-        summary: summary.to_gzip_json(),
-        datums,
-        intent,
-    }
+    (
+        Prepared {
+            build,
+            datums,
+            intent,
+        },
+        summary.to_gzip_json(),
+    )
 }
 
 /// Keeps a context's values but makes sure it names the build its key names.
