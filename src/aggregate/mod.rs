@@ -96,8 +96,9 @@ pub struct BuildOutcome {
     pub skipped: usize,
     /// Sum of known test times, seconds.
     pub total_time: f64,
-    /// Known test durations, seconds, rounded to 3 significant digits, with their counts: enough
-    /// for per-job percentiles in the summary table, and small whatever the number of tests.
+    /// Known test durations, seconds, rounded to 3 significant digits, with their counts. Moved
+    /// into [`Outcome::job_durations`] when the build is finished, so memory does not grow with
+    /// the number of builds.
     pub durations: Vec<(f64, u32)>,
     pub parse_errors: usize,
     pub datums: usize,
@@ -132,6 +133,21 @@ pub struct Outcome {
     pub requests: usize,
     /// Failures to publish or record; non-empty means a non-zero exit.
     pub failures: Vec<String>,
+    /// Per job: rounded test durations (as `f64` bits, which order like the values) and counts,
+    /// for percentiles in the summary table.
+    pub job_durations: BTreeMap<String, BTreeMap<u64, u64>>,
+}
+
+impl Outcome {
+    /// Keeps a finished build: reports it and folds its durations into its job's.
+    fn finish(&mut self, mut build: BuildOutcome, progress: &dyn Progress) {
+        progress.build_done(&build);
+        let job = self.job_durations.entry(build.id.job.clone()).or_default();
+        for (value, count) in std::mem::take(&mut build.durations) {
+            *job.entry(value.to_bits()).or_default() += u64::from(count);
+        }
+        self.builds.push(build);
+    }
 }
 
 /// Progress events, for a progress bar or log lines.
@@ -197,8 +213,7 @@ pub async fn run(
         if let Some(message) = &build.failed {
             // The summary could not be written: nothing is published or recorded; next run retries.
             outcome.failures.push(message.clone());
-            progress.build_done(&build);
-            outcome.builds.push(build);
+            outcome.finish(build, progress);
             continue;
         }
         if build.published && unrecorded.contains(&build.id) {
@@ -210,8 +225,7 @@ pub async fn run(
                         .failures
                         .extend(record_done(store, &mut build, opts).await);
                     outcome.recovered.push(build.id.clone());
-                    progress.build_done(&build);
-                    outcome.builds.push(build);
+                    outcome.finish(build, progress);
                     continue;
                 }
             }
@@ -220,8 +234,7 @@ pub async fn run(
             outcome
                 .failures
                 .extend(record_done(store, &mut build, opts).await);
-            progress.build_done(&build);
-            outcome.builds.push(build);
+            outcome.finish(build, progress);
             continue;
         }
         // Requests carry whole builds: send the batch first when this build would not fit.
@@ -310,8 +323,7 @@ async fn flush(
         }
     }
     for build in builds {
-        progress.build_done(&build);
-        outcome.builds.push(build);
+        outcome.finish(build, progress);
     }
     if let Err(e) = sent {
         outcome.failures.push(e);

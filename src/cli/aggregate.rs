@@ -156,7 +156,7 @@ pub async fn run(args: Args) -> crate::Result<u8> {
     let outcome = aggregate::run(&store, sink.as_mut(), &opts, &progress).await?;
     progress.finish();
 
-    let jobs = per_job(&outcome.builds);
+    let jobs = per_job(&outcome);
     let mut out = std::io::stdout().lock();
     let written = match args.format {
         Format::Json => writeln!(out, "{}", json(&outcome, &jobs, &args, &store)),
@@ -228,10 +228,10 @@ struct JobRow {
     p90_test: Option<f64>,
 }
 
-fn per_job(builds: &[BuildOutcome]) -> BTreeMap<String, JobRow> {
-    let mut jobs: BTreeMap<String, (JobRow, BTreeMap<u64, u64>, f64)> = BTreeMap::new();
-    for b in builds {
-        let (row, durations, total) = jobs.entry(b.id.job.clone()).or_default();
+fn per_job(outcome: &Outcome) -> BTreeMap<String, JobRow> {
+    let mut jobs: BTreeMap<String, (JobRow, f64)> = BTreeMap::new();
+    for b in &outcome.builds {
+        let (row, total) = jobs.entry(b.id.job.clone()).or_default();
         row.builds += 1;
         row.published += b.published as usize;
         row.tests += b.tests;
@@ -239,17 +239,16 @@ fn per_job(builds: &[BuildOutcome]) -> BTreeMap<String, JobRow> {
         row.errors += b.errors;
         row.skipped += b.skipped;
         row.parse_errors += b.parse_errors;
-        for (value, count) in &b.durations {
-            // Non-negative floats order like their bits.
-            *durations.entry(value.to_bits()).or_default() += u64::from(*count);
-        }
         *total += b.total_time;
     }
     jobs.into_iter()
-        .map(|(job, (mut row, durations, total))| {
-            let durations: Vec<(f64, u64)> = durations
+        .map(|(job, (mut row, total))| {
+            let durations: Vec<(f64, u64)> = outcome
+                .job_durations
+                .get(&job)
                 .into_iter()
-                .map(|(bits, n)| (f64::from_bits(bits), n))
+                .flatten()
+                .map(|(bits, n)| (f64::from_bits(*bits), *n))
                 .collect();
             row.mean_total_time = total / row.builds.max(1) as f64;
             row.p50_test = percentile(&durations, 0.5);
