@@ -109,6 +109,26 @@ pub struct Overrides {
 }
 
 impl Context {
+    /// A context with just the build's identity and time; everything else unknown. Use struct
+    /// update syntax to add more: `Context { commit: Some(c), ..Context::new(…) }`.
+    pub fn new(job: &str, branch: &str, build: u64, timestamp: OffsetDateTime) -> Context {
+        Context {
+            schema_version: SCHEMA_VERSION,
+            job: job.to_string(),
+            branch: branch.to_string(),
+            build,
+            build_url: None,
+            commit: None,
+            user: None,
+            source_branch: None,
+            target_branch: None,
+            pr: None,
+            timestamp,
+            node: None,
+            files: Vec::new(),
+        }
+    }
+
     /// The context of the running build from Jenkins' variables (read through `var`) and the
     /// flags; `now` is the timestamp when none is given. The manifest is left empty.
     pub fn from_env(

@@ -664,23 +664,10 @@ fn check_context(mut context: Context, id: &BuildId, problems: &mut Vec<String>)
 
 /// A context made from the key alone, for a build whose `context.json` is unusable.
 fn fallback_context(id: &BuildId, object: Option<&ObjectInfo>) -> Context {
-    Context {
-        schema_version: crate::context::SCHEMA_VERSION,
-        job: id.job.clone(),
-        branch: percent_decode(&id.branch),
-        build: id.build,
-        build_url: None,
-        commit: None,
-        user: None,
-        source_branch: None,
-        target_branch: None,
-        pr: None,
-        timestamp: object
-            .and_then(|o| o.last_modified)
-            .unwrap_or_else(OffsetDateTime::now_utc),
-        node: None,
-        files: vec![],
-    }
+    let uploaded = object
+        .and_then(|o| o.last_modified)
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    Context::new(&id.job, &percent_decode(&id.branch), id.build, uploaded)
 }
 
 /// Undoes Jenkins' branch name encoding (`feature%2Ffoo` → `feature/foo`).

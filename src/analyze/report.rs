@@ -748,19 +748,16 @@ mod tests {
                 BuildSummary {
                     schema_version: 1,
                     context: crate::context::Context {
-                        schema_version: 1,
-                        job: "job".into(),
-                        branch: "master".into(),
-                        build: 500 + b as u64,
                         build_url: Some(format!("https://ci.invalid/job/{b}/")),
                         commit: Some(format!("c{b:04}")),
                         user: Some(format!("user{b}")),
-                        source_branch: None,
-                        target_branch: None,
                         pr: Some(9000 + b as u64),
-                        timestamp: start + time::Duration::hours(b as i64),
-                        node: None,
-                        files: vec![],
+                        ..crate::context::Context::new(
+                            "job",
+                            "master",
+                            500 + b as u64,
+                            start + time::Duration::hours(b as i64),
+                        )
                     },
                     branch_class: "master".into(),
                     published: true,

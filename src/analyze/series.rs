@@ -159,21 +159,12 @@ mod tests {
     ) -> BuildSummary {
         BuildSummary {
             schema_version: 1,
-            context: Context {
-                schema_version: 1,
-                job: job.into(),
-                branch: "master".into(),
+            context: Context::new(
+                job,
+                "master",
                 build,
-                build_url: None,
-                commit: None,
-                user: None,
-                source_branch: None,
-                target_branch: None,
-                pr: None,
-                timestamp: time::OffsetDateTime::from_unix_timestamp(ts).unwrap(),
-                node: None,
-                files: vec![],
-            },
+                time::OffsetDateTime::from_unix_timestamp(ts).unwrap(),
+            ),
             branch_class: "master".into(),
             published: true,
             files: vec![FileSummary {

@@ -234,19 +234,8 @@ mod tests {
         BuildSummary {
             schema_version: 1,
             context: Context {
-                schema_version: 1,
-                job: "mxnet/unix-cpu".into(),
-                branch: "PR-1".into(),
-                build: 7,
-                build_url: None,
-                commit: None,
-                user: None,
-                source_branch: None,
-                target_branch: None,
                 pr: Some(1),
-                timestamp: datetime!(2026-11-28 10:00 UTC),
-                node: None,
-                files: vec![],
+                ..Context::new("mxnet/unix-cpu", "PR-1", 7, datetime!(2026-11-28 10:00 UTC))
             },
             branch_class: "pr".into(),
             published: true,

@@ -43,21 +43,7 @@ pub fn build(job: &str, class: &str, n: usize, at: OffsetDateTime) -> BuildSumma
         .collect();
     BuildSummary {
         schema_version: 1,
-        context: Context {
-            schema_version: 1,
-            job: job.into(),
-            branch: "master".into(),
-            build: 1,
-            build_url: None,
-            commit: None,
-            user: None,
-            source_branch: None,
-            target_branch: None,
-            pr: None,
-            timestamp: at,
-            node: None,
-            files: vec![],
-        },
+        context: Context::new(job, "master", 1, at),
         branch_class: class.into(),
         published: true,
         files: vec![FileSummary {
