@@ -12,9 +12,9 @@ use std::time::Duration;
 
 /// Turn newly uploaded builds into per-job metrics, once per build.
 ///
-/// Finds every build whose `context.json` exists and that no earlier run recorded, parses its
-/// result files, writes a compact summary per build under `_ci-test-metrics/summaries/`, publishes
-/// per-job metrics timestamped at the build's time, then records the build in the ledger
+/// Finds every build whose `context.json` exists, that had no upload for --settle, and that no
+/// earlier run recorded; parses its result files, writes a compact summary per build under
+/// `_ci-test-metrics/summaries/`, publishes per-job metrics timestamped at the build's time, then records the build in the ledger
 /// (`_ci-test-metrics/ledger/`). Run it on a schedule; a rerun publishes nothing twice, and a run
 /// that was killed is simply run again.
 ///
@@ -25,7 +25,7 @@ use std::time::Duration;
 /// Examples:
 ///
 ///   # the embedded default: a local directory store and an EMF file, no AWS account
-///   ci-test-metrics aggregate --store examples/sample-store --sink emf:out/metrics.emf
+///   ci-test-metrics aggregate --store examples/sample-store --sink emf:out/metrics.emf --settle 0
 ///
 ///   # production: S3 and CloudWatch, only master and release builds published
 ///   ci-test-metrics aggregate --store s3://my-bucket --sink cloudwatch --branches master,release
