@@ -15,8 +15,8 @@ use std::time::Duration;
 /// Finds every build whose `context.json` exists, that had no upload for --settle, and that no
 /// earlier run recorded; parses its result files, writes a compact summary per build under
 /// `_ci-test-metrics/summaries/`, publishes per-job metrics timestamped at the build's time,
-/// then records the build in the ledger (`_ci-test-metrics/ledger/`). Run it on a schedule; a rerun publishes nothing twice, and a run
-/// that was killed is simply run again.
+/// then records the build in the ledger (`_ci-test-metrics/ledger/`). Run it on a schedule; a
+/// rerun publishes nothing twice, and a run that was killed is simply run again.
 ///
 /// Metrics (dimensions Job and BranchClass; Suite with --per-suite): TestDuration (a distribution,
 /// so CloudWatch percentiles work), TotalTestTime, Tests, Failures, Errors, Skipped, SlowestTest,
