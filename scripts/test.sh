@@ -42,8 +42,15 @@ PIDS=()
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-  sleep 0.5
+  # Give them 5 s to stop cleanly, then make sure.
+  for _ in $(seq 1 50); do
+    alive=0
+    for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   if [ $rc -ne 0 ]; then
     log "exit $rc; server logs kept in $WORK"
   else

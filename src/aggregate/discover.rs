@@ -27,7 +27,7 @@ pub struct Listing {
     pub builds: BTreeMap<BuildId, BuildObjects>,
     /// Recorded builds, with when their `done` marker was written.
     pub done: BTreeMap<BuildId, Option<OffsetDateTime>>,
-    /// Keys of publish intents, oldest first.
+    /// Keys of publish intents not yet marked complete, oldest first.
     pub intents: Vec<String>,
     /// Keys outside the reserved prefix that do not fit `job/branch/build/file`.
     pub stray: Vec<String>,
@@ -50,6 +50,7 @@ impl Listing {
         let mut listing = Listing::default();
         let done_prefix = ledger::done_prefix();
         let intents_prefix = ledger::intents_prefix();
+        let mut intents = Vec::new();
         for object in objects {
             if object.key.starts_with(RESERVED_PREFIX) {
                 if object.key.starts_with(&done_prefix) {
@@ -57,7 +58,7 @@ impl Listing {
                         listing.done.insert(id, object.last_modified);
                     }
                 } else if object.key.starts_with(&intents_prefix) {
-                    listing.intents.push(object.key);
+                    intents.push(object.key);
                 }
                 continue;
             }
@@ -73,6 +74,12 @@ impl Listing {
                 Err(_) => listing.stray.push(object.key),
             }
         }
+        let complete: std::collections::BTreeSet<&String> = intents.iter().collect();
+        listing.intents = intents
+            .iter()
+            .filter(|k| !k.ends_with(".done") && !complete.contains(&ledger::intent_done_key(k)))
+            .cloned()
+            .collect();
         listing.intents.sort();
         listing
     }
@@ -154,6 +161,8 @@ mod tests {
             obj("job/a/PR-3/7/unit.xml"),
             obj("_ci-test-metrics/ledger/done/job/a/PR-3/7"),
             obj("_ci-test-metrics/ledger/intents/r-00001.json"),
+            obj("_ci-test-metrics/ledger/intents/r-00002.json"),
+            obj("_ci-test-metrics/ledger/intents/r-00002.json.done"),
             obj("_ci-test-metrics/summaries/job/a/PR-3/7.json.gz"),
             obj("README.txt"),
             obj("job/a/master/notanumber/x.xml"),

@@ -9,6 +9,8 @@
 //!   naming the builds whose metrics it carries. An intent whose builds have no `done` marker
 //!   means a run stopped between sending and recording: the next run asks the sink whether those
 //!   builds arrived before it publishes them again.
+//! - `_ci-test-metrics/ledger/intents/{run}-{seq}.json.done`: every build of that intent is
+//!   recorded, so later runs skip reading it (the ledger only grows; nothing is deleted).
 
 use crate::layout::{BuildId, RESERVED_PREFIX};
 use serde::{Deserialize, Serialize};
@@ -49,6 +51,11 @@ pub fn parse_done_key(key: &str) -> Option<BuildId> {
 /// The key of one publish intent.
 pub fn intent_key(run: &str, seq: usize) -> String {
     format!("{}{run}-{seq:05}.json", intents_prefix())
+}
+
+/// The marker that says every build of an intent is recorded.
+pub fn intent_done_key(intent_key: &str) -> String {
+    format!("{intent_key}.done")
 }
 
 /// What a `done` marker records.

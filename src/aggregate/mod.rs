@@ -292,7 +292,7 @@ async fn flush(
     } = std::mem::take(batch);
     let sent = if opts.dry_run {
         outcome.requests += crate::metrics::cloudwatch::batches(&datums).len();
-        Ok(())
+        Ok(None)
     } else {
         send(store, sink, intents, &datums, opts, outcome).await
     };
@@ -306,14 +306,23 @@ async fn flush(
     }
     let mut builds = builds;
     match &sent {
-        Ok(()) => {
+        Ok(intent) => {
             let records = builds.iter_mut().map(|b| record_done(store, b, opts));
-            outcome.failures.extend(
-                futures::future::join_all(records)
-                    .await
-                    .into_iter()
-                    .flatten(),
-            );
+            let failed: Vec<String> = futures::future::join_all(records)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            if let (Some(intent), true) = (intent, failed.is_empty()) {
+                // Every build it names is recorded: later runs need not read this intent again.
+                let key = ledger::intent_done_key(intent);
+                if let Err(e) = store.put(&key, Bytes::new()).await {
+                    tracing::warn!(
+                        "could not write {key} ({e}); the next run reads the intent again"
+                    );
+                }
+            }
+            outcome.failures.extend(failed);
         }
         Err(e) => {
             for build in &mut builds {
@@ -330,6 +339,7 @@ async fn flush(
     }
 }
 
+/// Writes the intent, then publishes; returns the intent's key.
 async fn send(
     store: &Store,
     sink: Option<&mut Sink>,
@@ -337,8 +347,8 @@ async fn send(
     datums: &[Datum],
     opts: &Options,
     outcome: &mut Outcome,
-) -> Result<(), String> {
-    let Some(sink) = sink else { return Ok(()) };
+) -> Result<Option<String>, String> {
+    let Some(sink) = sink else { return Ok(None) };
     let key = ledger::intent_key(&opts.run_id, outcome.requests);
     let intent = ledger::Intent {
         run: opts.run_id.clone(),
@@ -351,7 +361,7 @@ async fn send(
         .map_err(|e| format!("could not write the intent {key}: {e}"))?;
     let report = sink.publish(datums).await.map_err(|e| e.to_string())?;
     outcome.requests += report.requests;
-    Ok(())
+    Ok(Some(key))
 }
 
 /// Writes a build's `done` marker (nothing in a dry run); a failure is returned and also left

@@ -197,9 +197,18 @@ fn an_interrupted_run_is_recovered_without_duplicates() {
     let (out, _) = aggregate(&store, &["--sink", &sink]);
     assert!(out.status.success());
     // Simulate a run killed after its requests were accepted but before it recorded the builds:
-    // the intents are there, the `done` markers are not.
+    // the intents are there, the `done` markers (and so the intents' completion markers) are not.
     let done = store.join("_ci-test-metrics/ledger/done");
     std::fs::remove_dir_all(done.join("mxnet-validation/unix-gpu")).unwrap();
+    let intents = store.join("_ci-test-metrics/ledger/intents");
+    let mut completions = 0;
+    for entry in std::fs::read_dir(&intents).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".json.done") {
+            std::fs::remove_file(entry.path()).unwrap();
+            completions += 1;
+        }
+    }
+    assert!(completions > 0, "a finished run marks its intents complete");
     let before = emf_sum(&emf_lines(&emf), "Builds").0;
     let (out, json) = aggregate(&store, &["--sink", &sink]);
     assert!(
@@ -580,12 +589,31 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
         .force_path_style(true)
         .build(),
     );
-    s3c.delete_object()
+    let mut keys = vec![format!("_ci-test-metrics/ledger/done/{job}/master/2")];
+    let intents = s3c
+        .list_objects_v2()
         .bucket(&bucket)
-        .key(format!("_ci-test-metrics/ledger/done/{job}/master/2"))
+        .prefix("_ci-test-metrics/ledger/intents/")
         .send()
         .await
         .unwrap();
+    keys.extend(
+        intents
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .filter(|k| k.ends_with(".done"))
+            .map(String::from),
+    );
+    assert_eq!(keys.len(), 2, "one intent, marked complete: {keys:?}");
+    for key in keys {
+        s3c.delete_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
     let third = run();
     assert_eq!(third["recovered"].as_array().unwrap().len(), 1);
     check(statistics(&cw, &namespace, job, "TestDuration").await);
