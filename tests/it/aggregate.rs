@@ -241,7 +241,9 @@ fn bad_builds_are_reported_and_the_others_proceed() {
     let good = format!(
         r#"{{"schema_version":1,"job":"j","branch":"master","build":1,"timestamp":"{now}"}}"#
     );
-    let builds: &[(&str, &str, &[(&str, &str)])] = &[
+    // (build prefix, context.json, result files as (name, body))
+    type Build<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let builds: &[Build] = &[
         (
             "j/master/1",
             &good,
