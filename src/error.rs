@@ -26,12 +26,6 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
-    Junit(#[from] crate::junit::ParseError),
-    #[error(transparent)]
-    Layout(#[from] crate::layout::LayoutError),
-    #[error(transparent)]
-    Context(#[from] crate::context::ContextError),
-    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
@@ -55,8 +49,10 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::Layout(_) => exit::USAGE,
-            Error::Junit(_) | Error::Context(_) | Error::Io { .. } => exit::INPUT,
+            Error::Usage(_) | Error::Store(crate::store::StoreError::InvalidUrl { .. }) => {
+                exit::USAGE
+            }
+            Error::Io { .. } => exit::INPUT,
             Error::Upload(e) => e.exit_code(),
             Error::Dashboard(e) => e.exit_code(),
             _ => exit::PUBLISH,

@@ -46,8 +46,6 @@ pub const MAX_FUTURE: Duration = Duration::from_secs(2 * 3600);
 pub enum AggregateError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// What to do with builds older than CloudWatch accepts.
