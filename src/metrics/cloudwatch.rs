@@ -12,7 +12,7 @@
 //!   decides. Timeouts and unreadable answers are not retried: CloudWatch may have taken the
 //!   request, and sending it again would count a build twice.
 
-use super::{validate, Datum, MetricsError, PublishReport, Value, Verdict};
+use super::{validate_all, Datum, MetricsError, PublishReport, Value};
 use aws_sdk_cloudwatch::config::http::HttpResponse;
 use aws_sdk_cloudwatch::config::retry::RetryConfig;
 use aws_sdk_cloudwatch::error::{ProvideErrorMetadata, SdkError};
@@ -163,24 +163,15 @@ impl CloudWatchSink {
     /// Validates every datum, then sends them in the fewest requests; stops at the first request
     /// that fails for good (earlier requests stay sent; the error says how many).
     pub async fn publish(&mut self, datums: &[Datum]) -> Result<PublishReport, MetricsError> {
-        let now = OffsetDateTime::now_utc();
-        for d in datums {
-            match validate(d, now) {
-                Verdict::Ok => {}
-                Verdict::Invalid(reason) => {
-                    return Err(MetricsError::InvalidDatum {
-                        name: d.name.clone(),
-                        reason,
-                    })
-                }
-                verdict => {
-                    return Err(MetricsError::OutOfWindow {
-                        name: d.name.clone(),
-                        timestamp: d.timestamp,
-                        verdict,
-                    })
-                }
-            }
+        if let Some((d, verdict)) = validate_all(datums, OffsetDateTime::now_utc())?
+            .into_iter()
+            .next()
+        {
+            return Err(MetricsError::OutOfWindow {
+                name: d.name.clone(),
+                timestamp: d.timestamp,
+                verdict,
+            });
         }
         let mut report = PublishReport::default();
         for range in batches(datums) {

@@ -16,7 +16,7 @@
 //! every sink's ([`super::validate`]): invalid ones are an error and nothing is written; ones
 //! outside CloudWatch's timestamp window are written (the file is the record) with a warning.
 
-use super::{validate, Datum, MetricsError, PublishReport, Value, Verdict};
+use super::{validate_all, Datum, MetricsError, PublishReport, Value};
 use serde_json::{json, Map};
 use std::io::Write;
 use time::OffsetDateTime;
@@ -60,20 +60,7 @@ impl EmfSink {
 
     /// Validates, encodes and writes all datums in one write (and fsync for files).
     pub fn publish(&mut self, datums: &[Datum]) -> Result<PublishReport, MetricsError> {
-        let now = OffsetDateTime::now_utc();
-        let mut outside = 0;
-        for d in datums {
-            match validate(d, now) {
-                Verdict::Ok => {}
-                Verdict::Invalid(reason) => {
-                    return Err(MetricsError::InvalidDatum {
-                        name: d.name.clone(),
-                        reason,
-                    })
-                }
-                _ => outside += 1,
-            }
-        }
+        let outside = validate_all(datums, OffsetDateTime::now_utc())?.len();
         if outside > 0 {
             tracing::warn!(
                 "{outside} of {} datums lie outside CloudWatch's timestamp window (2 weeks back, \

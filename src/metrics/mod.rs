@@ -107,6 +107,28 @@ pub enum Verdict {
     Invalid(String),
 }
 
+/// Validates every datum: the first one that breaks CloudWatch's rules is an error; the datums
+/// outside the timestamp window are returned with their verdicts, for the sink to refuse or warn.
+pub fn validate_all(
+    datums: &[Datum],
+    now: OffsetDateTime,
+) -> Result<Vec<(&Datum, Verdict)>, MetricsError> {
+    let mut outside = Vec::new();
+    for d in datums {
+        match validate(d, now) {
+            Verdict::Ok => {}
+            Verdict::Invalid(reason) => {
+                return Err(MetricsError::InvalidDatum {
+                    name: d.name.clone(),
+                    reason,
+                })
+            }
+            verdict => outside.push((d, verdict)),
+        }
+    }
+    Ok(outside)
+}
+
 /// Checks one datum against CloudWatch's rules, relative to `now`: name, at most 30 dimensions
 /// with distinct, non-empty names and non-empty values, finite values within ±2^360, a distribution's values and
 /// counts of the same non-zero length (≤ 150) with non-negative counts, and the timestamp window
