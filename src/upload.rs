@@ -296,9 +296,10 @@ async fn upload_one(
 
 /// The manifest line of one file: size, SHA-256, and its test count or parse error.
 pub fn manifest_entry(name: &str, body: &[u8]) -> ManifestEntry {
-    let report = crate::junit::parse_bytes(name, body);
-    let (tests, error) = match report.error {
-        None => (Some(report.tests() as u64), None),
+    // Only the count is kept: stream without collecting the cases.
+    let parsed = crate::junit::parse_stream_ref(name, body, |_| {});
+    let (tests, error) = match parsed.error {
+        None => (Some(parsed.tests() as u64), None),
         Some(e) => (None, Some(e.to_string())),
     };
     ManifestEntry {
