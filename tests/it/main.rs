@@ -3,6 +3,7 @@
 mod common;
 
 mod aggregate;
+mod concurrency;
 mod analyze;
 mod dashboard;
 mod metrics;
