@@ -89,6 +89,13 @@ async fn bench(sizes: &[u64]) {
         let swept = aggregate::run(&store, Some(&mut sink), &full, &()).await.expect("full");
         let full_secs = started.elapsed().as_secs_f64();
         assert!(swept.builds.is_empty(), "nothing left for the sweep");
+        eprintln!(
+            "history {size}: arrivals run {} LIST + {} other requests in {secs:.3}s; full sweep {} LIST + {} other in {full_secs:.3}s",
+            outcome.store_requests.lists,
+            outcome.store_requests.others(),
+            swept.store_requests.lists,
+            swept.store_requests.others()
+        );
         rows.push(Row {
             history: size,
             lists: outcome.store_requests.lists,
@@ -166,7 +173,7 @@ async fn write_history(store: &Store, dest: &Destination, from: u64, to: u64, ma
     });
     let results: Vec<_> = futures::stream::iter(puts)
         .map(|(key, body)| async move { store.put(&key, body).await })
-        .buffer_unordered(32)
+        .buffer_unordered(128)
         .collect()
         .await;
     for r in results {

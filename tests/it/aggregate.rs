@@ -251,6 +251,10 @@ fn bad_builds_are_reported_and_the_others_proceed() {
     let good = format!(
         r#"{{"schema_version":1,"job":"j","branch":"master","build":1,"timestamp":"{now}"}}"#
     );
+    let sha_mismatch = good.replace("\"build\":1", "\"build\":5").replace(
+        "}",
+        r#","files":[{"name":"a.xml","bytes":3,"sha256":"00ff"}]}"#,
+    );
     // (build prefix, context.json, result files as (name, body))
     type Build<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
     let builds: &[Build] = &[
@@ -283,6 +287,24 @@ fn bad_builds_are_reported_and_the_others_proceed() {
             &good.replace("\"build\":1", "\"build\":4"),
             &[("bin.xml", "\u{0}\u{1}\u{2}PK\u{3}\u{4}")],
         ),
+        // a result file that is not what the manifest recorded (a later stage overwrote it)
+        (
+            "j/master/5",
+            &sha_mismatch,
+            &[(
+                "a.xml",
+                r#"<testsuite><testcase name="t" time="2"/></testsuite>"#,
+            )],
+        ),
+        // written by a newer version
+        (
+            "j/master/6",
+            &good.replace("\"build\":1", "\"build\":6").replace("\"schema_version\":1", "\"schema_version\":99"),
+            &[(
+                "a.xml",
+                r#"<testsuite><testcase name="t" time="2"/></testsuite>"#,
+            )],
+        ),
     ];
     for (prefix, context, files) in builds {
         let d = store.join(prefix);
@@ -300,7 +322,7 @@ fn bad_builds_are_reported_and_the_others_proceed() {
         String::from_utf8_lossy(&out.stderr)
     );
     let builds = json["builds"].as_array().unwrap();
-    assert_eq!(builds.len(), 4);
+    assert_eq!(builds.len(), 6);
     let by_build = |n: u64| builds.iter().find(|b| b["build"] == n).unwrap();
     assert_eq!(by_build(1)["tests"], 1);
     assert!(by_build(1)["problems"].as_array().unwrap().is_empty());
@@ -318,8 +340,14 @@ fn bad_builds_are_reported_and_the_others_proceed() {
         .as_str()
         .unwrap()
         .contains("j/master/4/bin.xml"));
-    // The binary file and the unusable context.json.
-    assert_eq!(emf_sum(&emf_lines(&emf), "ParseErrors").0, 2.0);
+    let problem = |n: u64| by_build(n)["problems"][0].as_str().unwrap().to_string();
+    assert!(problem(5).contains("SHA-256"), "{}", problem(5));
+    assert_eq!(by_build(5)["parse_errors"], 1);
+    assert_eq!(by_build(5)["tests"], 1, "its cases still count");
+    assert!(problem(6).contains("schema version 99"), "{}", problem(6));
+    assert_eq!(by_build(6)["parse_errors"], 0);
+    // The binary file, the unusable context.json and the changed file.
+    assert_eq!(emf_sum(&emf_lines(&emf), "ParseErrors").0, 3.0);
     assert_eq!(by_build(2)["parse_errors"], 1);
 }
 
@@ -336,6 +364,27 @@ fn usage_errors_exit_1_with_a_hint() {
     let out = common::bin().args(["aggregate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--store"));
+    // An S3 store has no default sink: a trial run must not publish by surprise.
+    let out = common::bin()
+        .args(["aggregate", "--store", "s3://some-bucket"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--sink cloudwatch") && stderr.contains("--dry-run"), "{stderr}");
+    // EMF on stdout and a JSON report cannot share stdout.
+    let out = common::bin()
+        .args(["aggregate", "--sink", "stdout", "--format", "json", "--store", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdout"));
+    // --republish needs builds or --since.
+    let out = common::bin()
+        .args(["aggregate", "--republish", "--store", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
 }
 
 /// Writes `n` small builds of one job into a local store, timestamped within the last hour.
