@@ -30,7 +30,10 @@ fn main() {
         std::process::exit(1);
     };
     std::env::set_var("AWS_ENDPOINT_URL_S3", endpoint);
-    let mut sizes: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let mut sizes: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     if sizes.is_empty() {
         sizes = vec![500, 2000, 8000, 16000];
     }
@@ -69,24 +72,37 @@ async fn bench(sizes: &[u64]) {
         let started = Instant::now();
         write_history(&store, &dest, written, size, max).await;
         written = size;
-        eprintln!("history of {size} builds written in {:.1}s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "history of {size} builds written in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         if first {
             // The destination's first run sweeps once and leaves its cursor.
             let opts = options(&dest, Mode::Arrivals);
-            aggregate::run(&store, Some(&mut sink), &opts, &()).await.expect("first run");
+            aggregate::run(&store, Some(&mut sink), &opts, &())
+                .await
+                .expect("first run");
             first = false;
         }
         upload_new(&store, tmp.path(), next_new).await;
         next_new += NEW;
         let opts = options(&dest, Mode::Arrivals);
         let started = Instant::now();
-        let outcome = aggregate::run(&store, Some(&mut sink), &opts, &()).await.expect("run");
+        let outcome = aggregate::run(&store, Some(&mut sink), &opts, &())
+            .await
+            .expect("run");
         let secs = started.elapsed().as_secs_f64();
-        assert_eq!(outcome.builds.len() as u64, NEW, "the run found the new builds");
+        assert_eq!(
+            outcome.builds.len() as u64,
+            NEW,
+            "the run found the new builds"
+        );
         assert_eq!(outcome.discovery, "arrivals");
         let full = options(&dest, Mode::Full);
         let started = Instant::now();
-        let swept = aggregate::run(&store, Some(&mut sink), &full, &()).await.expect("full");
+        let swept = aggregate::run(&store, Some(&mut sink), &full, &())
+            .await
+            .expect("full");
         let full_secs = started.elapsed().as_secs_f64();
         assert!(swept.builds.is_empty(), "nothing left for the sweep");
         eprintln!(
@@ -186,7 +202,12 @@ async fn upload_new(store: &Store, tmp: &std::path::Path, first: u64) {
     let path = tmp.join("unit.xml");
     std::fs::write(&path, XML).expect("write");
     for build in first..first + NEW {
-        let context = Context::new("bench/new", "master", build, time::OffsetDateTime::now_utc());
+        let context = Context::new(
+            "bench/new",
+            "master",
+            build,
+            time::OffsetDateTime::now_utc(),
+        );
         let sources = vec![ci_test_metrics::upload::Source {
             path: path.clone(),
             name: "unit.xml".into(),
@@ -204,5 +225,9 @@ async fn create_bucket(bucket: &str) {
             .force_path_style(true)
             .build(),
     );
-    s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("create bucket");
 }

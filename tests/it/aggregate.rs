@@ -137,7 +137,10 @@ fn sample_store_is_aggregated_once() {
     let (out, second) = aggregate(&store, &["--sink", &sink]);
     assert!(out.status.success());
     assert_eq!(second["builds"].as_array().unwrap().len(), 0);
-    assert_eq!(second["discovery"], "arrivals", "the first run left a cursor");
+    assert_eq!(
+        second["discovery"], "arrivals",
+        "the first run left a cursor"
+    );
     assert_eq!(std::fs::read(&emf).unwrap(), before);
     // So does a full sweep, which sees every build recorded.
     let (out, third) = aggregate(&store, &["--sink", &sink, "--full"]);
@@ -216,7 +219,8 @@ fn an_interrupted_run_is_recovered_without_duplicates() {
     // builds: the claims say `publishing`, the `done` markers are missing.
     let dest = dest_dir(&store);
     std::fs::remove_dir_all(dest.join("done/mxnet-validation/unix-gpu")).unwrap();
-    let claim = std::fs::read_to_string(dest.join("claims/mxnet-validation/unix-gpu/master/1")).unwrap();
+    let claim =
+        std::fs::read_to_string(dest.join("claims/mxnet-validation/unix-gpu/master/1")).unwrap();
     assert!(claim.contains("\"state\":\"publishing\""), "{claim}");
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let before = emf_sum(&emf_lines(&emf), "Builds").0;
@@ -299,7 +303,9 @@ fn bad_builds_are_reported_and_the_others_proceed() {
         // written by a newer version
         (
             "j/master/6",
-            &good.replace("\"build\":1", "\"build\":6").replace("\"schema_version\":1", "\"schema_version\":99"),
+            &good
+                .replace("\"build\":1", "\"build\":6")
+                .replace("\"schema_version\":1", "\"schema_version\":99"),
             &[(
                 "a.xml",
                 r#"<testsuite><testcase name="t" time="2"/></testsuite>"#,
@@ -371,10 +377,21 @@ fn usage_errors_exit_1_with_a_hint() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--sink cloudwatch") && stderr.contains("--dry-run"), "{stderr}");
+    assert!(
+        stderr.contains("--sink cloudwatch") && stderr.contains("--dry-run"),
+        "{stderr}"
+    );
     // EMF on stdout and a JSON report cannot share stdout.
     let out = common::bin()
-        .args(["aggregate", "--sink", "stdout", "--format", "json", "--store", "/nonexistent"])
+        .args([
+            "aggregate",
+            "--sink",
+            "stdout",
+            "--format",
+            "json",
+            "--store",
+            "/nonexistent",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

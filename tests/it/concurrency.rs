@@ -22,7 +22,11 @@ async fn seed(store: &Store, work: &Path, from: u64, to: u64, truth: &mut Truth)
     let base = time::OffsetDateTime::now_utc() - time::Duration::hours(6);
     for i in from..to {
         let job = JOBS[(i % 2) as usize];
-        let (branch, class) = if i % 5 == 0 { ("PR-7", "pr") } else { ("master", "master") };
+        let (branch, class) = if i % 5 == 0 {
+            ("PR-7", "pr")
+        } else {
+            ("master", "master")
+        };
         let tests = 3 + i % 4;
         let dir = work.join(i.to_string());
         std::fs::create_dir_all(&dir).unwrap();
@@ -58,15 +62,23 @@ fn aggregate(store: &str, sink: &str, extra: &[&str], servers: Option<(&str, &st
         cmd.env("AWS_ENDPOINT_URL_S3", s3)
             .env("AWS_ENDPOINT_URL_CLOUDWATCH", cw);
     }
-    cmd.args(["aggregate", "--settle", "0", "--lease", "3s", "--concurrency", "4"])
-        .args(["--format", "json", "--sink", sink, "--namespace"])
-        .arg(namespace())
-        .args(["--store", store])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    cmd.args([
+        "aggregate",
+        "--settle",
+        "0",
+        "--lease",
+        "3s",
+        "--concurrency",
+        "4",
+    ])
+    .args(["--format", "json", "--sink", sink, "--namespace"])
+    .arg(namespace())
+    .args(["--store", store])
+    .args(extra)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
 }
 
 fn namespace() -> String {
@@ -142,11 +154,17 @@ fn emf_values_sum(v: &serde_json::Value) -> f64 {
 }
 
 fn assert_truth(got: &Truth, want: &Truth) {
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
     for (key, (builds, tests, secs)) in want {
         let (b, t, s) = got[key];
         assert_eq!((b, t), (*builds, *tests), "{key:?}: builds and tests");
-        assert!((s - secs).abs() < 1e-6 * secs.max(1.0), "{key:?}: TestDuration {s} vs {secs}");
+        assert!(
+            (s - secs).abs() < 1e-6 * secs.max(1.0),
+            "{key:?}: TestDuration {s} vs {secs}"
+        );
     }
 }
 
@@ -172,7 +190,9 @@ fn four_runs_on_a_local_store_and_an_emf_file_publish_each_build_once() {
     let emf = dir.path().join("m.emf");
     let sink = format!("emf:{}", emf.display());
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = runtime.block_on(Store::open(root.to_str().unwrap())).unwrap();
+    let store = runtime
+        .block_on(Store::open(root.to_str().unwrap()))
+        .unwrap();
     let mut truth = Truth::new();
     let store_url = root.to_str().unwrap().to_string();
     let run = || aggregate(&store_url, &sink, &[], None);
@@ -263,7 +283,12 @@ async fn metric_sum(
         .namespace(namespace)
         .metric_name(metric)
         .dimensions(Dimension::builder().name("Job").value(job).build())
-        .dimensions(Dimension::builder().name("BranchClass").value(class).build())
+        .dimensions(
+            Dimension::builder()
+                .name("BranchClass")
+                .value(class)
+                .build(),
+        )
         .start_time((now - Duration::from_secs(8 * 3600)).into())
         .end_time((now + Duration::from_secs(600)).into())
         .period(24 * 3600)
@@ -279,7 +304,9 @@ fn an_upgrade_over_a_first_version_ledger_sends_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = runtime.block_on(Store::open(root.to_str().unwrap())).unwrap();
+    let store = runtime
+        .block_on(Store::open(root.to_str().unwrap()))
+        .unwrap();
     runtime.block_on(seed(&store, dir.path(), 0, 40, &mut Truth::new()));
     // The first version recorded builds 1..=20 (and wrote intents, marked complete).
     for i in 0..20u64 {
@@ -305,18 +332,37 @@ fn an_upgrade_over_a_first_version_ledger_sends_nothing_twice() {
     // The upgraded aggregator, into two destinations: each gets only what the old one did not send.
     for name in ["a.emf", "b.emf"] {
         let emf = dir.path().join(name);
-        wait_all(vec![aggregate(&url, &format!("emf:{}", emf.display()), &[], None)]);
+        wait_all(vec![aggregate(
+            &url,
+            &format!("emf:{}", emf.display()),
+            &[],
+            None,
+        )]);
         assert_truth(&emf_truth(&emf), &rest);
         // And a second, full run sends nothing more.
-        wait_all(vec![aggregate(&url, &format!("emf:{}", emf.display()), &["--full"], None)]);
+        wait_all(vec![aggregate(
+            &url,
+            &format!("emf:{}", emf.display()),
+            &["--full"],
+            None,
+        )]);
         assert_truth(&emf_truth(&emf), &rest);
     }
     // --republish sends a recorded build again, on purpose.
     let emf = dir.path().join("a.emf");
-    let out = aggregate(&url, &format!("emf:{}", emf.display()), &["--republish", "conc/b/master/2"], None)
-        .wait_with_output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = aggregate(
+        &url,
+        &format!("emf:{}", emf.display()),
+        &["--republish", "conc/b/master/2"],
+        None,
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = ("conc/b".to_string(), "master".to_string());
     assert_eq!(emf_truth(&emf)[&key].0, rest[&key].0 + 1);
 }

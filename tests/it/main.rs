@@ -3,8 +3,8 @@
 mod common;
 
 mod aggregate;
-mod concurrency;
 mod analyze;
+mod concurrency;
 mod dashboard;
 mod metrics;
 mod parse;
