@@ -179,9 +179,30 @@ fn client_config(sdk: &aws_config::SdkConfig, timeouts: Timeouts) -> aws_sdk_s3:
 #[derive(Debug)]
 pub struct RetryLog;
 
+/// The attempt's path (the key, before the endpoint is resolved; no query), kept from before the
+/// attempt: the request is gone once sent.
+#[derive(Debug, Clone)]
+struct AttemptTarget(String);
+
+impl aws_smithy_types::config_bag::Storable for AttemptTarget {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
 impl aws_sdk_s3::config::Intercept for RetryLog {
     fn name(&self) -> &'static str {
         "RetryLog"
+    }
+
+    fn read_before_attempt(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let uri = context.request().uri();
+        let target = uri.split('?').next().unwrap_or_default().to_string();
+        cfg.interceptor_state().store_put(AttemptTarget(target));
+        Ok(())
     }
 
     fn read_after_attempt(
@@ -195,11 +216,12 @@ impl aws_sdk_s3::config::Intercept for RetryLog {
         };
         let status = context.response().map(|r| r.status().as_u16());
         let code = err.as_operation_error().and_then(operation_error_code);
+        let connector = err.as_connector_error();
         let what = crate::aws::attempt_failure(
             status,
             code.as_deref(),
-            err.is_timeout_error(),
-            err.is_connector_error(),
+            err.is_timeout_error() || connector.is_some_and(|c| c.is_timeout()),
+            connector.is_some(),
         );
         let attempt = cfg
             .load::<aws_smithy_runtime_api::client::retries::RequestAttempts>()
@@ -208,10 +230,9 @@ impl aws_sdk_s3::config::Intercept for RetryLog {
         let operation = cfg
             .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
             .map_or("S3 call", |m| m.name());
-        let target = context
-            .request()
-            .map(|r| r.uri().split('?').next().unwrap_or_default().to_string())
-            .unwrap_or_default();
+        let target = cfg
+            .load::<AttemptTarget>()
+            .map_or("", |t| t.0.trim_start_matches('/'));
         tracing::warn!("{operation} {target}: attempt {attempt} of {max} failed: {what}");
         Ok(())
     }

@@ -256,23 +256,64 @@ fn usage_errors_and_exit_codes() {
     assert!(!dry.exists());
 }
 
+/// A monorepo's `**/junit.xml`: every file keeps its relative path as one encoded key segment,
+/// the manifest names the stored names, and the aggregator reads the build without a problem.
 #[test]
-fn same_base_name_twice_is_refused() {
+fn monorepo_paths_coexist_and_aggregate() {
     let dir = tempfile::tempdir().unwrap();
-    for sub in ["a", "b"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        std::fs::write(dir.path().join(sub).join("r.xml"), "<testsuite/>").unwrap();
+    let work = dir.path().join("work");
+    let xml = std::fs::read(fixtures().join("nosetests_unittest.xml")).unwrap();
+    for sub in ["pkg/a", "pkg/b", "pkg/100%"] {
+        std::fs::create_dir_all(work.join(sub)).unwrap();
+        std::fs::write(work.join(sub).join("junit.xml"), &xml).unwrap();
     }
     let store = dir.path().join("store");
     let out = run(upload(PR_BUILD)
         .arg("--store")
         .arg(&store)
         .arg("-C")
-        .arg(dir.path())
-        .arg("*/r.xml"));
+        .arg(&work)
+        // The same files twice, through a second pattern: still counted once.
+        .args(["**/junit.xml", "pkg/*/junit.xml"]));
+    assert_eq!(out.status.code(), Some(0));
+    let prefix = "mxnet-validation/unix-cpu/PR-16336/7/";
+    let names = [
+        "pkg%2F100%25%2Fjunit.xml",
+        "pkg%2Fa%2Fjunit.xml",
+        "pkg%2Fb%2Fjunit.xml",
+    ];
+    let mut want: Vec<String> = names.iter().map(|n| format!("{prefix}{n}")).collect();
+    want.insert(0, format!("{prefix}context.json"));
+    assert_eq!(tree(&store), want);
+    let json = std::fs::read(store.join(prefix).join("context.json")).unwrap();
+    let ctx = Context::from_json("context.json", &json).unwrap();
+    let manifest: Vec<&str> = ctx.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(manifest, names, "the manifest names the stored names");
+    assert!(ctx.files.iter().all(|f| f.tests == Some(3)));
+
+    // Two different files that would share a name are still refused, and nothing is written.
+    let refused = dir.path().join("refused");
+    let out = run(upload(PR_BUILD)
+        .arg("--store")
+        .arg(&refused)
+        .arg("-C")
+        .arg(&work)
+        .args(["pkg/a/*.xml", "pkg/b/*.xml"]));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("r.xml"));
-    assert!(!store.exists());
+    assert!(stderr(&out).contains("junit.xml"), "{}", stderr(&out));
+    assert!(!refused.exists());
+
+    // The aggregator finds every file the manifest names.
+    let emf = dir.path().join("metrics.emf");
+    let out = run(common::bin()
+        .args(["aggregate", "--settle", "0", "--store"])
+        .arg(&store)
+        .arg("--sink")
+        .arg(format!("emf:{}", emf.display())));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains("missing"), "{}", stderr(&out));
+    let emf = std::fs::read_to_string(&emf).unwrap();
+    assert!(emf.contains("\"Tests\":9"), "three files of 3 tests: {emf}");
 }
 
 /// Crafted job, branch and file names never land outside their place, and never under the
@@ -631,5 +672,211 @@ async fn write_only_credentials_cannot_read_or_list() {
         err.raw_response().map(|r| r.status().as_u16()),
         Some(403),
         "{err:?}"
+    );
+}
+
+/// A TCP listener on 127.0.0.1 that accepts connections and never answers; its address.
+fn silent_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        // Keep every connection open, read nothing, answer nothing.
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            match stream {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Against an endpoint that accepts and never answers, the upload ends at its deadline with
+/// exit 4 (or 0 and one warning line with --soft-fail), each failed attempt logged, no colour.
+#[test]
+fn a_silent_endpoint_never_stalls_the_build() {
+    let endpoint = silent_endpoint();
+    let started = std::time::Instant::now();
+    let out = run(upload(PR_BUILD)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env_remove("NO_COLOR")
+        .args(["--store", "s3://ctm-silent", "--timeout", "3", "-C"])
+        .arg(fixtures())
+        .arg("nosetests_train.xml"));
+    // A generous bound: the point is that it ends, not how fast.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(4));
+    let err = stderr(&out);
+    assert!(err.contains("did not finish within 3 s"), "{err}");
+    assert!(err.contains("attempt 1 of 5 failed: timeout"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no ANSI codes when stderr is not a terminal");
+
+    // --soft-fail: exit 0 with one warning line; the limit from the variable.
+    let started = std::time::Instant::now();
+    let out = run(upload(PR_BUILD)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("CI_TEST_METRICS_UPLOAD_TIMEOUT", "3")
+        .args(["--store", "s3://ctm-silent", "--soft-fail", "-C"])
+        .arg(fixtures())
+        .arg("nosetests_train.xml"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    let warning: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warning.len(), 1, "{err}");
+    assert!(warning[0].contains("--soft-fail"), "{err}");
+    assert!(warning[0].contains("did not finish within 3 s"), "{err}");
+}
+
+/// Store URLs that look like a URL but are not a valid one are refused with the corrected
+/// form, and so is a store inside the reserved prefix, from the flag or the variables.
+#[test]
+fn mistyped_and_reserved_stores_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::copy(fixtures().join("nosetests_train.xml"), work.join("r.xml")).unwrap();
+    let local = dir.path().join("store");
+    let reserved_dir = format!("{}/_ci-test-metrics", local.display());
+    // (flag, variables, the message contains)
+    let table: &[(Option<&str>, &[(&str, &str)], &str)] = &[
+        (Some("s3:/my-bucket"), &[], "did you mean s3://my-bucket?"),
+        (Some("S3://my-bucket"), &[], "did you mean s3://my-bucket?"),
+        (Some("s3:my-bucket"), &[], "did you mean s3://my-bucket?"),
+        (Some("file:/tmp/x"), &[], "did you mean file:///tmp/x?"),
+        (Some("gs://my-bucket"), &[], "s3://BUCKET[/PREFIX]"),
+        (Some("s3://my-bucket/_ci-test-metrics"), &[], "s3://my-bucket"),
+        (Some("s3://my-bucket/p/_ci-test-metrics/x"), &[], "s3://my-bucket/p"),
+        (
+            None,
+            &[("MXNET_CI_UNITTEST_ARTIFACT_BUCKET", "my-bucket/_ci-test-metrics")],
+            "s3://my-bucket",
+        ),
+        (None, &[("CI_TEST_METRICS_STORE", "s3://b/_CI-Test-Metrics")], "s3://b"),
+        (None, &[("CI_TEST_METRICS_STORE", reserved_dir.as_str())], "_ci-test-metrics"),
+    ];
+    for (flag, vars, want) in table {
+        for command in ["upload", "aggregate"] {
+            let mut cmd = upload(PR_BUILD);
+            if command == "aggregate" {
+                cmd = common::bin();
+                cmd.args(["aggregate", "--dry-run", "--settle", "0"]);
+            }
+            cmd.current_dir(&work).envs(vars.iter().copied());
+            if let Some(flag) = flag {
+                cmd.args(["--store", flag]);
+            }
+            if command == "upload" {
+                cmd.arg("r.xml");
+            }
+            let out = run(&mut cmd);
+            assert_eq!(out.status.code(), Some(1), "{command} {flag:?} {vars:?}");
+            let err = stderr(&out);
+            assert!(err.contains(want), "{command} {flag:?} {vars:?}: {err}");
+        }
+    }
+    // Nothing was written anywhere: not `./s3:/…` in the working directory, not the store.
+    let mut left: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["r.xml"]);
+    assert!(!local.exists());
+}
+
+/// A broken result file is uploaded and recorded; it warns and exits 0 by default, exits 2 with
+/// --strict (after everything was written), and --soft-fail still wins.
+#[test]
+fn broken_junit_warns_by_default_and_fails_with_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = "mxnet-validation/unix-cpu/PR-16336/7/context.json";
+    // (extra flags, exit code)
+    let table: &[(&[&str], i32)] = &[(&[], 0), (&["--strict"], 2), (&["--strict", "--soft-fail"], 0)];
+    for (i, (flags, code)) in table.iter().enumerate() {
+        let store = dir.path().join(format!("store{i}"));
+        let out = run(upload(PR_BUILD)
+            .arg("--store")
+            .arg(&store)
+            .args(*flags)
+            .arg("-C")
+            .arg(fixtures())
+            .args(["truncated.xml", "nosetests_train.xml"]));
+        assert_eq!(out.status.code(), Some(*code), "{flags:?}");
+        let err = stderr(&out);
+        assert!(err.contains("truncated.xml"), "{flags:?}: {err}");
+        if flags.is_empty() {
+            assert!(err.contains("--strict exits 2"), "{err}");
+        }
+        let ctx = std::fs::read(store.join(context)).expect("context.json is written");
+        let ctx = Context::from_json(context, &ctx).unwrap();
+        let broken = ctx.files.iter().find(|f| f.name == "truncated.xml").unwrap();
+        assert!(broken.error.is_some());
+    }
+}
+
+/// Store errors from a real S3 are one line with the error code and a hint, never a debug dump
+/// and never the secret; the whole chain only with -v.
+#[tokio::test]
+async fn store_errors_are_one_line_with_a_hint() {
+    let Some(endpoint) = common::s3_endpoint() else {
+        return;
+    };
+    let bucket = common::unique_bucket("upload-errors");
+    common::create_bucket(&endpoint, &bucket).await;
+    let (key, secret) = uploader_creds();
+    let wrong_secret = "not-the-right-secret-0123456789";
+    // (key, secret, bucket, the error line contains)
+    let missing = format!("{bucket}-missing");
+    let table: &[(&str, &str, &str, &[&str])] = &[
+        (&key, wrong_secret, &bucket, &["SignatureDoesNotMatch", "AWS_SECRET_ACCESS_KEY"]),
+        ("ctm-nobody", wrong_secret, &bucket, &["InvalidAccessKeyId", "AWS_ACCESS_KEY_ID"]),
+        (&key, &secret, &missing, &["NoSuchBucket", "MXNET_CI_UNITTEST_ARTIFACT_BUCKET"]),
+    ];
+    for (id, secret, bucket, want) in table {
+        for verbose in [false, true] {
+            let mut cmd = upload(PR_BUILD);
+            cmd.env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_ACCESS_KEY_ID", id)
+                .env("AWS_SECRET_ACCESS_KEY", secret)
+                .env("AWS_MAX_ATTEMPTS", "1")
+                .env("MXNET_CI_UNITTEST_ARTIFACT_BUCKET", bucket)
+                .arg("-C")
+                .arg(fixtures())
+                .arg("nosetests_train.xml");
+            if verbose {
+                cmd.arg("-v");
+            }
+            let out = run(&mut cmd);
+            assert_eq!(out.status.code(), Some(4), "{id} {bucket}");
+            let err = stderr(&out);
+            assert!(!err.contains(secret), "the secret is never printed");
+            let line = err
+                .lines()
+                .find(|l| l.starts_with("error:"))
+                .unwrap_or_else(|| panic!("an error line: {err}"));
+            for w in *want {
+                assert!(line.contains(w), "{line:?} should contain {w:?}");
+            }
+            assert!(line.len() < 600, "{line}");
+            assert!(!line.contains("Error {"), "no debug dump: {line}");
+            assert_eq!(err.contains("unhandled error"), verbose, "the chain only with -v: {err}");
+        }
+    }
+
+    // A read with the write-only identity names the missing permission.
+    let out = run(common::bin()
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .args(["aggregate", "--dry-run", "--settle", "0", "--store"])
+        .arg(format!("s3://{bucket}")));
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("s3:ListBucket on arn:aws:s3:::{bucket}")),
+        "{err}"
     );
 }
