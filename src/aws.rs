@@ -90,7 +90,14 @@ fn innermost(err: &dyn std::error::Error) -> Option<String> {
         last = Some(s.to_string());
         source = s.source();
     }
-    last.map(|m| m.lines().next().unwrap_or_default().chars().take(200).collect())
+    last.map(|m| {
+        m.lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect()
+    })
 }
 
 impl std::fmt::Display for Failure {
@@ -144,9 +151,15 @@ pub fn hint(failure: &Failure, permission: Option<(&str, &str)>) -> Option<Strin
         }
         (
             _,
-            "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidClientTokenId"
-            | "UnrecognizedClientException" | "IncompleteSignature" | "InvalidToken"
-            | "ExpiredToken" | "ExpiredTokenException" | "InvalidSignatureException",
+            "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "IncompleteSignature"
+            | "InvalidToken"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "InvalidSignatureException",
         ) => format!("the credentials were refused: {CREDENTIALS}"),
         (_, "NoSuchBucket") => "check the bucket name in --store, \
                                 MXNET_CI_UNITTEST_ARTIFACT_BUCKET or CI_TEST_METRICS_STORE"
@@ -218,12 +231,16 @@ mod tests {
     fn one_line_with_a_hint() {
         use FailureKind::*;
         let put = Some(("s3:PutObject", "arn:aws:s3:::b/*"));
-        // (failure, permission, the line contains all of these)
-        let table: &[(Failure, Option<(&str, &str)>, &[&str])] = &[
+        /// A failure, the permission the caller names, and what the line must contain.
+        type Row<'a> = (Failure, Option<(&'a str, &'a str)>, &'a [&'a str]);
+        let table: &[Row] = &[
             (
                 failure(Service, Some(403), Some("AccessDenied"), "Access Denied"),
                 put,
-                &["AccessDenied: Access Denied (HTTP 403)", "s3:PutObject on arn:aws:s3:::b/*"],
+                &[
+                    "AccessDenied: Access Denied (HTTP 403)",
+                    "s3:PutObject on arn:aws:s3:::b/*",
+                ],
             ),
             (
                 failure(Service, Some(403), None, ""),
@@ -231,17 +248,36 @@ mod tests {
                 &["HTTP 403", "lacks a permission"],
             ),
             (
-                failure(Service, Some(403), Some("InvalidAccessKeyId"), "The key does not exist"),
+                failure(
+                    Service,
+                    Some(403),
+                    Some("InvalidAccessKeyId"),
+                    "The key does not exist",
+                ),
                 put,
-                &["InvalidAccessKeyId", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+                &[
+                    "InvalidAccessKeyId",
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                ],
             ),
             (
-                failure(Service, Some(403), Some("SignatureDoesNotMatch"), "bad signature"),
+                failure(
+                    Service,
+                    Some(403),
+                    Some("SignatureDoesNotMatch"),
+                    "bad signature",
+                ),
                 put,
                 &["SignatureDoesNotMatch", "AWS_SECRET_ACCESS_KEY"],
             ),
             (
-                failure(Service, Some(404), Some("NoSuchBucket"), "The bucket does not exist"),
+                failure(
+                    Service,
+                    Some(404),
+                    Some("NoSuchBucket"),
+                    "The bucket does not exist",
+                ),
                 put,
                 &["NoSuchBucket", "MXNET_CI_UNITTEST_ARTIFACT_BUCKET"],
             ),
@@ -250,16 +286,32 @@ mod tests {
                 None,
                 &["AWS_REGION"],
             ),
-            (failure(Timeout, None, None, ""), put, &["timeout", "AWS_ENDPOINT_URL"]),
+            (
+                failure(Timeout, None, None, ""),
+                put,
+                &["timeout", "AWS_ENDPOINT_URL"],
+            ),
             (
                 failure(Dispatch, None, None, "Connection refused (os error 111)"),
                 put,
-                &["could not reach the endpoint: Connection refused", "AWS_ENDPOINT_URL"],
+                &[
+                    "could not reach the endpoint: Connection refused",
+                    "AWS_ENDPOINT_URL",
+                ],
             ),
             (
-                failure(Construction, None, None, "no credentials in the provider chain"),
+                failure(
+                    Construction,
+                    None,
+                    None,
+                    "no credentials in the provider chain",
+                ),
                 put,
-                &["could not build the request", "no credentials found", "AWS_PROFILE"],
+                &[
+                    "could not build the request",
+                    "no credentials found",
+                    "AWS_PROFILE",
+                ],
             ),
         ];
         for (f, permission, want) in table {
@@ -273,16 +325,28 @@ mod tests {
             }
         }
         // No hint where there is nothing useful to say.
-        assert_eq!(hint(&failure(Service, Some(500), Some("InternalError"), "x"), put), None);
+        assert_eq!(
+            hint(
+                &failure(Service, Some(500), Some("InternalError"), "x"),
+                put
+            ),
+            None
+        );
     }
 
     #[test]
     fn attempt_failures() {
         let table = [
-            ((Some(503), Some("SlowDown"), false, false), "SlowDown (HTTP 503)"),
+            (
+                (Some(503), Some("SlowDown"), false, false),
+                "SlowDown (HTTP 503)",
+            ),
             ((Some(500), None, false, false), "HTTP 500"),
             ((None, None, true, false), "timeout"),
-            ((None, None, false, true), "dispatch failure (no connection or no answer)"),
+            (
+                (None, None, false, true),
+                "dispatch failure (no connection or no answer)",
+            ),
             ((None, Some("X"), false, false), "X"),
         ];
         for ((status, code, timeout, connector), want) in table {

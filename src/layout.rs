@@ -448,7 +448,11 @@ mod tests {
 
     #[test]
     fn reserved_segments() {
-        for s in ["_ci-test-metrics", "_CI-Test-Metrics", "_ci-test-metrics-arrivals"] {
+        for s in [
+            "_ci-test-metrics",
+            "_CI-Test-Metrics",
+            "_ci-test-metrics-arrivals",
+        ] {
             assert!(is_reserved_segment(s), "{s}");
         }
         for s in ["ci-test-metrics", "x_ci-test-metrics", "_ci-test", ""] {

@@ -159,7 +159,10 @@ pub fn find_files(dir: &Path, patterns: &[String]) -> Result<Vec<Source>, Upload
         let (full, base) = if Path::new(pattern).is_absolute() {
             (pattern.clone(), pattern_base(pattern))
         } else {
-            (format!("{escaped}/{pattern}"), dir.join(pattern_base(pattern)))
+            (
+                format!("{escaped}/{pattern}"),
+                dir.join(pattern_base(pattern)),
+            )
         };
         let paths = glob::glob(&full).map_err(|e| UploadError::Pattern {
             pattern: pattern.clone(),
@@ -224,7 +227,12 @@ fn stored_name(path: &Path, base: &Path) -> Result<String, UploadError> {
     };
     let relative = normal(path)
         .strip_prefix(normal(base))
-        .map_err(|_| bad(format!("it is not under the pattern's base {}", base.display())))?
+        .map_err(|_| {
+            bad(format!(
+                "it is not under the pattern's base {}",
+                base.display()
+            ))
+        })?
         .to_path_buf();
     let mut parts = Vec::new();
     for component in relative.components() {
@@ -422,10 +430,18 @@ mod tests {
         let table: &[(&[&str], &[&str])] = &[
             (
                 &["**/junit.xml"],
-                &["a%2Fjunit.xml", "b%2Fdeep%2F100%25%2Fjunit.xml", "b%2Fjunit.xml", "junit.xml"],
+                &[
+                    "a%2Fjunit.xml",
+                    "b%2Fdeep%2F100%25%2Fjunit.xml",
+                    "b%2Fjunit.xml",
+                    "junit.xml",
+                ],
             ),
             (&["*/junit.xml"], &["a%2Fjunit.xml", "b%2Fjunit.xml"]),
-            (&["b/**/junit.xml"], &["deep%2F100%25%2Fjunit.xml", "junit.xml"]),
+            (
+                &["b/**/junit.xml"],
+                &["deep%2F100%25%2Fjunit.xml", "junit.xml"],
+            ),
             (&["./b/*.xml"], &["junit.xml"]),
             (&["b/deep/100%/junit.xml"], &["junit.xml"]),
             (&["[ab]/junit.xml"], &["a%2Fjunit.xml", "b%2Fjunit.xml"]),

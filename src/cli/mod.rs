@@ -109,7 +109,11 @@ mod tests {
             (false, Some(""), false),
         ];
         for (tty, no_color, want) in table {
-            assert_eq!(use_colour(tty, no_color.map(OsStr::new)), want, "{tty} {no_color:?}");
+            assert_eq!(
+                use_colour(tty, no_color.map(OsStr::new)),
+                want,
+                "{tty} {no_color:?}"
+            );
         }
     }
 

@@ -222,10 +222,12 @@ async fn run_inner(args: Args) -> crate::Result<u8> {
         .into());
     }
     let timeouts = crate::store::s3::Timeouts::within(Duration::from_secs(args.timeout));
-    let store = Store::open_with(&url, timeouts).await.map_err(|e| match e {
-        crate::store::StoreError::InvalidUrl { .. } => crate::Error::Usage(e.to_string()),
-        e => e.into(),
-    })?;
+    let store = Store::open_with(&url, timeouts)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::InvalidUrl { .. } => crate::Error::Usage(e.to_string()),
+            e => e.into(),
+        })?;
     let outcome = upload::upload(
         &store,
         context,

@@ -238,19 +238,34 @@ mod tests {
             ("FILE:///tmp/x", "did you mean file:///tmp/x?"),
             ("gs://b", "use s3://BUCKET[/PREFIX], file://DIR"),
             ("results:2024", "./NAME"),
-            ("http://127.0.0.1:9000", "AWS_ENDPOINT_URL=http://127.0.0.1:9000"),
+            (
+                "http://127.0.0.1:9000",
+                "AWS_ENDPOINT_URL=http://127.0.0.1:9000",
+            ),
             ("s3://b/_ci-test-metrics", "use the store itself: s3://b"),
             ("s3://b/_CI-Test-Metrics/", "use the store itself: s3://b"),
-            ("s3://b/p/_ci-test-metrics/x", "use the store itself: s3://b/p"),
-            ("s3://b/_ci-test-metrics-arrivals", "use the store itself: s3://b"),
+            (
+                "s3://b/p/_ci-test-metrics/x",
+                "use the store itself: s3://b/p",
+            ),
+            (
+                "s3://b/_ci-test-metrics-arrivals",
+                "use the store itself: s3://b",
+            ),
             ("./s/_ci-test-metrics", "use the store itself: ./s"),
             ("_ci-test-metrics/x", "use the store itself: ."),
-            ("file:///srv/s/_ci-test-metrics/summaries", "use the store itself: /srv/s"),
+            (
+                "file:///srv/s/_ci-test-metrics/summaries",
+                "use the store itself: /srv/s",
+            ),
         ];
         for (url, want) in bad {
             let err = locate(url).expect_err(url);
             assert!(matches!(err, StoreError::InvalidUrl { .. }), "{url}: {err}");
-            assert!(err.to_string().contains(want), "{url}: {err} should contain {want:?}");
+            assert!(
+                err.to_string().contains(want),
+                "{url}: {err} should contain {want:?}"
+            );
         }
     }
 

@@ -60,7 +60,10 @@ pub fn parse_url(url: &str) -> Result<(String, String), StoreError> {
         return Ok((bucket.into(), String::new()));
     }
     check_key(prefix).map_err(|e| invalid(&format!("bad prefix: {e}")))?;
-    if let Some(i) = prefix.split('/').position(crate::layout::is_reserved_segment) {
+    if let Some(i) = prefix
+        .split('/')
+        .position(crate::layout::is_reserved_segment)
+    {
         let outside: Vec<&str> = prefix.split('/').take(i).collect();
         let fix = format!("s3://{bucket}/{}", outside.join("/"));
         return Err(invalid(&super::reserved_reason(fix.trim_end_matches('/'))));
@@ -93,7 +96,11 @@ fn classify(status: Option<u16>, code: Option<&str>) -> Kind {
 /// The IAM action an S3 operation needs, from its error type's path
 /// (`aws_sdk_s3::operation::put_object::PutObjectError` → `s3:PutObject`).
 fn s3_action(error_type: &str) -> Option<&'static str> {
-    let operation = error_type.split("::operation::").nth(1)?.split("::").next()?;
+    let operation = error_type
+        .split("::operation::")
+        .nth(1)?
+        .split("::")
+        .next()?;
     Some(match operation {
         "put_object" => "s3:PutObject",
         "get_object" | "head_object" => "s3:GetObject",
@@ -243,8 +250,7 @@ fn operation_error_code(
     err: &aws_smithy_runtime_api::client::interceptors::context::Error,
 ) -> Option<String> {
     use aws_sdk_s3::operation::{
-        get_object::GetObjectError, list_objects_v2::ListObjectsV2Error,
-        put_object::PutObjectError,
+        get_object::GetObjectError, list_objects_v2::ListObjectsV2Error, put_object::PutObjectError,
     };
     let code = if let Some(e) = err.downcast_ref::<PutObjectError>() {
         e.code()
@@ -454,10 +460,19 @@ mod tests {
             assert_eq!(t.operation, total, "{secs}");
             // Room for at least three attempts, and a connect and a first byte inside one.
             assert!(t.attempt * 3 <= total, "{secs}: {t:?}");
-            assert!(t.connect < t.attempt && t.read <= t.attempt, "{secs}: {t:?}");
+            assert!(
+                t.connect < t.attempt && t.read <= t.attempt,
+                "{secs}: {t:?}"
+            );
         }
-        assert_eq!(Timeouts::within(Duration::from_secs(60)).attempt, Duration::from_secs(20));
-        assert_eq!(Timeouts::within(Duration::from_secs(60)).connect, Duration::from_secs(5));
+        assert_eq!(
+            Timeouts::within(Duration::from_secs(60)).attempt,
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            Timeouts::within(Duration::from_secs(60)).connect,
+            Duration::from_secs(5)
+        );
         // The aggregator's reads keep generous bounds.
         assert!(Timeouts::BULK.attempt >= Duration::from_secs(120));
     }
@@ -469,9 +484,18 @@ mod tests {
             put_object::PutObjectError,
         };
         let table = [
-            (std::any::type_name::<PutObjectError>(), Some("s3:PutObject")),
-            (std::any::type_name::<GetObjectError>(), Some("s3:GetObject")),
-            (std::any::type_name::<ListObjectsV2Error>(), Some("s3:ListBucket")),
+            (
+                std::any::type_name::<PutObjectError>(),
+                Some("s3:PutObject"),
+            ),
+            (
+                std::any::type_name::<GetObjectError>(),
+                Some("s3:GetObject"),
+            ),
+            (
+                std::any::type_name::<ListObjectsV2Error>(),
+                Some("s3:ListBucket"),
+            ),
             ("std::io::Error", None),
         ];
         for (type_name, want) in table {
