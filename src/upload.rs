@@ -90,6 +90,8 @@ pub enum UploadError {
 pub struct FileFailure {
     pub name: String,
     pub message: String,
+    /// The file itself could not be read (an input problem, not the store's).
+    pub unreadable: bool,
 }
 
 /// The first failure in full, the others by name (they usually share one cause).
@@ -121,6 +123,10 @@ impl UploadError {
             | UploadError::Layout(_)
             | UploadError::Context(_) => exit::USAGE,
             UploadError::Read { .. } | UploadError::NotJUnit { .. } => exit::INPUT,
+            // Only unreadable files: an input problem; any store failure: a publishing one.
+            UploadError::Failed { failures, .. } if failures.iter().all(|f| f.unreadable) => {
+                exit::INPUT
+            }
             UploadError::Failed { .. } | UploadError::Store(_) | UploadError::TimedOut { .. } => {
                 exit::PUBLISH
             }
@@ -327,11 +333,15 @@ async fn upload_one(
     let fail = |message: String| FileFailure {
         name: source.name.clone(),
         message,
+        unreadable: false,
     };
     let body = tokio::fs::read(&source.path)
         .await
         .map(Bytes::from)
-        .map_err(|e| fail(format!("cannot read {}: {e}", source.path.display())))?;
+        .map_err(|e| FileFailure {
+            unreadable: true,
+            ..fail(format!("cannot read {}: {e}", source.path.display()))
+        })?;
     let name = source.name.clone();
     let inspect = {
         let body = body.clone();
@@ -480,6 +490,39 @@ mod tests {
                 "{name:?}: {err}"
             );
             std::fs::remove_file(dir.path().join(name)).unwrap();
+        }
+    }
+
+    #[test]
+    fn failures_map_to_exit_codes() {
+        use crate::error::exit;
+        let failure = |name: &str, unreadable| FileFailure {
+            name: name.into(),
+            message: "x".into(),
+            unreadable,
+        };
+        let failed = |failures: Vec<FileFailure>| UploadError::Failed { total: 3, failures };
+        let table = [
+            (failed(vec![failure("a", true)]), exit::INPUT),
+            (
+                failed(vec![failure("a", true), failure("b", true)]),
+                exit::INPUT,
+            ),
+            (
+                failed(vec![failure("a", true), failure("b", false)]),
+                exit::PUBLISH,
+            ),
+            (failed(vec![failure("b", false)]), exit::PUBLISH),
+            (UploadError::TimedOut { seconds: 3 }, exit::PUBLISH),
+            (
+                UploadError::NotJUnit {
+                    files: vec!["a".into()],
+                },
+                exit::INPUT,
+            ),
+        ];
+        for (err, code) in table {
+            assert_eq!(err.exit_code(), code, "{err}");
         }
     }
 

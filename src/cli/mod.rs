@@ -15,10 +15,10 @@ use clap::{Parser, Subcommand};
 /// Everything works without an AWS account: a directory is a store and an EMF file is a sink.
 ///
 /// Exit codes: 0 ok, 1 usage or configuration error, 2 some input could not be read or parsed
-/// (the rest was still processed; `parse` always, `upload` only with --strict: a broken result
-/// file is uploaded, recorded and warned about, but does not fail a CI stage by default; see each
-/// command's --help), 3 nothing matched, 4 something could not be published or recorded
-/// (`upload`: also a timeout).
+/// (the rest was still processed; `parse` for any broken file; `upload` for an unreadable file,
+/// and for a broken one only with --strict: by default it is uploaded, recorded and warned
+/// about, so it does not fail a CI stage; see each command's --help), 3 nothing matched,
+/// 4 something could not be published or recorded (`upload`: also a timeout).
 ///
 /// Logs go to stderr, without colour when stderr is not a terminal or NO_COLOR is set; AWS errors
 /// are one line with the error code and a hint, the whole chain with -v.

@@ -1041,3 +1041,47 @@ fn iam_policies_match_the_calls() {
         [format!("{bucket}/_ci-test-metrics/*")]
     );
 }
+
+/// `upload` and `parse` exit as their help says, for a good file, a broken one and a missing one.
+#[test]
+fn upload_and_parse_exit_codes_match_the_help() {
+    let help = |args: &[&str]| {
+        let out = common::bin().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    assert!(
+        top.contains("2 some input could not be read or parsed"),
+        "{top}"
+    );
+    assert!(top.contains("only with --strict"), "{top}");
+    let upload_help = help(&["upload", "--help"]);
+    for want in [
+        "--strict",
+        "--timeout",
+        "CI_TEST_METRICS_UPLOAD_TIMEOUT",
+        "4 the store refused",
+    ] {
+        assert!(upload_help.contains(want), "upload --help lacks {want:?}");
+    }
+    assert!(help(&["parse", "--help"]).contains("2 when any file failed"));
+
+    let good = fixtures().join("nosetests_train.xml");
+    let broken = fixtures().join("truncated.xml");
+    let missing = fixtures().join("no-such-file.xml");
+    // (files, exit code): parse always exits 2 when a file fails, and still prints the others.
+    let table = [
+        (vec![&good], 0),
+        (vec![&good, &broken], 2),
+        (vec![&missing, &good], 2),
+    ];
+    for (files, code) in table {
+        let out = run(common::bin().arg("parse").args(&files));
+        assert_eq!(out.status.code(), Some(code), "parse {files:?}");
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(printed.contains("nosetests_train.xml"), "{printed}");
+    }
+    let out = run(common::bin().arg("parse"));
+    assert_eq!(out.status.code(), Some(1), "no file is a usage error");
+}
