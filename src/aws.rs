@@ -197,6 +197,40 @@ where
     }
 }
 
+/// Whether a failed attempt is one the SDK's standard retry mode retries: no answer, a 5xx, a
+/// 408/429, or a throttling or transient error code. Other answers (404, 403, 412, …) are final
+/// and reported by the caller, so the retry log leaves them out.
+pub fn retryable_attempt(
+    status: Option<u16>,
+    code: Option<&str>,
+    timeout: bool,
+    connector: bool,
+) -> bool {
+    const CODES: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+    ];
+    timeout
+        || connector
+        || matches!(status, Some(408 | 429 | 500..=599))
+        || code.is_some_and(|c| CODES.contains(&c))
+}
+
 /// A failed attempt, for the retry log: the error code, or what kind of failure it was.
 pub fn attempt_failure(
     status: Option<u16>,
@@ -332,6 +366,30 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn retryable_attempts() {
+        let table = [
+            ((None, None, true, false), true),
+            ((None, None, false, true), true),
+            ((Some(503), Some("SlowDown"), false, false), true),
+            ((Some(500), None, false, false), true),
+            ((Some(429), None, false, false), true),
+            ((Some(400), Some("RequestTimeout"), false, false), true),
+            ((Some(400), Some("Throttling"), false, false), true),
+            ((Some(404), Some("NoSuchKey"), false, false), false),
+            ((Some(412), Some("PreconditionFailed"), false, false), false),
+            ((Some(403), Some("AccessDenied"), false, false), false),
+            ((Some(400), Some("InvalidArgument"), false, false), false),
+        ];
+        for ((status, code, timeout, connector), want) in table {
+            assert_eq!(
+                retryable_attempt(status, code, timeout, connector),
+                want,
+                "{status:?} {code:?}"
+            );
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::time::Duration;
 /// exit 2 (after everything was uploaded).
 ///
 /// The whole upload is bounded by --timeout (default 60 s): connecting, every attempt and every
-/// retry included, and each failed attempt is logged as a warning. With --soft-fail a timeout,
+/// retry included, and each retried attempt is logged as a warning. With --soft-fail a timeout,
 /// like any other failure, prints one warning line and exits 0, so an unreachable store never
 /// stalls or fails the build.
 ///

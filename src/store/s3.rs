@@ -7,8 +7,8 @@
 //!   so the uploader needs `s3:PutObject` on `arn:aws:s3:::BUCKET/*` and nothing else.
 //! - The SDK's standard retry mode retries 5xx answers, throttling, and timeouts with
 //!   exponential backoff and jitter, up to [`MAX_ATTEMPTS`] attempts (`AWS_MAX_ATTEMPTS`
-//!   overrides). Every failed attempt is logged as a warning with its number and error code
-//!   ([`RetryLog`]), so a retry is never silent.
+//!   overrides). Every retried failure is logged as a warning with its attempt number and error
+//!   code ([`RetryLog`]), so a retry is never silent.
 //! - [`Timeouts`] bound connecting, the first byte of an answer, each attempt and each call:
 //!   [`Timeouts::BULK`] for the aggregator's big reads, [`Timeouts::within`] for a CI step.
 //! - SDK errors become [`StoreError`] kinds: `NoSuchKey` or a bare 404 is `NotFound`, 403 is
@@ -180,9 +180,10 @@ fn client_config(sdk: &aws_config::SdkConfig, timeouts: Timeouts) -> aws_sdk_s3:
     conf.build()
 }
 
-/// Logs every failed attempt of an S3 call as one warning line: operation, URL (no query),
-/// attempt number out of the maximum, and the error code or kind. The SDK then retries or gives
-/// up; either way no retry goes unseen.
+/// Logs every failed attempt of an S3 call that the SDK retries (no answer, 5xx, throttling) as
+/// one warning line: operation, key, attempt number out of the maximum, the error code or kind,
+/// and whether it retries. Final answers (404, 403, 412) are left to the caller's error, so an
+/// expected "not found" is not a warning; no retry goes unseen.
 #[derive(Debug)]
 pub struct RetryLog;
 
@@ -224,12 +225,13 @@ impl aws_sdk_s3::config::Intercept for RetryLog {
         let status = context.response().map(|r| r.status().as_u16());
         let code = err.as_operation_error().and_then(operation_error_code);
         let connector = err.as_connector_error();
-        let what = crate::aws::attempt_failure(
-            status,
-            code.as_deref(),
-            err.is_timeout_error() || connector.is_some_and(|c| c.is_timeout()),
-            connector.is_some(),
-        );
+        let timeout = err.is_timeout_error() || connector.is_some_and(|c| c.is_timeout());
+        if !crate::aws::retryable_attempt(status, code.as_deref(), timeout, connector.is_some()) {
+            // A final answer (404, 403, 412, …): the caller reports it; nothing is retried.
+            return Ok(());
+        }
+        let what =
+            crate::aws::attempt_failure(status, code.as_deref(), timeout, connector.is_some());
         let attempt = cfg
             .load::<aws_smithy_runtime_api::client::retries::RequestAttempts>()
             .map_or(1, |a| a.attempts());
@@ -240,7 +242,12 @@ impl aws_sdk_s3::config::Intercept for RetryLog {
         let target = cfg
             .load::<AttemptTarget>()
             .map_or("", |t| t.0.trim_start_matches('/'));
-        tracing::warn!("{operation} {target}: attempt {attempt} of {max} failed: {what}");
+        let next = if attempt < max {
+            "retrying"
+        } else {
+            "giving up"
+        };
+        tracing::warn!("{operation} {target}: attempt {attempt} of {max} failed: {what}; {next}");
         Ok(())
     }
 }
