@@ -103,7 +103,7 @@ pub struct Args {
     #[arg(long)]
     pub strict: bool,
     /// Give up after this many seconds for the whole upload, retries included; each attempt
-    /// gets a third of it (20 s at most) and connecting a sixth (5 s at most).
+    /// gets a third of it (raise it for very large files) and connecting a sixth (5 s at most).
     #[arg(long, value_name = "SECONDS", env = "CI_TEST_METRICS_UPLOAD_TIMEOUT",
           default_value_t = DEFAULT_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]

@@ -119,7 +119,8 @@ fn env_set(name: &str) -> bool {
 pub struct Timeouts {
     /// Establishing a TCP (and TLS) connection.
     pub connect: Duration,
-    /// Waiting for the first byte of an answer once the request is sent.
+    /// One HTTP exchange up to the answer's headers (the SDK's "read timeout": it wraps sending
+    /// the request body too, so it bounds a PUT's upload).
     pub read: Duration,
     /// One attempt, from sending to the parsed answer (a streamed body is read afterwards).
     pub attempt: Duration,
@@ -138,13 +139,14 @@ impl Timeouts {
     };
 
     /// Bounds for a step that must finish within `total` (the uploader in a CI stage): a call
-    /// never outlives `total`, and an attempt takes at most a third of it (20 s at most), so a
-    /// stuck connection leaves time for retries.
+    /// never outlives `total`, an attempt (and its HTTP exchange) takes at most a third of it, so
+    /// a stuck connection leaves time for retries, and connecting a sixth (5 s at most). A larger
+    /// `total` gives big files longer attempts.
     pub fn within(total: Duration) -> Timeouts {
-        let attempt = (total / 3).min(Duration::from_secs(20));
+        let attempt = total / 3;
         Timeouts {
             connect: (total / 6).min(Duration::from_secs(5)),
-            read: attempt.min(Duration::from_secs(15)),
+            read: attempt,
             attempt,
             operation: total,
         }
