@@ -121,15 +121,11 @@ fn locate(url: &str) -> Result<Location<'_>, StoreError> {
             url
         }
     };
-    let segments: Vec<String> = std::path::Path::new(path)
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    if let Some(i) = segments
-        .iter()
-        .position(|s| crate::layout::is_reserved_segment(s))
-    {
-        let outside: std::path::PathBuf = segments[..i].iter().collect();
+    // As written (for a message in the user's terms), then absolute (`.` inside a reserved
+    // directory is inside it too).
+    let written = std::path::Path::new(path);
+    let absolute = std::path::absolute(written).unwrap_or_else(|_| written.to_path_buf());
+    if let Some(outside) = outside_reserved(written).or_else(|| outside_reserved(&absolute)) {
         let fix = match outside.to_string_lossy() {
             o if o.is_empty() => ".".to_string(),
             o => o.into_owned(),
@@ -137,6 +133,18 @@ fn locate(url: &str) -> Result<Location<'_>, StoreError> {
         return Err(invalid(reserved_reason(&fix)));
     }
     Ok(Location::Local(path))
+}
+
+/// The part of `path` before its first reserved segment, if it has one.
+fn outside_reserved(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mut outside = std::path::PathBuf::new();
+    for component in path.components() {
+        if crate::layout::is_reserved_segment(&component.as_os_str().to_string_lossy()) {
+            return Some(outside);
+        }
+        outside.push(component);
+    }
+    None
 }
 
 /// Why a store inside a reserved area is refused, and what to use instead.

@@ -128,6 +128,20 @@ fn mistyped_and_reserved_stores_are_refused() {
             assert!(err.contains(want), "{command} {flag:?} {vars:?}: {err}");
         }
     }
+    // `--store .` run from inside a reserved directory is inside it too.
+    let inside = local.join("_ci-test-metrics/summaries");
+    std::fs::create_dir_all(&inside).unwrap();
+    std::fs::copy(work.join("r.xml"), inside.join("r.xml")).unwrap();
+    let out = run(upload(PR_BUILD)
+        .current_dir(&inside)
+        .args(["--store", ".", "r.xml"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let fix = format!("use the store itself: {}", local.display());
+    assert!(err.contains(&fix), "{err} should contain {fix:?}");
+    assert_eq!(tree(&local), ["_ci-test-metrics/summaries/r.xml"]);
+    std::fs::remove_dir_all(&local).unwrap();
+
     // Nothing was written anywhere: not `./s3:/…` in the working directory, not the store.
     let mut left: Vec<String> = std::fs::read_dir(&work)
         .unwrap()
