@@ -136,6 +136,7 @@ fn accuracy(seeds: std::ops::RangeInclusive<u64>) {
         flaky: 5,
         new_tests: 3,
         removed_tests: 3,
+        shared_steps: 0,
         ..Config::default()
     };
     println!(
@@ -211,6 +212,7 @@ fn speed() {
         flaky: 20,
         new_tests: 20,
         removed_tests: 20,
+        shared_steps: 0,
     };
     let t = Instant::now();
     let (summaries, _) = synth::generate(&config);
