@@ -309,7 +309,7 @@ pub fn markdown(r: &GateReport) -> String {
         .take(5)
         .collect();
     if !close.is_empty() {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "\n<details><summary>Closest to the thresholds, not flagged ({})</summary>\n\n{header}",
             close.len()

@@ -416,6 +416,48 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
     )
 }
 
+/// Turns the last `builds` builds of `job` into builds of a pull request `PR-{pr}` (numbered from
+/// 1, with `CHANGE_*` fields), as if the PR had been built from the latest master; with `slow`,
+/// the named test's durations in them are multiplied by the factor. Returns how many builds
+/// were moved. The builds before stay master: the PR's baseline.
+pub fn split_pull_request(
+    summaries: &mut [BuildSummary],
+    job: &str,
+    builds: usize,
+    pr: u64,
+    slow: Option<(&str, f64)>,
+) -> usize {
+    let mut idx: Vec<usize> = (0..summaries.len())
+        .filter(|&i| summaries[i].context.job == job && summaries[i].context.branch == "master")
+        .collect();
+    idx.sort_by_key(|&i| (summaries[i].context.timestamp, summaries[i].context.build));
+    let moved = &idx[idx.len().saturating_sub(builds)..];
+    for (n, &i) in moved.iter().enumerate() {
+        let s = &mut summaries[i];
+        let branch = format!("PR-{pr}");
+        s.context.build = n as u64 + 1;
+        s.context.build_url = Some(format!(
+            "https://jenkins.example.invalid/job/{job}/job/{branch}/{}/",
+            n + 1
+        ));
+        s.context.user = s.context.author.as_ref().map(|a| a.name.clone());
+        s.context.pr = Some(pr);
+        s.context.target_branch = Some("master".into());
+        s.context.source_branch = Some(format!("feature-{pr}"));
+        s.context.branch = branch;
+        s.branch_class = "pr".into();
+        s.published = true;
+        if let Some((name, factor)) = slow {
+            for c in s.files.iter_mut().flat_map(|f| f.cases.iter_mut()) {
+                if c.name == name {
+                    c.time = c.time.map(|t| (t * factor * 1e4).round() / 1e4);
+                }
+            }
+        }
+    }
+    moved.len()
+}
+
 /// Writes a history as a local-directory store: each build's summary under the reserved prefix
 /// (`{dir}/_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`) and its context
 /// (`{dir}/{job}/{branch}/{build}/context.json`). `with_summary(i)` chooses which builds get a

@@ -66,8 +66,8 @@ pub fn change_words(r: &Regression) -> String {
 }
 
 /// `job` for master-like series, `job [branch]` otherwise, so PR series read apart.
-pub fn series_name(job: &str, branch: &str, class: &str) -> String {
-    if class == "master" && (branch == "master" || branch == "main") {
+pub fn series_name(job: &str, branch: &str) -> String {
+    if branch == "master" || branch == "main" {
         job.to_string()
     } else {
         format!("{job} [{branch}]")
@@ -265,7 +265,7 @@ pub fn table(report: &Report) -> String {
                 } else {
                     p_value(r.p_value)
                 },
-                ellipsize(&series_name(&r.job, &r.branch, ""), 30),
+                ellipsize(&series_name(&r.job, &r.branch), 30),
                 ellipsize(&r.test.to_string(), 60),
                 r.first_build.build.to_string(),
                 date(&r.first_build),
@@ -352,7 +352,7 @@ pub fn markdown(report: &Report) -> String {
                 r.rank,
                 signed(r.seconds_added),
                 change_words(r),
-                md(&series_name(&r.job, &r.branch, "")),
+                md(&series_name(&r.job, &r.branch)),
                 r.test.to_string().replace('`', "'"),
                 build_link(&r.first_build),
                 range_markdown(&r.range),
