@@ -10,9 +10,16 @@
 //! - under "no change", `(y − m) / (s·√(1/k + 1/n))` follows Student's t with `n − 1` degrees of
 //!   freedom (the prediction interval for the mean of `k` new runs); the one-sided p-value is
 //!   its upper tail;
+//! - when some baseline runs were already as slow as the PR's mean, the p-value is at least the
+//!   empirical one, `(runs that slow + 1) / (n + 1)`: heavy tails (a flaky test's slow runs) break
+//!   the normal model, and the baseline itself says how often such a level happens;
 //! - the p-values of all tests compared are adjusted by Benjamini–Hochberg, so a clean PR with
 //!   hundreds of tests does not alarm by chance (at most `fdr` of flagged tests are expected to
 //!   be false).
+//!
+//! A test whose baseline runs are erratic (some run under half or over twice its median: a flaky
+//! test's slow runs) is listed, not gated: a few PR runs cannot tell its next slow run from a
+//! slowdown.
 //!
 //! A test is **slower** when its adjusted p-value (q) is at most `fdr`, its geometric-mean ratio
 //! is at least `1 + min_shift` and its median is at least `min_seconds` slower. Effect sizes are
@@ -105,6 +112,9 @@ pub struct GateReport {
     pub compared: Vec<Comparison>,
     /// Tests only in the PR (not gated).
     pub new_tests: Vec<(String, TestId, f64)>,
+    /// Tests too erratic in the baseline to gate on a few runs (job, test, baseline median): some
+    /// baseline run was under half or over twice the median — a flaky test's slow runs.
+    pub erratic: Vec<(String, TestId, f64)>,
     /// Jobs with PR builds but no baseline builds.
     pub without_baseline: Vec<String>,
     /// Number of tests slower beyond the thresholds.
@@ -127,6 +137,7 @@ pub fn gate(
         jobs: vec![],
         compared: vec![],
         new_tests: vec![],
+        erratic: vec![],
         without_baseline: vec![],
         slower: 0,
     };
@@ -159,7 +170,12 @@ pub fn gate(
             }
             match base.get(&t.id) {
                 Some(x) if x.len() >= o.min_baseline_runs => {
-                    report.compared.push(compare(&p.job, &t.id, x, &y));
+                    let m = median(x);
+                    if x.iter().any(|v| *v > 2.0 * m || *v < m / 2.0) {
+                        report.erratic.push((p.job.clone(), t.id.clone(), m));
+                    } else {
+                        report.compared.push(compare(&p.job, &t.id, x, &y));
+                    }
                 }
                 Some(_) => {}
                 None => report
@@ -198,7 +214,15 @@ pub fn compare(job: &str, test: &TestId, x: &[f64], y: &[f64]) -> Comparison {
     let var = lx.iter().map(|v| (v - mx).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
     let sd = var.sqrt().max(MIN_LOG_SD);
     let t = (my - mx) / (sd * (1.0 / k + 1.0 / n).sqrt());
-    let p_value = StudentsT::new(0.0, 1.0, (n - 1.0).max(1.0)).map_or(f64::NAN, |d| d.sf(t));
+    let p_t = StudentsT::new(0.0, 1.0, (n - 1.0).max(1.0)).map_or(f64::NAN, |d| d.sf(t));
+    // The baseline's own runs: a level it reached itself in a share of its runs is not more
+    // surprising than that share (an erratic test with a few slow runs stays quiet).
+    let reached = lx.iter().filter(|v| **v >= my).count();
+    let p_value = if reached > 0 {
+        p_t.max((reached + 1) as f64 / (n + 1.0))
+    } else {
+        p_t
+    };
     Comparison {
         job: job.to_string(),
         test: test.clone(),
@@ -316,6 +340,24 @@ pub fn markdown(r: &GateReport) -> String {
         );
         for c in close {
             let _ = writeln!(out, "{}", row(c));
+        }
+        out.push_str("\n</details>\n");
+    }
+    if !r.erratic.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>Too erratic on `{}` to gate on a few runs ({})</summary>\n",
+            r.baseline.replace('`', "'"),
+            r.erratic.len()
+        );
+        for (job, t, m) in r.erratic.iter().take(50) {
+            let _ = writeln!(
+                out,
+                "- `{}` ({}) median {}, some runs under half or over twice that",
+                t.to_string().replace('`', "'"),
+                md(job),
+                secs(*m)
+            );
         }
         out.push_str("\n</details>\n");
     }
