@@ -323,6 +323,8 @@ pub fn analyze(jobs: &[JobSeries], options: &Options) -> Report {
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         generated_at: time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         options: *options,

@@ -149,3 +149,45 @@ fn upload_outside_a_repository_warns_once_about_the_commit() {
     let ctx = Context::from_json("k", &std::fs::read(&key).unwrap()).unwrap();
     assert_eq!((ctx.commit, ctx.author), (None, None));
 }
+
+/// `analyze --git-dir`: a range's authors and commit count come from git history.
+#[test]
+fn git_history_names_every_author_of_a_range() {
+    use ci_test_metrics::analyze::attribution::CommitRange;
+    use ci_test_metrics::analyze::report::BuildRef;
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q"]);
+    let mut commits = Vec::new();
+    for (i, who) in ["Ann <ann@x.org>", "Bob <bob@x.org>", "Cy <cy@x.org>"].iter().enumerate() {
+        std::fs::write(repo.path().join("f"), i.to_string()).unwrap();
+        git(repo.path(), &["add", "f"]);
+        git(
+            repo.path(),
+            &["commit", "-q", "-m", &format!("c{i}"), "--author", who],
+        );
+        commits.push(git(repo.path(), &["rev-parse", "HEAD"]));
+    }
+    let build = |n: u64, commit: &str, author: &str| BuildRef {
+        build: n,
+        branch: "master".into(),
+        timestamp: format!("2026-11-2{n}T00:00:00Z"),
+        commit: Some(commit.into()),
+        pr: None,
+        author: Some(author.into()),
+        build_url: None,
+        repo_url: None,
+    };
+    let mut range = CommitRange::new(
+        Some(build(1, &commits[0], "Ann")),
+        build(2, &commits[2], "Cy"),
+        Some("git@github.com:o/r.git"),
+    );
+    range.add_history(&ci_test_metrics::git::Git::new(repo.path()));
+    assert_eq!(range.commits, Some(2));
+    assert_eq!(range.authors, ["Cy", "Bob <bob@x.org>"], "{range:?}");
+    assert!(range.compare_url.unwrap().starts_with("https://github.com/o/r/compare/"));
+    // Commits unknown to the checkout: nothing added, no error.
+    let mut other = CommitRange::new(None, build(3, "abcdef", "Z"), None);
+    other.add_history(&ci_test_metrics::git::Git::new(repo.path()));
+    assert_eq!((other.commits, other.authors), (None, vec!["Z".to_string()]));
+}

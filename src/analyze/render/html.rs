@@ -5,7 +5,7 @@
 //! duration per build), each with the change point marked by a vertical line and the medians
 //! before and after drawn as horizontal segments on either side of it.
 
-use super::{change_words, classes, range_text, secs, series_name, signed, total_change_words, TOP};
+use super::{change_words, classes, secs, series_name, signed, total_change_words, TOP};
 use crate::analyze::attribution::CommitRange;
 use crate::analyze::report::{BuildRef, Chart, ChartChange, Report};
 use std::fmt::Write;
@@ -27,7 +27,7 @@ pub fn html(report: &Report) -> String {
         "h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}",
         "h3{font-size:15px;margin-bottom:4px}",
         "table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}",
-        "td.n{text-align:right;font-variant-numeric:tabular-nums}.meta{color:#666}",
+        "td.n{text-align:right;font-variant-numeric:tabular-nums}td.w{white-space:nowrap}.meta{color:#666}",
         "svg{background:#fcfcfc;border:1px solid #e4e4e4}.series{fill:none;stroke:#3b6fb6;stroke-width:1.3}",
         ".dot{fill:#3b6fb6}.chg{stroke:#c0392b;stroke-dasharray:4 3;stroke-width:1.5}",
         ".before{stroke:#27ae60;stroke-width:2.5}.after{stroke:#c0392b;stroke-width:2.5}",
@@ -80,7 +80,7 @@ pub fn html(report: &Report) -> String {
         for r in report.regressions.iter().take(TOP) {
             let _ = writeln!(
                 out,
-                "<tr><td class=\"n\"><a href=\"#r{}\">{}</a></td><td class=\"n\"><b>{}</b></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"n\"><a href=\"#r{}\">{}</a></td><td class=\"n\"><b>{}</b></td><td class=\"w\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 r.rank,
                 r.rank,
                 signed(r.seconds_added),
@@ -148,7 +148,10 @@ pub fn html(report: &Report) -> String {
                 .as_ref()
                 .map_or_else(String::new, |g| format!(" (last good {})", build_link(g))),
             range_link(&r.range),
-            esc(&range_text(&r.range)),
+            r.range.last_good.as_ref().map_or_else(
+                || format!("from build {}", r.range.first_bad.build),
+                |g| format!("builds {}..{}", g.build, r.range.first_bad.build)
+            ),
             r.first_build.pr.map_or_else(|| "–".into(), |p| format!("#{p}")),
             esc(r.first_build.author.as_deref().unwrap_or("–")),
             esc(&r.first_build.timestamp),
@@ -398,9 +401,9 @@ pub fn svg(chart: &Chart, title: &str) -> String {
             label
         );
     }
-    // The x-axis: up to 6 ticks, each with its build number and date.
+    // The x-axis: up to 5 ticks, each with its build number and date.
     if n > 0 {
-        let ticks = 6.min(n);
+        let ticks = 5.min(n);
         let mut last_tick = usize::MAX;
         for k in 0..ticks {
             let i = if ticks > 1 { k * (n - 1) / (ticks - 1) } else { 0 };
