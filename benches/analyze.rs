@@ -238,9 +238,10 @@ fn attribution(seeds: std::ops::RangeInclusive<u64>) {
             .collect();
         for i in &injected {
             steps += 1;
-            let r = report.regressions.iter().find(|r| {
-                r.kind == Kind::Shift && r.job == i.job && r.test.name == i.name
-            });
+            let r = report
+                .regressions
+                .iter()
+                .find(|r| r.kind == Kind::Shift && r.job == i.job && r.test.name == i.name);
             if let Some(r) = r {
                 found += 1;
                 let good = r.range.last_good.as_ref().and_then(|b| b.commit.as_deref());
@@ -266,7 +267,8 @@ fn attribution(seeds: std::ops::RangeInclusive<u64>) {
         truth_causes += truth_by_commit.len();
         causes_reported += report.causes.len();
         for c in &report.causes {
-            let Some((good, jobs)) = c.commit.as_deref().and_then(|k| truth_by_commit.get(k)) else {
+            let Some((good, jobs)) = c.commit.as_deref().and_then(|k| truth_by_commit.get(k))
+            else {
                 continue;
             };
             let got: HashSet<&str> = c.jobs.iter().map(String::as_str).collect();
@@ -284,12 +286,45 @@ fn attribution(seeds: std::ops::RangeInclusive<u64>) {
         config.jobs, config.builds, config.tests, config.shared_steps, config.steps
     );
     println!("{:<44} {:>8} {:>8} {:>8}", "", "count", "of", "share");
-    println!("{:<44} {:>8} {:>8} {:>8.3}", "steps found (shift on the right test)", found, steps, ratio(found, steps));
-    println!("{:<44} {:>8} {:>8} {:>8.3}", "exact commit range (of steps found)", range_hits, found, ratio(range_hits, found));
-    println!("{:<44} {:>8} {:>8} {:>8.3}", "exact commit range (of all steps)", range_hits, steps, ratio(range_hits, steps));
-    println!("{:<44} {:>8} {:>8} {:>8.3}", "causes right: commit, range, every job", cause_hits, truth_causes, ratio(cause_hits, truth_causes));
-    println!("{:<44} {:>8} {:>8} {:>8.3}", "causes reported that are right (precision)", cause_hits, causes_reported, ratio(cause_hits, causes_reported));
-    println!("{:<44} {:>8}", "true causes reported with a job missing", split);
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "steps found (shift on the right test)",
+        found,
+        steps,
+        ratio(found, steps)
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "exact commit range (of steps found)",
+        range_hits,
+        found,
+        ratio(range_hits, found)
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "exact commit range (of all steps)",
+        range_hits,
+        steps,
+        ratio(range_hits, steps)
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "causes right: commit, range, every job",
+        cause_hits,
+        truth_causes,
+        ratio(cause_hits, truth_causes)
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "causes reported that are right (precision)",
+        cause_hits,
+        causes_reported,
+        ratio(cause_hits, causes_reported)
+    );
+    println!(
+        "{:<44} {:>8}",
+        "true causes reported with a job missing", split
+    );
 }
 
 fn gate_bench(runs: u64) {
@@ -349,8 +384,10 @@ fn gate_bench(runs: u64) {
                         }
                     }
                     Some((name, _)) => {
-                        detected += usize::from(r.compared.iter().any(|c| c.slower && c.test.name == name));
-                        collateral += usize::from(r.compared.iter().any(|c| c.slower && c.test.name != name));
+                        detected +=
+                            usize::from(r.compared.iter().any(|c| c.slower && c.test.name == name));
+                        collateral +=
+                            usize::from(r.compared.iter().any(|c| c.slower && c.test.name != name));
                     }
                 }
             }

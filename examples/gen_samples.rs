@@ -100,7 +100,10 @@ fn main() -> std::io::Result<()> {
                 );
                 let pr = branch.strip_prefix("PR-").and_then(|p| p.parse().ok());
                 let (commit, author) = if *branch == "master" {
-                    (master_commits[n as usize].clone(), USERS[n as usize % USERS.len()])
+                    (
+                        master_commits[n as usize].clone(),
+                        USERS[n as usize % USERS.len()],
+                    )
                 } else {
                     (own_commit, USERS[(n as usize + i as usize) % USERS.len()])
                 };

@@ -410,7 +410,12 @@ impl Context {
             "--source-branch",
             &["CHANGE_BRANCH", "BRANCH_NAME"],
         );
-        let repo_url = value("repo_url", &flags.repo_url, "--repo-url", &["GIT_URL", "GIT_URL_1"]);
+        let repo_url = value(
+            "repo_url",
+            &flags.repo_url,
+            "--repo-url",
+            &["GIT_URL", "GIT_URL_1"],
+        );
         let mut commit = value("commit", &flags.commit, "--commit", &["GIT_COMMIT"]);
         let author_flag = flag(&flags.author).and_then(|a| Author::parse(&a));
         let author_vars = var("CHANGE_AUTHOR_DISPLAY_NAME")
@@ -501,7 +506,12 @@ impl Context {
     pub fn who(&self) -> Option<String> {
         self.user
             .clone()
-            .or_else(|| self.author.as_ref().map(|a| a.name.clone()).filter(|n| !n.is_empty()))
+            .or_else(|| {
+                self.author
+                    .as_ref()
+                    .map(|a| a.name.clone())
+                    .filter(|n| !n.is_empty())
+            })
             .or_else(|| self.author.as_ref().and_then(|a| a.email.clone()))
     }
 
@@ -749,7 +759,10 @@ mod tests {
         };
         let c = Context::from_sources(env(&vars), head, &flags, NOW).unwrap();
         assert_eq!(c.branch, "release/1.x");
-        assert_eq!(c.repo_url.as_deref(), Some("https://gitlab.com/grp/sub/proj"));
+        assert_eq!(
+            c.repo_url.as_deref(),
+            Some("https://gitlab.com/grp/sub/proj")
+        );
         assert_eq!(c.author.unwrap().name, "Flag Person");
         // The same commit as HEAD: git's time applies.
         assert_eq!(c.commit_time.as_deref(), Some("2026-11-28T12:00:00Z"));
@@ -782,7 +795,10 @@ mod tests {
         ];
         let c = Context::from_sources(env(&vars), head, &Overrides::default(), NOW).unwrap();
         assert_eq!(c.author.unwrap().name, "Al");
-        assert_eq!((c.branch.as_str(), c.commit.as_deref()), ("master", Some("abc")));
+        assert_eq!(
+            (c.branch.as_str(), c.commit.as_deref()),
+            ("master", Some("abc"))
+        );
         assert_eq!(c.repo_url.as_deref(), Some("https://github.com/o/r"));
         // Without git: nothing, and no error.
         let c = Context::from_env(env(&vars[..4]), &Overrides::default(), NOW).unwrap();
@@ -792,11 +808,26 @@ mod tests {
     #[test]
     fn repository_urls_become_browsable_without_credentials() {
         let cases = [
-            ("git@github.com:apache/mxnet.git", "https://github.com/apache/mxnet"),
-            ("https://github.com/apache/mxnet.git", "https://github.com/apache/mxnet"),
-            ("https://tok:x-oauth@github.com/apache/mxnet", "https://github.com/apache/mxnet"),
-            ("ssh://git@gitlab.example.com:2222/grp/proj.git", "https://gitlab.example.com/grp/proj"),
-            ("git@bitbucket.org:team/repo.git", "https://bitbucket.org/team/repo"),
+            (
+                "git@github.com:apache/mxnet.git",
+                "https://github.com/apache/mxnet",
+            ),
+            (
+                "https://github.com/apache/mxnet.git",
+                "https://github.com/apache/mxnet",
+            ),
+            (
+                "https://tok:x-oauth@github.com/apache/mxnet",
+                "https://github.com/apache/mxnet",
+            ),
+            (
+                "ssh://git@gitlab.example.com:2222/grp/proj.git",
+                "https://gitlab.example.com/grp/proj",
+            ),
+            (
+                "git@bitbucket.org:team/repo.git",
+                "https://bitbucket.org/team/repo",
+            ),
             ("http://git.internal/a/b/", "http://git.internal/a/b"),
             ("/srv/git/repo.git", "/srv/git/repo.git"),
         ];
@@ -804,7 +835,10 @@ mod tests {
             assert_eq!(browsable_repo_url(url), want, "{url}");
         }
         let cases = [
-            ("Ann Smith <ann@x.org>", Some(("Ann Smith", Some("ann@x.org")))),
+            (
+                "Ann Smith <ann@x.org>",
+                Some(("Ann Smith", Some("ann@x.org"))),
+            ),
             ("ann", Some(("ann", None))),
             ("  ", None),
         ];
@@ -828,11 +862,15 @@ mod tests {
         assert_eq!(c.who().as_deref(), Some("bob"));
         let mut v2 = Context::new("j", "m", 1, NOW);
         v2.sources.insert("commit".into(), Source::Git);
-        v2.sources.insert("user".into(), Source::Jenkins("CHANGE_AUTHOR".into()));
+        v2.sources
+            .insert("user".into(), Source::Jenkins("CHANGE_AUTHOR".into()));
         v2.author = Author::parse("A <a@b>");
         let json = String::from_utf8(v2.to_json()).unwrap();
         assert!(json.contains("\"commit\": \"git\""), "{json}");
-        assert!(json.contains("\"user\": \"jenkins:CHANGE_AUTHOR\""), "{json}");
+        assert!(
+            json.contains("\"user\": \"jenkins:CHANGE_AUTHOR\""),
+            "{json}"
+        );
         assert_eq!(Context::from_json("k", json.as_bytes()).unwrap(), v2);
     }
 }

@@ -63,7 +63,9 @@ impl Git {
         let mut head = Head::default();
         // One call for the commit fields, NUL-separated (names may hold any other character).
         if let Some(log) = self.run(&["log", "-1", "--format=%H%x00%an%x00%ae%x00%cI"]) {
-            let mut parts = log.split('\0').map(|s| Some(s.to_string()).filter(|s| !s.is_empty()));
+            let mut parts = log
+                .split('\0')
+                .map(|s| Some(s.to_string()).filter(|s| !s.is_empty()));
             head.commit = parts.next().flatten();
             head.author_name = parts.next().flatten();
             head.author_email = parts.next().flatten();

@@ -41,7 +41,12 @@ pub enum Forge {
 impl Forge {
     /// Told by the host name (`github.com`, `gitlab.example.org`, `bitbucket.org`, …).
     pub fn of(url: &str) -> Option<Forge> {
-        let host = url.split("://").nth(1)?.split('/').next()?.to_ascii_lowercase();
+        let host = url
+            .split("://")
+            .nth(1)?
+            .split('/')
+            .next()?
+            .to_ascii_lowercase();
         if host.contains("github") {
             Some(Forge::GitHub)
         } else if host.contains("gitlab") {

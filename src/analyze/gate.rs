@@ -149,7 +149,13 @@ pub fn gate(
         let b_from = b.builds.len().saturating_sub(o.baseline_builds);
         let p_from = p.builds.len().saturating_sub(o.pr_builds);
         let totals = |s: &JobSeries, from: usize| {
-            median(&s.totals[from..].iter().copied().filter(|v| *v > 0.0).collect::<Vec<_>>())
+            median(
+                &s.totals[from..]
+                    .iter()
+                    .copied()
+                    .filter(|v| *v > 0.0)
+                    .collect::<Vec<_>>(),
+            )
         };
         report.jobs.push(JobTotals {
             job: p.job.clone(),
@@ -273,7 +279,10 @@ pub fn markdown(r: &GateReport) -> String {
         r.compared.len()
     );
     if r.slower == 0 {
-        let _ = writeln!(out, "**No test is slower** beyond the thresholds ({thresholds}).\n");
+        let _ = writeln!(
+            out,
+            "**No test is slower** beyond the thresholds ({thresholds}).\n"
+        );
     } else {
         let _ = writeln!(
             out,
@@ -299,7 +308,12 @@ pub fn markdown(r: &GateReport) -> String {
         );
     }
     for j in &r.without_baseline {
-        let _ = writeln!(out, "- {}: no `{}` builds to compare with", md(j), r.baseline);
+        let _ = writeln!(
+            out,
+            "- {}: no `{}` builds to compare with",
+            md(j),
+            r.baseline
+        );
     }
     let row = |c: &Comparison| {
         format!(
@@ -368,7 +382,13 @@ pub fn markdown(r: &GateReport) -> String {
             r.new_tests.len()
         );
         for (job, t, m) in r.new_tests.iter().take(50) {
-            let _ = writeln!(out, "- `{}` ({}) {}", t.to_string().replace('`', "'"), md(job), secs(*m));
+            let _ = writeln!(
+                out,
+                "- `{}` ({}) {}",
+                t.to_string().replace('`', "'"),
+                md(job),
+                secs(*m)
+            );
         }
         out.push_str("\n</details>\n");
     }
@@ -400,7 +420,9 @@ fn pval(p: f64) -> String {
 }
 
 fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('*', "\\*").replace('_', "\\_")
+    s.replace('|', "\\|")
+        .replace('*', "\\*")
+        .replace('_', "\\_")
 }
 
 #[cfg(test)]
@@ -429,7 +451,9 @@ mod tests {
 
     #[test]
     fn t_comparison_is_honest_at_one_build() {
-        let base: Vec<f64> = (0..30).map(|i| 2.0 * (0.1 * ((i % 7) as f64 - 3.0) / 3.0).exp()).collect();
+        let base: Vec<f64> = (0..30)
+            .map(|i| 2.0 * (0.1 * ((i % 7) as f64 - 3.0) / 3.0).exp())
+            .collect();
         // Same level: a large p. Twice as slow: a tiny p and a big effect.
         let same = compare("j", &id("t"), &base, &[2.05]);
         assert!(same.p_value > 0.2, "{same:?}");

@@ -216,11 +216,12 @@ mod tests {
             .into_iter()
             .map(|j| (j.branch, j.branch_class, j.builds.len()))
             .collect();
-        let want = [("PR-1", "pr", 2), ("PR-2", "pr", 1), ("master", "master", 1)];
-        assert_eq!(
-            got,
-            want.map(|(b, c, n)| (b.to_string(), c.to_string(), n))
-        );
+        let want = [
+            ("PR-1", "pr", 2),
+            ("PR-2", "pr", 1),
+            ("master", "master", 1),
+        ];
+        assert_eq!(got, want.map(|(b, c, n)| (b.to_string(), c.to_string(), n)));
     }
 
     #[test]

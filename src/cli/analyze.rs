@@ -184,7 +184,11 @@ impl Args {
             return Err(crate::Error::Usage("--last must be at least 1".into()));
         }
         // One branch named: that branch, whatever its class.
-        let filter = if self.branch.is_some() { "all" } else { &self.branches };
+        let filter = if self.branch.is_some() {
+            "all"
+        } else {
+            &self.branches
+        };
         let branches = crate::aggregate::branches::BranchRules::new(&self.branch_class, filter)
             .map_err(crate::Error::Usage)?;
         Ok(Selection {
@@ -210,7 +214,11 @@ fn gate_target(
             .ok_or_else(|| {
                 crate::Error::Usage(format!(
                     "the gate needs the {what}: pass --{} or set {name} (with --pr-gate)",
-                    if what == "baseline" { "baseline" } else { "branch" }
+                    if what == "baseline" {
+                        "baseline"
+                    } else {
+                        "branch"
+                    }
                 ))
             })
     };
@@ -330,9 +338,10 @@ async fn run_gate(
 ) -> crate::Result<u8> {
     let o = args.gate_options()?;
     let job = match &job {
-        Some(j) => Some(glob::Pattern::new(&glob::Pattern::escape(j)).map_err(|e| {
-            crate::Error::Usage(format!("job {j:?}: {e}"))
-        })?),
+        Some(j) => Some(
+            glob::Pattern::new(&glob::Pattern::escape(j))
+                .map_err(|e| crate::Error::Usage(format!("job {j:?}: {e}")))?,
+        ),
         None => None,
     }
     .or(args.selection()?.job);
@@ -469,7 +478,11 @@ mod tests {
         assert_eq!(t(&[], &jenkins), Ok(None), "no gate unless asked");
         assert_eq!(
             t(&["--pr-gate"], &jenkins),
-            Ok(Some(("PR-7".into(), "main".into(), Some("folder/job".into()))))
+            Ok(Some((
+                "PR-7".into(),
+                "main".into(),
+                Some("folder/job".into())
+            )))
         );
         assert_eq!(
             t(&["--branch", "PR-1", "--baseline", "master"], &none),
@@ -478,8 +491,13 @@ mod tests {
         let e = t(&["--pr-gate"], &none).unwrap_err();
         assert!(e.contains("BRANCH_NAME") && e.contains("--branch"), "{e}");
         let e = t(&["--pr-gate", "--branch", "PR-1"], &none).unwrap_err();
-        assert!(e.contains("CHANGE_TARGET") && e.contains("--baseline"), "{e}");
-        assert!(args(&["--baseline", "m", "--format", "html"]).gate_options().is_err());
+        assert!(
+            e.contains("CHANGE_TARGET") && e.contains("--baseline"),
+            "{e}"
+        );
+        assert!(args(&["--baseline", "m", "--format", "html"])
+            .gate_options()
+            .is_err());
         assert!(args(&["--fdr", "0"]).gate_options().is_err());
     }
 

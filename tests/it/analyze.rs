@@ -454,7 +454,13 @@ fn gate_run(dir: &Path, extra: &[&str]) -> std::process::Output {
         .env_remove("JOB_NAME")
         .args(["analyze", "--store"])
         .arg(dir)
-        .args(["--branch", "PR-77", "--baseline", "master", "--fail-on-regression"])
+        .args([
+            "--branch",
+            "PR-77",
+            "--baseline",
+            "master",
+            "--fail-on-regression",
+        ])
         .args(extra)
         .output()
         .unwrap();
@@ -478,7 +484,10 @@ fn pr_gate_passes_a_clean_pr_and_fails_a_slower_one() {
         .nth(2)
         .expect("a test near a second");
     let mut slowed = summaries.clone();
-    assert_eq!(synth::split_pull_request(&mut summaries, &job, 2, 77, None), 2);
+    assert_eq!(
+        synth::split_pull_request(&mut summaries, &job, 2, 77, None),
+        2
+    );
     assert_eq!(
         synth::split_pull_request(&mut slowed, &job, 2, 77, Some((&slow, 1.5))),
         2
@@ -539,23 +548,16 @@ fn pr_gate_false_alarms_are_rare_on_clean_prs() {
         assert!(r.compared.len() > 100, "{}", r.compared.len());
         alarms += usize::from(r.slower > 0);
     }
-    assert!(alarms <= runs as usize / 10, "{alarms} of {runs} clean PRs alarmed");
+    assert!(
+        alarms <= runs as usize / 10,
+        "{alarms} of {runs} clean PRs alarmed"
+    );
 }
 
 /// PR series are never pooled: two PRs of one job are two series.
 #[test]
 fn pr_branches_are_analysed_separately() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    copy_dir(&common::repo().join("examples/sample-store"), &store);
-    let out = common::bin()
-        .args(["analyze", "--store"])
-        .arg(&store)
-        .args(["--branches", "pr", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (v, text) = sample_report(&["--branches", "pr"]);
     let series: Vec<(String, String, u64)> = v["jobs"]
         .as_array()
         .unwrap()
@@ -574,7 +576,6 @@ fn pr_branches_are_analysed_separately() {
         "{series:?}"
     );
     assert_eq!(v["branch_classes"], serde_json::json!(["pr"]));
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("-0.0"), "negative zero in {text}");
 }
 
@@ -582,17 +583,8 @@ fn pr_branches_are_analysed_separately() {
 /// with the right range and every job; the total-time change begins where the regressions do.
 #[test]
 fn sample_store_causes_are_grouped_by_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    copy_dir(&common::repo().join("examples/sample-store"), &store);
-    let out = common::bin()
-        .args(["analyze", "--store"])
-        .arg(&store)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let store = common::repo().join("examples/sample-store");
+    let (v, _) = sample_report(&[]);
     let context = |job: &str, build: u64| -> serde_json::Value {
         let p = store.join(format!("{job}/master/{build}/context.json"));
         serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
@@ -624,21 +616,28 @@ fn sample_store_causes_are_grouped_by_commit() {
         let change = &job["total_time_changes"][0];
         assert_eq!(change["first_build"]["build"], 16, "{job}");
         assert_eq!(change["unexplained"], false);
-        assert_eq!(change["explained_by"].as_array().unwrap().len(), 3, "{change}");
+        assert_eq!(
+            change["explained_by"].as_array().unwrap().len(),
+            3,
+            "{change}"
+        );
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            if e.file_name() != "_ci-test-metrics" {
-                copy_dir(&e.path(), &target);
-            }
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
+/// `analyze --format json` on the shipped sample store (read only), parsed and as text.
+fn sample_report(extra: &[&str]) -> (serde_json::Value, String) {
+    let out = common::bin()
+        .args(["analyze", "--store"])
+        .arg(common::repo().join("examples/sample-store"))
+        .args(["--format", "json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (serde_json::from_str(&text).expect("json report"), text)
 }

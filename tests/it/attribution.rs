@@ -32,7 +32,12 @@ fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=Dana Developer", "-c", "user.email=dana@example.com"])
+        .args([
+            "-c",
+            "user.name=Dana Developer",
+            "-c",
+            "user.email=dana@example.com",
+        ])
         .args(["-c", "commit.gpgsign=false"])
         .args(args)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -41,7 +46,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_AUTHOR_DATE", "2026-11-20T10:11:12+02:00")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -101,7 +110,10 @@ fn upload_in_a_git_checkout_takes_commit_author_and_branch_from_git() {
     assert_eq!(author.name, "Dana Developer");
     assert_eq!(author.email.as_deref(), Some("dana@example.com"));
     assert_eq!(ctx.commit_time.as_deref(), Some("2026-11-20T08:11:12Z"));
-    assert_eq!(ctx.repo_url.as_deref(), Some("https://github.com/apache/mxnet"));
+    assert_eq!(
+        ctx.repo_url.as_deref(),
+        Some("https://github.com/apache/mxnet")
+    );
     assert_eq!(ctx.user, None, "no CHANGE_AUTHOR on a master build");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&key).unwrap()).unwrap();
     assert_eq!(json["sources"]["commit"], "git");
@@ -115,7 +127,10 @@ fn upload_in_a_git_checkout_takes_commit_author_and_branch_from_git() {
     let out = scripted_upload(
         repo.path(),
         store.path(),
-        &[("GIT_BRANCH", "origin/release/1.x"), ("GIT_COMMIT", "feedbeef")],
+        &[
+            ("GIT_BRANCH", "origin/release/1.x"),
+            ("GIT_COMMIT", "feedbeef"),
+        ],
     );
     assert_eq!(out.status.code(), Some(0));
     let key = store
@@ -125,7 +140,11 @@ fn upload_in_a_git_checkout_takes_commit_author_and_branch_from_git() {
     assert_eq!(json["commit"], "feedbeef");
     assert_eq!(json["sources"]["commit"], "jenkins:GIT_COMMIT");
     assert_eq!(json["sources"]["branch"], "jenkins:GIT_BRANCH");
-    assert_eq!(json["author"], serde_json::Value::Null, "HEAD's author is not feedbeef's");
+    assert_eq!(
+        json["author"],
+        serde_json::Value::Null,
+        "HEAD's author is not feedbeef's"
+    );
 }
 
 #[test]
@@ -141,11 +160,20 @@ fn upload_outside_a_repository_warns_once_about_the_commit() {
             ("JOB_NAME", "mxnet-validation/unix-cpu/master"),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "no git repository is not an error");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no git repository is not an error"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("no commit").count(), 1, "{stderr}");
-    assert!(stderr.contains("GIT_COMMIT") && stderr.contains("--commit"), "{stderr}");
-    let key = store.path().join("mxnet-validation/unix-cpu/master/41/context.json");
+    assert!(
+        stderr.contains("GIT_COMMIT") && stderr.contains("--commit"),
+        "{stderr}"
+    );
+    let key = store
+        .path()
+        .join("mxnet-validation/unix-cpu/master/41/context.json");
     let ctx = Context::from_json("k", &std::fs::read(&key).unwrap()).unwrap();
     assert_eq!((ctx.commit, ctx.author), (None, None));
 }
@@ -158,7 +186,10 @@ fn git_history_names_every_author_of_a_range() {
     let repo = tempfile::tempdir().unwrap();
     git(repo.path(), &["init", "-q"]);
     let mut commits = Vec::new();
-    for (i, who) in ["Ann <ann@x.org>", "Bob <bob@x.org>", "Cy <cy@x.org>"].iter().enumerate() {
+    for (i, who) in ["Ann <ann@x.org>", "Bob <bob@x.org>", "Cy <cy@x.org>"]
+        .iter()
+        .enumerate()
+    {
         std::fs::write(repo.path().join("f"), i.to_string()).unwrap();
         git(repo.path(), &["add", "f"]);
         git(
@@ -185,9 +216,15 @@ fn git_history_names_every_author_of_a_range() {
     range.add_history(&ci_test_metrics::git::Git::new(repo.path()));
     assert_eq!(range.commits, Some(2));
     assert_eq!(range.authors, ["Cy", "Bob <bob@x.org>"], "{range:?}");
-    assert!(range.compare_url.unwrap().starts_with("https://github.com/o/r/compare/"));
+    assert!(range
+        .compare_url
+        .unwrap()
+        .starts_with("https://github.com/o/r/compare/"));
     // Commits unknown to the checkout: nothing added, no error.
     let mut other = CommitRange::new(None, build(3, "abcdef", "Z"), None);
     other.add_history(&ci_test_metrics::git::Git::new(repo.path()));
-    assert_eq!((other.commits, other.authors), (None, vec!["Z".to_string()]));
+    assert_eq!(
+        (other.commits, other.authors),
+        (None, vec!["Z".to_string()])
+    );
 }

@@ -65,7 +65,11 @@ pub fn html(report: &Report) -> String {
                 "<li><b>{}</b> per build: commits {}, by {}, in {}: {}</li>",
                 signed(c.seconds_added),
                 range_link(&c.range),
-                esc(&if c.range.authors.is_empty() { "–".to_string() } else { c.range.authors.join(", ") }),
+                esc(&if c.range.authors.is_empty() {
+                    "–".to_string()
+                } else {
+                    c.range.authors.join(", ")
+                }),
                 esc(&c.jobs.join(", ")),
                 tests.join(", ")
             );
@@ -406,7 +410,11 @@ pub fn svg(chart: &Chart, title: &str) -> String {
         let ticks = 5.min(n);
         let mut last_tick = usize::MAX;
         for k in 0..ticks {
-            let i = if ticks > 1 { k * (n - 1) / (ticks - 1) } else { 0 };
+            let i = if ticks > 1 {
+                k * (n - 1) / (ticks - 1)
+            } else {
+                0
+            };
             if i == last_tick {
                 continue;
             }
@@ -442,7 +450,9 @@ mod tests {
     fn svg_marks_change_and_breaks_on_gaps() {
         let chart = Chart {
             builds: vec![10, 11, 12, 13],
-            dates: ["2026-11-18", "2026-11-18", "2026-11-19", "2026-11-20"].map(String::from).to_vec(),
+            dates: ["2026-11-18", "2026-11-18", "2026-11-19", "2026-11-20"]
+                .map(String::from)
+                .to_vec(),
             values: vec![1.0, f64::NAN, 2.0, 2.0],
             changes: vec![ChartChange {
                 from: 0,
@@ -461,7 +471,10 @@ mod tests {
                 && s.contains("class=\"after\"")
         );
         assert!(s.contains("build 12 · 1.00s → 2.00s"));
-        assert!(s.contains("#10 · 2026-11-18") && s.contains("#13 · 2026-11-20"), "{s}");
+        assert!(
+            s.contains("#10 · 2026-11-18") && s.contains("#13 · 2026-11-20"),
+            "{s}"
+        );
         // A new test: no line before it.
         let new = Chart {
             changes: vec![ChartChange {
@@ -474,7 +487,10 @@ mod tests {
             ..chart
         };
         let s = svg(&new, "new");
-        assert!(!s.contains("class=\"before\"") && s.contains("new test, 2.00s"), "{s}");
+        assert!(
+            !s.contains("class=\"before\"") && s.contains("new test, 2.00s"),
+            "{s}"
+        );
         assert_eq!(esc("<&\"'>"), "&lt;&amp;&quot;&#39;&gt;");
     }
 }

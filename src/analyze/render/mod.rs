@@ -95,7 +95,9 @@ pub fn total_change_words(c: &TotalChange, test: &dyn Fn(&str) -> String) -> Str
     );
     if c.unexplained {
         if c.seconds_added > 0.0 {
-            out.push_str(": no single test explains it (many small changes, or tests added or removed)");
+            out.push_str(
+                ": no single test explains it (many small changes, or tests added or removed)",
+            );
         }
     } else {
         let parts: Vec<String> = c
@@ -135,10 +137,7 @@ pub fn range_text(r: &CommitRange) -> String {
 }
 
 fn job_line(j: &JobReport) -> String {
-    format!(
-        "{} (branch {}, class {})",
-        j.job, j.branch, j.branch_class
-    )
+    format!("{} (branch {}, class {})", j.job, j.branch, j.branch_class)
 }
 
 /// A p-value in a few characters.
@@ -206,7 +205,10 @@ fn ellipsize(s: &str, max: usize) -> String {
 
 /// The terminal table.
 pub fn table(report: &Report) -> String {
-    let mut out = format!("Analysed {} (each branch its own series).\n", classes(report));
+    let mut out = format!(
+        "Analysed {} (each branch its own series).\n",
+        classes(report)
+    );
     for j in &report.jobs {
         let _ = writeln!(
             out,
@@ -494,7 +496,11 @@ fn cause_line(c: &Cause, report: &Report) -> String {
 
 fn cause_markdown(c: &Cause, report: &Report) -> String {
     let builds = match &c.range.last_good {
-        Some(g) => format!("after {}, from {}", build_link(g), build_link(&c.range.first_bad)),
+        Some(g) => format!(
+            "after {}, from {}",
+            build_link(g),
+            build_link(&c.range.first_bad)
+        ),
         None => format!("from {}", build_link(&c.range.first_bad)),
     };
     format!(
