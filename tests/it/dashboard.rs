@@ -105,7 +105,7 @@ async fn discover_deploy_read_back_and_redeploy() {
     let first = ok(run(&deploy, e));
     assert_eq!(
         first.trim(),
-        format!("{name}: created (2 jobs, 15 widgets)")
+        format!("{name}: created (2 jobs, 17 widgets)")
     );
 
     // GetDashboard returns exactly what render prints, and it is valid.
@@ -126,7 +126,7 @@ async fn discover_deploy_read_back_and_redeploy() {
     let again = ok(run(&deploy, e));
     assert_eq!(
         again.trim(),
-        format!("{name}: unchanged (2 jobs, 15 widgets)")
+        format!("{name}: unchanged (2 jobs, 17 widgets)")
     );
     let mut dry = deploy.to_vec();
     dry.push("--dry-run");
