@@ -13,6 +13,17 @@
 //! Speed: 1,000 builds × 10,000 tests, timing the series building and the analysis, and
 //! separately the decoding of the 1,000 gzip JSON summaries (loading, without store I/O).
 //!
+//! Attribution (`-- attribution`): histories where all jobs build the same commits and some commits
+//! slow one test in every job. A regression's range is a hit when it names exactly the injected
+//! last good and first bad commits. Causes (regressions grouped by commit) are scored once each: a
+//! cause is a hit when its commit, its last good commit and its set of jobs are all right; the
+//! true causes are the injected steps and new tests, grouped by commit.
+//!
+//! PR gate (`-- gate`): a clean master of 30 builds with noise and flaky tests, and a PR of 1, 2
+//! or 3 builds from the same distribution: the false-alarm rate is the share of clean PRs where
+//! any test is flagged; the detection rate the share of PRs with one test (median ≥ 0.2 s, so a
+//! ×1.5 step adds more than `--min-seconds`) made ×1.5 slower where that test is flagged.
+//!
 //! `cargo bench --bench analyze -- accuracy` or `-- speed` runs one part; `-- holdout` runs the
 //! accuracy part on 20 other seeds.
 
@@ -136,6 +147,7 @@ fn accuracy(seeds: std::ops::RangeInclusive<u64>) {
         flaky: 5,
         new_tests: 3,
         removed_tests: 3,
+        shared_steps: 0,
         ..Config::default()
     };
     println!(
@@ -199,6 +211,200 @@ fn accuracy(seeds: std::ops::RangeInclusive<u64>) {
     println!("first build named minus injected, where not exact: {off_by:?}");
 }
 
+fn attribution(seeds: std::ops::RangeInclusive<u64>) {
+    let mut config = Config {
+        jobs: 3,
+        builds: 200,
+        tests: 300,
+        steps: 4,
+        spikes: 10,
+        drifts: 4,
+        flaky: 5,
+        new_tests: 3,
+        removed_tests: 3,
+        shared_steps: 3,
+        ..Config::default()
+    };
+    let (mut steps, mut found, mut range_hits) = (0, 0, 0);
+    let (mut causes_reported, mut truth_causes, mut cause_hits, mut split) = (0, 0, 0, 0);
+    for seed in seeds.clone() {
+        config.seed = seed;
+        let (summaries, truth) = synth::generate(&config);
+        let report = analyze(&series::build(&summaries), &Options::default());
+        let injected: Vec<_> = truth
+            .injections
+            .iter()
+            .filter(|i| i.kind == Injected::Step)
+            .collect();
+        for i in &injected {
+            steps += 1;
+            let r = report
+                .regressions
+                .iter()
+                .find(|r| r.kind == Kind::Shift && r.job == i.job && r.test.name == i.name);
+            if let Some(r) = r {
+                found += 1;
+                let good = r.range.last_good.as_ref().and_then(|b| b.commit.as_deref());
+                if r.range.first_bad.commit.as_deref() == Some(i.commit.as_str())
+                    && good == Some(i.previous_commit.as_str())
+                {
+                    range_hits += 1;
+                }
+            }
+        }
+        // The true causes: injected steps and new tests grouped by commit, with their jobs.
+        let mut truth_by_commit: HashMap<&str, (&str, HashSet<&str>)> = HashMap::new();
+        for i in truth
+            .injections
+            .iter()
+            .filter(|i| matches!(i.kind, Injected::Step | Injected::NewTest))
+        {
+            let e = truth_by_commit
+                .entry(i.commit.as_str())
+                .or_insert((i.previous_commit.as_str(), HashSet::new()));
+            e.1.insert(i.job.as_str());
+        }
+        truth_causes += truth_by_commit.len();
+        causes_reported += report.causes.len();
+        for c in &report.causes {
+            let Some((good, jobs)) = c.commit.as_deref().and_then(|k| truth_by_commit.get(k))
+            else {
+                continue;
+            };
+            let got: HashSet<&str> = c.jobs.iter().map(String::as_str).collect();
+            let last_good = c.range.last_good.as_ref().and_then(|b| b.commit.as_deref());
+            if got == *jobs && last_good == Some(*good) {
+                cause_hits += 1;
+            } else if got.len() < jobs.len() {
+                split += 1;
+            }
+        }
+    }
+    let ratio = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+    println!(
+        "attribution: seeds {seeds:?}, {} jobs sharing commits × {} builds × {} tests; per seed {} shared steps (one commit, every job) + {} own steps per job",
+        config.jobs, config.builds, config.tests, config.shared_steps, config.steps
+    );
+    println!("{:<44} {:>8} {:>8} {:>8}", "", "count", "of", "share");
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "steps found (shift on the right test)",
+        found,
+        steps,
+        ratio(found, steps)
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "exact commit range (of steps found)",
+        range_hits,
+        found,
+        ratio(range_hits, found)
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "exact commit range (of all steps)",
+        range_hits,
+        steps,
+        ratio(range_hits, steps)
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "causes right: commit, range, every job",
+        cause_hits,
+        truth_causes,
+        ratio(cause_hits, truth_causes)
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8.3}",
+        "causes reported that are right (precision)",
+        cause_hits,
+        causes_reported,
+        ratio(cause_hits, causes_reported)
+    );
+    println!(
+        "{:<44} {:>8}",
+        "true causes reported with a job missing", split
+    );
+}
+
+fn gate_bench(runs: u64) {
+    use ci_test_metrics::analyze::gate::{gate, GateOptions};
+    println!(
+        "PR gate: {runs} PRs per cell; master 30 builds × 300 tests (noise CV 5–20%, 5 flaky tests), defaults {:?}",
+        GateOptions::default()
+    );
+    println!(
+        "{:<10} {:>18} {:>22} {:>24}",
+        "PR builds", "false alarms", "detected ×1.5 step", "other tests flagged too"
+    );
+    for k in 1..=3usize {
+        let (mut alarms, mut detected, mut collateral) = (0, 0, 0);
+        for seed in 0..runs {
+            let config = Config {
+                seed: 10_000 + seed,
+                jobs: 1,
+                builds: 30 + k,
+                tests: 300,
+                steps: 0,
+                spikes: 0,
+                drifts: 0,
+                flaky: 5,
+                new_tests: 0,
+                removed_tests: 0,
+                shared_steps: 0,
+            };
+            let (summaries, truth) = synth::generate(&config);
+            let job = summaries[0].context.job.clone();
+            let flaky: HashSet<&str> = truth
+                .injections
+                .iter()
+                .filter(|i| i.kind == Injected::Flaky)
+                .map(|i| i.name.as_str())
+                .collect();
+            let eligible: Vec<String> = summaries[0]
+                .cases()
+                .filter(|c| c.time.is_some_and(|t| t >= 0.2) && !flaky.contains(c.name.as_str()))
+                .map(|c| c.name.clone())
+                .collect();
+            let target = eligible[(seed as usize * 7919) % eligible.len()].clone();
+            for slow in [None, Some((target.as_str(), 1.5))] {
+                let mut s = summaries.clone();
+                synth::split_pull_request(&mut s, &job, k, 1, slow);
+                let series = series::build(&s);
+                let pr: Vec<_> = series.iter().filter(|j| j.branch == "PR-1").collect();
+                let base: Vec<_> = series.iter().filter(|j| j.branch == "master").collect();
+                let r = gate("PR-1", "master", &pr, &base, &GateOptions::default());
+                match slow {
+                    None => {
+                        alarms += usize::from(r.slower > 0);
+                        if std::env::var_os("GATE_DEBUG").is_some() {
+                            for c in r.compared.iter().filter(|c| c.slower) {
+                                eprintln!("k={k} seed={seed} {} flaky={} base={:.3} pr={:.3} ratio={:.2} p={:.2e} q={:.2e} runs={}/{}", c.test.name, flaky.contains(c.test.name.as_str()), c.baseline_median, c.pr_median, c.ratio, c.p_value, c.q_value, c.baseline_runs, c.pr_runs);
+                            }
+                        }
+                    }
+                    Some((name, _)) => {
+                        detected +=
+                            usize::from(r.compared.iter().any(|c| c.slower && c.test.name == name));
+                        collateral +=
+                            usize::from(r.compared.iter().any(|c| c.slower && c.test.name != name));
+                    }
+                }
+            }
+        }
+        let pct = |n: usize| 100.0 * n as f64 / runs as f64;
+        println!(
+            "{k:<10} {:>11} ({:>4.1}%) {:>15} ({:>4.1}%) {:>17} ({:>4.1}%)",
+            alarms,
+            pct(alarms),
+            detected,
+            pct(detected),
+            collateral,
+            pct(collateral)
+        );
+    }
+}
+
 fn speed() {
     let config = Config {
         seed: 7,
@@ -211,6 +417,7 @@ fn speed() {
         flaky: 20,
         new_tests: 20,
         removed_tests: 20,
+        shared_steps: 0,
     };
     let t = Instant::now();
     let (summaries, _) = synth::generate(&config);
@@ -293,6 +500,12 @@ fn main() {
     // Seeds the thresholds were never looked at with.
     if args.iter().any(|a| a == "holdout") {
         accuracy(101..=120);
+    }
+    if all || args.iter().any(|a| a == "attribution") {
+        attribution(1..=10);
+    }
+    if all || args.iter().any(|a| a == "gate") {
+        gate_bench(200);
     }
     if all || args.iter().any(|a| a == "speed") {
         speed();

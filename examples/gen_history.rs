@@ -48,6 +48,9 @@ struct Args {
     new_tests: usize,
     #[arg(long, default_value_t = 2)]
     removed_tests: usize,
+    /// Commits that slow one test in every job at once (all jobs then build the same commits).
+    #[arg(long, default_value_t = 0)]
+    shared_steps: usize,
     /// Every Nth build gets raw JUnit XML instead of a summary (as if not aggregated yet); 0: none.
     #[arg(long, default_value_t = 0)]
     raw_every: usize,
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         flaky: a.flaky,
         new_tests: a.new_tests,
         removed_tests: a.removed_tests,
+        shared_steps: a.shared_steps,
     };
     let (summaries, truth) = synth::generate(&config);
     let truth_path = a.truth.unwrap_or_else(|| a.out.join("truth.json"));

@@ -4,14 +4,19 @@
 //!
 //! The history has something to find: on master (30 builds a job), `test_operator.test_convolution`
 //! slows from about 2 s to about 5 s at build 16, a pytest case from 0.08 s to 1.2 s at the same
-//! build, and build 20 adds a slow googletest case. One build
-//! carries a truncated result file and one build is still uploading (no `context.json`).
+//! build, and build 20 adds a slow googletest case — in every job, because master build N of each
+//! job built the same commit (one push triggers the whole pipeline). One build carries a truncated
+//! result file and one build is still uploading (no `context.json`).
+//!
+//! The contexts look like a real Jenkins's: master builds have no `CHANGE_AUTHOR` (`user`), only
+//! the commit's git author; pull-request builds have both. Every context names the repository
+//! (`GIT_URL`) and records where each value came from.
 //!
 //!     cargo run --example gen_samples [-- OUT_DIR]     # default: examples/sample-store
 //!
 //! Deterministic: the same output on every run.
 
-use ci_test_metrics::context::{Context, ManifestEntry, SCHEMA_VERSION};
+use ci_test_metrics::context::{Author, Context, ManifestEntry, Source};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -40,7 +45,10 @@ struct Build {
     number: u64,
     at: OffsetDateTime,
     commit: String,
-    user: &'static str,
+    /// The commit's author (git).
+    author: &'static str,
+    /// CHANGE_AUTHOR: pull requests only.
+    user: Option<&'static str>,
     pr: Option<u64>,
 }
 
@@ -57,6 +65,18 @@ fn main() -> std::io::Result<()> {
     let mut rng = Rng(0x5eed_cafe);
     let start = OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("valid time"); // 2026-11-18
     let mut builds = Vec::new();
+    // Master build N of every job built the same commit.
+    let mut master_rng = Rng(0x0a57_e12c_0ffe_e123);
+    let master_commits: Vec<String> = (0..=30)
+        .map(|_| {
+            format!(
+                "{:016x}{:016x}{:08x}",
+                (master_rng.next() * 1.8e19) as u64,
+                (master_rng.next() * 1.8e19) as u64,
+                (master_rng.next() * 4.2e9) as u32
+            )
+        })
+        .collect();
     for (job, branches) in [
         (
             "mxnet-validation/unix-cpu",
@@ -72,19 +92,30 @@ fn main() -> std::io::Result<()> {
             let count = if *branch == "master" { 30 } else { 3 };
             for n in 1..=count {
                 let i = builds.len() as i64;
+                let own_commit = format!(
+                    "{:016x}{:016x}{:08x}",
+                    (rng.next() * 1.8e19) as u64,
+                    (rng.next() * 1.8e19) as u64,
+                    (rng.next() * 4.2e9) as u32
+                );
+                let pr = branch.strip_prefix("PR-").and_then(|p| p.parse().ok());
+                let (commit, author) = if *branch == "master" {
+                    (
+                        master_commits[n as usize].clone(),
+                        USERS[n as usize % USERS.len()],
+                    )
+                } else {
+                    (own_commit, USERS[(n as usize + i as usize) % USERS.len()])
+                };
                 builds.push(Build {
                     job,
                     branch,
                     number: n,
                     at: start + Duration::hours(6 * n as i64) + Duration::minutes(7 * i),
-                    commit: format!(
-                        "{:016x}{:016x}{:08x}",
-                        (rng.next() * 1.8e19) as u64,
-                        (rng.next() * 1.8e19) as u64,
-                        (rng.next() * 4.2e9) as u32
-                    ),
-                    user: USERS[(n as usize + i as usize) % USERS.len()],
-                    pr: branch.strip_prefix("PR-").and_then(|p| p.parse().ok()),
+                    commit,
+                    author,
+                    user: pr.map(|_| author),
+                    pr,
                 });
             }
         }
@@ -132,11 +163,31 @@ fn write_build(out: &Path, b: &Build, rng: &mut Rng) -> std::io::Result<()> {
     if still_uploading {
         return Ok(());
     }
+    let jenkins = |v: &str| Source::Jenkins(v.to_string());
+    let mut sources: std::collections::BTreeMap<String, Source> = [
+        ("branch", jenkins("BRANCH_NAME")),
+        ("build_url", jenkins("BUILD_URL")),
+        ("commit", jenkins("GIT_COMMIT")),
+        ("author", Source::Git),
+        ("commit_time", Source::Git),
+        ("repo_url", jenkins("GIT_URL")),
+        ("source_branch", jenkins("BRANCH_NAME")),
+        ("node", jenkins("NODE_NAME")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if b.pr.is_some() {
+        for (k, v) in [
+            ("user", "CHANGE_AUTHOR"),
+            ("pr", "CHANGE_ID"),
+            ("target_branch", "CHANGE_TARGET"),
+            ("source_branch", "CHANGE_BRANCH"),
+        ] {
+            sources.insert(k.into(), jenkins(v));
+        }
+    }
     let context = Context {
-        schema_version: SCHEMA_VERSION,
-        job: b.job.to_string(),
-        branch: b.branch.to_string(),
-        build: b.number,
         build_url: Some(format!(
             "https://jenkins.example.com/job/{}/job/{}/{}/",
             b.job.replace('/', "/job/"),
@@ -144,13 +195,22 @@ fn write_build(out: &Path, b: &Build, rng: &mut Rng) -> std::io::Result<()> {
             b.number
         )),
         commit: Some(b.commit.clone()),
-        user: Some(b.user.to_string()),
+        commit_time: (b.at - Duration::minutes(20))
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok(),
+        author: Some(Author {
+            name: b.author.to_string(),
+            email: Some(format!("{}@example.com", b.author)),
+        }),
+        user: b.user.map(str::to_string),
+        repo_url: Some("https://github.com/apache/mxnet".into()),
         source_branch: Some(b.branch.to_string()),
         target_branch: b.pr.map(|_| "master".to_string()),
         pr: b.pr,
-        timestamp: b.at,
         node: Some(format!("ci-worker-{}", b.number % 4)),
+        sources,
         files: manifest,
+        ..Context::new(b.job, b.branch, b.number, b.at)
     };
     std::fs::write(dir.join("context.json"), context.to_json())
 }

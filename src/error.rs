@@ -17,6 +17,8 @@ pub mod exit {
     pub const EMPTY: u8 = 3;
     /// Something could not be published or recorded (store or sink failure).
     pub const PUBLISH: u8 = 4;
+    /// `analyze --fail-on-regression`: a pull request makes a test slower beyond the thresholds.
+    pub const REGRESSION: u8 = 5;
 }
 
 /// Any error a command can end with.

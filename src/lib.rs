@@ -24,6 +24,7 @@ pub mod cli;
 pub mod context;
 pub mod dashboard;
 pub mod error;
+pub mod git;
 pub mod junit;
 pub mod layout;
 pub mod metrics;

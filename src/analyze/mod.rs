@@ -12,7 +12,9 @@
 //! Everything but [`load`] is pure and synchronous. The method is described in `docs/analyze.md`;
 //! [`synth`] generates histories with known injected changes for tests and the benchmark.
 
+pub mod attribution;
 pub mod changepoint;
+pub mod gate;
 pub mod load;
 pub mod render;
 pub mod report;
@@ -71,7 +73,7 @@ impl Selection {
         self.branches.selects(branch, class)
     }
 
-    /// The selected summaries, at most `last` per job (the latest by timestamp).
+    /// The selected summaries, at most `last` per job and branch (the latest by timestamp).
     pub fn apply(&self, summaries: Vec<BuildSummary>) -> Vec<BuildSummary> {
         let mut kept: Vec<BuildSummary> = summaries
             .into_iter()
@@ -82,17 +84,24 @@ impl Selection {
             .collect();
         if let Some(last) = self.last {
             kept.sort_by(|a, b| {
-                (&a.context.job, b.context.timestamp, b.context.build).cmp(&(
-                    &b.context.job,
-                    a.context.timestamp,
-                    a.context.build,
-                ))
+                (
+                    &a.context.job,
+                    &a.context.branch,
+                    b.context.timestamp,
+                    b.context.build,
+                )
+                    .cmp(&(
+                        &b.context.job,
+                        &b.context.branch,
+                        a.context.timestamp,
+                        a.context.build,
+                    ))
             });
             let mut count = 0;
-            let mut job = String::new();
+            let mut series = (String::new(), String::new());
             kept.retain(|s| {
-                if s.context.job != job {
-                    job = s.context.job.clone();
+                if (&s.context.job, &s.context.branch) != (&series.0, &series.1) {
+                    series = (s.context.job.clone(), s.context.branch.clone());
                     count = 0;
                 }
                 count += 1;

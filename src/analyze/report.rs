@@ -13,6 +13,7 @@
 //! - the test is not flaky: it fails or errors in at least `flaky_failure_rate` of its runs, or at
 //!   least `flaky_outliers` of its durations lie outside half to twice their segment's median.
 
+use super::attribution::{self, Cause, CommitRange};
 use super::changepoint::{self, median, Change};
 use super::series::{JobSeries, TestId, TestSeries};
 use crate::context::Context;
@@ -20,7 +21,7 @@ use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
 /// The schema version of the JSON report (see `docs/analyze.md`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Thresholds of the analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -74,8 +75,11 @@ pub struct BuildRef {
     pub timestamp: String,
     pub commit: Option<String>,
     pub pr: Option<u64>,
+    /// The Jenkins user behind a pull request (`CHANGE_AUTHOR`), else the commit's author.
     pub author: Option<String>,
     pub build_url: Option<String>,
+    /// The repository the build's context names (browsable form).
+    pub repo_url: Option<String>,
 }
 
 impl BuildRef {
@@ -89,10 +93,16 @@ impl BuildRef {
                 .unwrap_or_default(),
             commit: c.commit.clone(),
             pr: c.pr,
-            author: c.user.clone(),
+            author: c.who(),
             build_url: c.build_url.clone(),
+            repo_url: c.repo_url.clone(),
         }
     }
+}
+
+/// `x` without a negative zero (−0.0 prints as `-0.000` and serialises as `-0.0`).
+pub fn unsigned_zero(x: f64) -> f64 {
+    x + 0.0
 }
 
 /// What kind of cause a regression is.
@@ -111,6 +121,8 @@ pub struct Regression {
     /// 1 is the biggest cause.
     pub rank: usize,
     pub job: String,
+    /// The branch whose series it is in.
+    pub branch: String,
     pub kind: Kind,
     pub test: TestId,
     /// Median seconds before the change (null for a new test).
@@ -129,6 +141,8 @@ pub struct Regression {
     pub ongoing: bool,
     /// The first build after the change.
     pub first_build: BuildRef,
+    /// Last good and first bad build, their commits, the range, links and authors.
+    pub range: CommitRange,
 }
 
 /// A test that appeared in the analysed window and stayed.
@@ -184,15 +198,36 @@ pub struct TotalChange {
     /// Positive: slower.
     pub seconds_added: f64,
     pub p_value: f64,
+    /// Where the shift begins: the first build of the earliest regression that explains it, else
+    /// the build the change-point test split at.
     pub first_build: BuildRef,
-    /// Regressions of this job whose first build is within `min_segment` builds of this one.
-    pub explained_by: Vec<TestId>,
+    /// The build the change-point test split the total at.
+    pub detected_at: u64,
+    /// Regressions of this job that begin near this change (within `min_segment` builds, or
+    /// between it and the next one), in the order they begin.
+    pub explained_by: Vec<Explanation>,
+    /// Sum of their seconds added per build.
+    pub explained_seconds: f64,
+    /// True when no regression explains the shift.
+    pub unexplained: bool,
+}
+
+/// A regression that is part of a total-time change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub test: TestId,
+    pub kind: Kind,
+    pub first_build: u64,
+    pub seconds_added: f64,
 }
 
 /// One job's overview.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobReport {
     pub job: String,
+    /// The branch analysed (each branch is its own series) and its class.
+    pub branch: String,
+    pub branch_class: String,
     pub builds: usize,
     pub first_build: BuildRef,
     pub last_build: BuildRef,
@@ -211,7 +246,11 @@ pub struct Report {
     pub schema_version: u32,
     pub generated_at: String,
     pub options: Options,
+    /// The branch classes analysed (`master`, `pr`, …), each branch a series of its own.
+    pub branch_classes: Vec<String>,
     pub jobs: Vec<JobReport>,
+    /// Regressions grouped by the commit they came in with, biggest first.
+    pub causes: Vec<Cause>,
     pub regressions: Vec<Regression>,
     pub new_tests: Vec<NewTest>,
     pub removed_tests: Vec<RemovedTest>,
@@ -235,6 +274,8 @@ pub struct Charts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Chart {
     pub builds: Vec<u64>,
+    /// Each build's date, `YYYY-MM-DD`.
+    pub dates: Vec<String>,
     /// NaN where there is no value.
     pub values: Vec<f64>,
     pub changes: Vec<ChartChange>,
@@ -243,7 +284,7 @@ pub struct Chart {
 /// A change point on a chart, in build indexes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChartChange {
-    /// First build of the segment before.
+    /// First build of the segment before (`before` is NaN, and no line is drawn, for a new test).
     pub from: usize,
     /// First build after the change.
     pub at: usize,
@@ -282,10 +323,14 @@ pub fn analyze(jobs: &[JobSeries], options: &Options) -> Report {
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         generated_at: time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         options: *options,
+        branch_classes: vec![],
         jobs: vec![],
+        causes: vec![],
         regressions: vec![],
         new_tests: vec![],
         removed_tests: vec![],
@@ -324,6 +369,13 @@ pub fn analyze(jobs: &[JobSeries], options: &Options) -> Report {
         report.regressions.push(r);
         report.charts.regressions.push(chart);
     }
+    report.causes = attribution::causes(&report.regressions);
+    for j in jobs {
+        if !report.branch_classes.contains(&j.branch_class) {
+            report.branch_classes.push(j.branch_class.clone());
+        }
+    }
+    report.branch_classes.sort();
     let by_cost = |a: &f64, b: &f64| b.total_cmp(a);
     report
         .new_tests
@@ -430,20 +482,27 @@ fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
             });
             if head >= o.min_seconds && absent_at_end == 0 {
                 let chart = Chart {
-                    builds: job.builds.iter().map(|b| b.build).collect(),
-                    values: t.values.clone(),
                     changes: vec![ChartChange {
-                        from: 0,
+                        from: t.first_seen,
                         at: t.first_seen,
                         to: t.last_seen,
-                        before: 0.0,
+                        before: f64::NAN,
                         after: head,
                     }],
+                    ..Chart::of(job, t.values.clone())
                 };
+                let range = CommitRange::new(
+                    t.first_seen
+                        .checked_sub(1)
+                        .map(|i| BuildRef::new(&job.builds[i])),
+                    first.clone(),
+                    None,
+                );
                 out.regressions.push((
                     Regression {
                         rank: 0,
                         job: job.job.clone(),
+                        branch: job.branch.clone(),
                         kind: Kind::NewTest,
                         test: t.id.clone(),
                         median_before: None,
@@ -455,6 +514,7 @@ fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
                         builds_after: x.len(),
                         ongoing: true,
                         first_build: first,
+                        range,
                     },
                     chart,
                 ));
@@ -498,9 +558,16 @@ fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
             continue;
         }
         chart.changes.push(ChartChange::new(&seg, s, &at));
+        let first_bad = BuildRef::new(&job.builds[at[c.index]]);
+        // The last good build: the latest before the change with a value.
+        let last_good = c
+            .index
+            .checked_sub(1)
+            .map(|i| BuildRef::new(&job.builds[at[i]]));
         found.push(Regression {
             rank: 0,
             job: job.job.clone(),
+            branch: job.branch.clone(),
             kind: Kind::Shift,
             test: t.id.clone(),
             median_before: Some(mb),
@@ -512,7 +579,8 @@ fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
             builds_before: before.len(),
             builds_after: after.len(),
             ongoing: last_median >= mb + delta / 2.0,
-            first_build: BuildRef::new(&job.builds[at[c.index]]),
+            range: CommitRange::new(last_good, first_bad.clone(), None),
+            first_build: first_bad,
         });
     }
     if found.is_empty() {
@@ -530,8 +598,10 @@ fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
         }
         return out;
     }
-    chart.builds = job.builds.iter().map(|b| b.build).collect();
-    chart.values = t.values.clone();
+    chart = Chart {
+        changes: chart.changes,
+        ..Chart::of(job, t.values.clone())
+    };
     out.regressions
         .extend(found.into_iter().map(|r| (r, chart.clone())));
     out
@@ -610,6 +680,25 @@ fn detrend(v: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+impl Chart {
+    /// A chart of `values` over a series' builds, with no change marked yet.
+    fn of(job: &JobSeries, values: Vec<f64>) -> Chart {
+        Chart {
+            builds: job.builds.iter().map(|b| b.build).collect(),
+            dates: job
+                .builds
+                .iter()
+                .map(|b| {
+                    let d = b.timestamp.date();
+                    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+                })
+                .collect(),
+            values,
+            changes: vec![],
+        }
+    }
+}
+
 fn job_overview(
     job: &JobSeries,
     regressions: &[(Regression, Chart)],
@@ -626,42 +715,66 @@ fn job_overview(
     let changes = changepoint::detect(&x, &o.changepoint());
     let seg = Segments::new(&x, &changes);
     let index_of = |b: u64| job.builds.iter().position(|c| c.build == b);
-    let mut chart = Chart {
-        builds: job.builds.iter().map(|b| b.build).collect(),
-        values: job
-            .totals
+    let mut chart = Chart::of(
+        job,
+        job.totals
             .iter()
             .map(|v| if *v > 0.0 { *v } else { f64::NAN })
             .collect(),
-        changes: vec![],
-    };
-    let total_time_changes = changes
-        .iter()
-        .enumerate()
-        .map(|(s, c)| {
-            let (mb, ma) = (seg.medians[s], seg.medians[s + 1]);
-            let b = at[c.index];
-            chart.changes.push(ChartChange::new(&seg, s, &at));
-            TotalChange {
-                median_before: mb,
-                median_after: ma,
-                seconds_added: ma - mb,
-                p_value: c.p_value,
-                first_build: BuildRef::new(&job.builds[b]),
-                explained_by: regressions
-                    .iter()
-                    .filter(|(r, _)| {
-                        index_of(r.first_build.build)
-                            .is_some_and(|i| i.abs_diff(b) <= o.min_segment)
-                    })
-                    .map(|(r, _)| r.test.clone())
-                    .collect(),
-            }
-        })
-        .collect();
+    );
+    // Each regression explains the slowdown of the total nearest to where it begins.
+    let split_at: Vec<usize> = changes.iter().map(|c| at[c.index]).collect();
+    let mut explains: Vec<Vec<&Regression>> = vec![Vec::new(); changes.len()];
+    for (r, _) in regressions {
+        let Some(i) = index_of(r.first_build.build) else {
+            continue;
+        };
+        let nearest = (0..changes.len())
+            .filter(|&s| seg.medians[s + 1] > seg.medians[s])
+            .filter(|&s| split_at[s].abs_diff(i) <= o.min_segment)
+            .min_by_key(|&s| split_at[s].abs_diff(i));
+        if let Some(s) = nearest {
+            explains[s].push(r);
+        }
+    }
+    let mut total_time_changes = Vec::new();
+    for (s, c) in changes.iter().enumerate() {
+        let (mb, ma) = (seg.medians[s], seg.medians[s + 1]);
+        let mut by: Vec<&Regression> = std::mem::take(&mut explains[s]);
+        by.sort_by_key(|r| (index_of(r.first_build.build), r.rank));
+        let placed = by
+            .first()
+            .and_then(|r| index_of(r.first_build.build))
+            .unwrap_or(split_at[s]);
+        let mut mark = ChartChange::new(&seg, s, &at);
+        mark.at = placed;
+        chart.changes.push(mark);
+        let explained_by: Vec<Explanation> = by
+            .iter()
+            .map(|r| Explanation {
+                test: r.test.clone(),
+                kind: r.kind,
+                first_build: r.first_build.build,
+                seconds_added: r.seconds_added,
+            })
+            .collect();
+        total_time_changes.push(TotalChange {
+            median_before: mb,
+            median_after: ma,
+            seconds_added: unsigned_zero(ma - mb),
+            p_value: c.p_value,
+            first_build: BuildRef::new(&job.builds[placed]),
+            detected_at: job.builds[split_at[s]].build,
+            explained_seconds: unsigned_zero(explained_by.iter().map(|e| e.seconds_added).sum()),
+            unexplained: explained_by.is_empty(),
+            explained_by,
+        });
+    }
     let tests = job.tests.iter().filter(|t| t.last_seen == n - 1).count();
     let report = JobReport {
         job: job.job.clone(),
+        branch: job.branch.clone(),
+        branch_class: job.branch_class.clone(),
         builds: n,
         first_build: BuildRef::new(&job.builds[0]),
         last_build: BuildRef::new(&job.builds[n - 1]),
@@ -669,11 +782,13 @@ fn job_overview(
         total_time_median: seg.medians.last().copied().unwrap_or(0.0),
         total_time_changes,
         regressions: regressions.len(),
-        seconds_added: regressions
-            .iter()
-            .filter(|(r, _)| r.ongoing)
-            .map(|(r, _)| r.seconds_added)
-            .sum(),
+        seconds_added: unsigned_zero(
+            regressions
+                .iter()
+                .filter(|(r, _)| r.ongoing)
+                .map(|(r, _)| r.seconds_added)
+                .sum(),
+        ),
     };
     (report, chart)
 }
@@ -847,7 +962,7 @@ mod tests {
         let report = analyze(&series::build(&history()), &Options::default());
         let v: serde_json::Value =
             serde_json::from_str(&crate::analyze::render::json(&report)).unwrap();
-        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["schema_version"], 2);
         for key in [
             "generated_at",
             "options",

@@ -1,6 +1,8 @@
-//! Per-test duration series of one job, ordered by build timestamp, built from build summaries.
+//! Per-test duration series of one job on one branch, ordered by build timestamp, built from
+//! build summaries.
 //!
-//! A job's builds are ordered by (timestamp, build number). Each test (suite, classname, name)
+//! Each (job, branch) is its own series: pull requests are never pooled with each other or with
+//! master. A series' builds are ordered by (timestamp, build number). Each test (suite, classname, name)
 //! gets one value per build: the sum of its passed cases' times in that build (a test that runs
 //! twice in one build counts twice), or NaN when it did not run, has no time, or did not pass.
 //! Failed and errored runs are counted separately: their durations say little (a crash is fast,
@@ -47,10 +49,14 @@ pub struct TestSeries {
     pub last_seen: usize,
 }
 
-/// One job's builds and its tests' series.
+/// One job's builds on one branch, and its tests' series.
 #[derive(Debug, Clone)]
 pub struct JobSeries {
     pub job: String,
+    /// The raw branch name (`master`, `PR-16336`).
+    pub branch: String,
+    /// The branch's class (`master`, `pr`, …), as the summaries give it.
+    pub branch_class: String,
     /// The builds' contexts, oldest first.
     pub builds: Vec<Context>,
     /// Sum of all known case times per build (any status).
@@ -58,20 +64,23 @@ pub struct JobSeries {
     pub tests: Vec<TestSeries>,
 }
 
-/// Groups summaries by job (in job name order) and builds each job's series.
+/// Groups summaries by job and branch (in that order) and builds each one's series.
 pub fn build(summaries: &[BuildSummary]) -> Vec<JobSeries> {
-    let mut by_job: BTreeMap<&str, Vec<&BuildSummary>> = BTreeMap::new();
+    let mut by_job: BTreeMap<(&str, &str), Vec<&BuildSummary>> = BTreeMap::new();
     // A build without cases (tests did not run, or no result could be read) says nothing.
     for s in summaries.iter().filter(|s| s.cases().next().is_some()) {
-        by_job.entry(s.context.job.as_str()).or_default().push(s);
+        by_job
+            .entry((s.context.job.as_str(), s.context.branch.as_str()))
+            .or_default()
+            .push(s);
     }
     by_job
         .into_iter()
-        .map(|(job, builds)| job_series(job, builds))
+        .map(|((job, branch), builds)| job_series(job, branch, builds))
         .collect()
 }
 
-fn job_series(job: &str, mut builds: Vec<&BuildSummary>) -> JobSeries {
+fn job_series(job: &str, branch: &str, mut builds: Vec<&BuildSummary>) -> JobSeries {
     builds.sort_by(|a, b| {
         (a.context.timestamp, a.context.build, &a.context.branch).cmp(&(
             b.context.timestamp,
@@ -128,6 +137,11 @@ fn job_series(job: &str, mut builds: Vec<&BuildSummary>) -> JobSeries {
     }
     JobSeries {
         job: job.to_string(),
+        branch: branch.to_string(),
+        branch_class: builds
+            .last()
+            .map(|s| s.branch_class.clone())
+            .unwrap_or_default(),
         builds: builds.into_iter().map(|s| s.context.clone()).collect(),
         totals,
         tests,
@@ -183,6 +197,31 @@ mod tests {
                     .collect(),
             }],
         }
+    }
+
+    #[test]
+    fn one_series_per_branch() {
+        use Status::*;
+        let mut s = vec![
+            summary("j", 1, 100, &[("a", 1.0, Passed)]),
+            summary("j", 1, 110, &[("a", 2.0, Passed)]),
+            summary("j", 2, 120, &[("a", 3.0, Passed)]),
+            summary("j", 1, 130, &[("a", 4.0, Passed)]),
+        ];
+        for (summary, branch) in s.iter_mut().zip(["master", "PR-1", "PR-1", "PR-2"]) {
+            summary.context.branch = branch.into();
+            summary.branch_class = if branch == "master" { "master" } else { "pr" }.into();
+        }
+        let got: Vec<(String, String, usize)> = build(&s)
+            .into_iter()
+            .map(|j| (j.branch, j.branch_class, j.builds.len()))
+            .collect();
+        let want = [
+            ("PR-1", "pr", 2),
+            ("PR-2", "pr", 1),
+            ("master", "master", 1),
+        ];
+        assert_eq!(got, want.map(|(b, c, n)| (b.to_string(), c.to_string(), n)));
     }
 
     #[test]

@@ -8,7 +8,12 @@
 //! - **spikes**: one build ×5–×20;
 //! - **drifts**: a linear rise of ×1.3–×2 over at least 100 builds;
 //! - **flaky** tests: 15% of runs ×3–×10 slower, 10% of runs failed;
-//! - **new** tests (appear and stay) and **removed** tests.
+//! - **new** tests (appear and stay) and **removed** tests;
+//! - with `shared_steps`, **one commit slows a test in every job**: all jobs then build the same
+//!   commits (as the jobs of one pipeline do), and each such commit steps one test per job up.
+//!
+//! Builds look like master builds on Jenkins: a commit and its git author, the repository URL, and
+//! no `CHANGE_AUTHOR` (`user`).
 //!
 //! Steps, spikes, drifts and flaky behaviour go to tests with a median of at least 0.2 s, so a 30%
 //! step adds at least 0.06 s (above the default `--min-seconds`). [`Truth`] lists every injection.
@@ -34,6 +39,9 @@ pub struct Config {
     pub flaky: usize,
     pub new_tests: usize,
     pub removed_tests: usize,
+    /// Commits that slow one test in every job at once (0: each job has its own commits).
+    #[serde(default)]
+    pub shared_steps: usize,
 }
 
 impl Default for Config {
@@ -49,6 +57,7 @@ impl Default for Config {
             flaky: 3,
             new_tests: 2,
             removed_tests: 2,
+            shared_steps: 0,
         }
     }
 }
@@ -83,6 +92,9 @@ pub struct Injection {
     /// The first build affected (for a removed test: the first build without it).
     pub build: u64,
     pub commit: String,
+    /// The commit of the build before (the last good one); empty at the first build.
+    #[serde(default)]
+    pub previous_commit: String,
     pub author: String,
     /// Median before the change, seconds.
     pub median: f64,
@@ -168,6 +180,28 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
     let mut summaries = Vec::with_capacity(config.jobs * n);
     let mut injections = Vec::new();
     let start = time::macros::datetime!(2026-01-05 00:00 UTC);
+    // Shared commits and the builds where a shared step starts, from their own stream so that
+    // histories without them stay as they were.
+    let mut shared_rng = Rng::new(config.seed ^ 0x00c0_ffee);
+    let shared: Vec<(String, usize)> = (0..n)
+        .map(|_| {
+            let commit = format!(
+                "{:016x}{:016x}{:08x}",
+                shared_rng.next_u64(),
+                shared_rng.next_u64(),
+                shared_rng.next_u64() as u32
+            );
+            (commit, shared_rng.index(0, AUTHORS.len()))
+        })
+        .collect();
+    let shared_at: Vec<(usize, f64)> = (0..config.shared_steps)
+        .map(|_| {
+            (
+                shared_rng.index(10.min(n), n.saturating_sub(5)),
+                shared_rng.range(1.3, 2.5),
+            )
+        })
+        .collect();
     for j in 0..config.jobs {
         let job = format!("ci-demo/unit-{}", ["cpu", "gpu", "arm", "win"][j % 4])
             + &if j >= 4 {
@@ -187,23 +221,28 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
                 rng.next_u64() as u32
             );
             let pr = (rng.unit() < 0.8).then(|| 20_000 + rng.index(0, 5_000) as u64);
+            let mut author = AUTHORS[rng.index(0, AUTHORS.len())];
+            let mut commit = commit;
+            if config.shared_steps > 0 {
+                commit = shared[b].0.clone();
+                author = AUTHORS[shared[b].1];
+            }
+            let timestamp =
+                start + time::Duration::seconds(b as i64 * 3600 + rng.index(0, 600) as i64);
+            let node = Some(format!("agent-{}", rng.index(1, 9)));
             contexts.push(Context {
-                schema_version: crate::context::SCHEMA_VERSION,
-                job: job.clone(),
-                branch: "master".into(),
-                build: number,
                 build_url: Some(format!(
                     "https://jenkins.example.invalid/job/{job}/job/master/{number}/"
                 )),
                 commit: Some(commit),
-                user: Some(AUTHORS[rng.index(0, AUTHORS.len())].to_string()),
-                source_branch: None,
-                target_branch: None,
+                author: Some(crate::context::Author {
+                    name: author.to_string(),
+                    email: Some(format!("{author}@example.com")),
+                }),
+                repo_url: Some("https://github.com/ci-demo/project".into()),
                 pr,
-                timestamp: start
-                    + time::Duration::seconds(b as i64 * 3600 + rng.index(0, 600) as i64),
-                node: Some(format!("agent-{}", rng.index(1, 9))),
-                files: vec![],
+                node,
+                ..Context::new(&job, "master", number, timestamp)
             });
         }
         // Tests: medians log-uniform 0.01–20 s, CV 5–20%.
@@ -231,6 +270,14 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
                 at,
                 until,
                 factor: rng.range(1.3, 2.5),
+            };
+        }
+        for &(at, factor) in &shared_at {
+            let Some(t) = pick(&mut rng) else { break };
+            plans[t] = Plan::Step {
+                at,
+                until: n,
+                factor,
             };
         }
         for _ in 0..config.spikes {
@@ -291,6 +338,11 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
             };
             let (suite, classname, name) = id(t);
             let c = &contexts[at.min(n - 1)];
+            let previous_commit = at
+                .min(n - 1)
+                .checked_sub(1)
+                .and_then(|p| contexts[p].commit.clone())
+                .unwrap_or_default();
             injections.push(Injection {
                 kind,
                 job: job.clone(),
@@ -299,7 +351,8 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
                 name,
                 build: c.build,
                 commit: c.commit.clone().unwrap_or_default(),
-                author: c.user.clone().unwrap_or_default(),
+                previous_commit,
+                author: c.who().unwrap_or_default(),
                 median: tests[t].0,
                 factor,
                 lasts,
@@ -361,6 +414,48 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
             injections,
         },
     )
+}
+
+/// Turns the last `builds` builds of `job` into builds of a pull request `PR-{pr}` (numbered from
+/// 1, with `CHANGE_*` fields), as if the PR had been built from the latest master; with `slow`,
+/// the named test's durations in them are multiplied by the factor. Returns how many builds
+/// were moved. The builds before stay master: the PR's baseline.
+pub fn split_pull_request(
+    summaries: &mut [BuildSummary],
+    job: &str,
+    builds: usize,
+    pr: u64,
+    slow: Option<(&str, f64)>,
+) -> usize {
+    let mut idx: Vec<usize> = (0..summaries.len())
+        .filter(|&i| summaries[i].context.job == job && summaries[i].context.branch == "master")
+        .collect();
+    idx.sort_by_key(|&i| (summaries[i].context.timestamp, summaries[i].context.build));
+    let moved = &idx[idx.len().saturating_sub(builds)..];
+    for (n, &i) in moved.iter().enumerate() {
+        let s = &mut summaries[i];
+        let branch = format!("PR-{pr}");
+        s.context.build = n as u64 + 1;
+        s.context.build_url = Some(format!(
+            "https://jenkins.example.invalid/job/{job}/job/{branch}/{}/",
+            n + 1
+        ));
+        s.context.user = s.context.author.as_ref().map(|a| a.name.clone());
+        s.context.pr = Some(pr);
+        s.context.target_branch = Some("master".into());
+        s.context.source_branch = Some(format!("feature-{pr}"));
+        s.context.branch = branch;
+        s.branch_class = "pr".into();
+        s.published = true;
+        if let Some((name, factor)) = slow {
+            for c in s.files.iter_mut().flat_map(|f| f.cases.iter_mut()) {
+                if c.name == name {
+                    c.time = c.time.map(|t| (t * factor * 1e4).round() / 1e4);
+                }
+            }
+        }
+    }
+    moved.len()
 }
 
 /// Writes a history as a local-directory store: each build's summary under the reserved prefix

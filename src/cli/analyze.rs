@@ -1,5 +1,6 @@
 //! `ci-test-metrics analyze`: find the tests, and the builds, that made a job slower.
 
+use crate::analyze::gate::{self, GateOptions};
 use crate::analyze::{self, load, render, Options, Selection};
 use crate::error::exit;
 use crate::metrics::{Datum, Sink, Unit, Value};
@@ -28,9 +29,20 @@ pub enum Format {
 /// noise, slow drifts and flaky tests are told apart and listed separately.
 ///
 /// Each regression names the job and test, the median duration before and after, the seconds it
-/// adds to every build, its p-value, and the first build after the change with its number, time,
-/// commit, PR, author and URL. New tests that stay count as causes (they add their median).
-/// Regressions are ranked by seconds added per build: the first line is the biggest cause.
+/// adds to every build, its p-value, the last good and first bad build with their commits, the
+/// commit range between them (linked on GitHub, GitLab or Bitbucket when the repository is known:
+/// GIT_URL at upload, or --repo-url) and its authors (all of the range's with --git-dir). New
+/// tests that stay count too (they add their median). Regressions that came in with the same
+/// commit, in one job or several, are grouped into one cause. Each branch is its own series: pull
+/// requests are never pooled.
+///
+/// Pull-request gate: with --baseline (or --pr-gate inside a Jenkins PR build, which reads
+/// BRANCH_NAME, CHANGE_TARGET and JOB_NAME), the PR's latest builds (--pr-builds, default 3) are
+/// compared per test with the baseline branch's last --baseline-builds runs: a one-sided t-test
+/// on log durations, honest with 1 to 3 PR builds, adjusted by Benjamini–Hochberg (--fdr) over
+/// all tests. A test is slower when significant and at least --min-shift and --min-seconds
+/// slower. It prints a Markdown comment to post; --fail-on-regression then exits 5 when any
+/// test is slower.
 ///
 /// Examples:
 ///
@@ -42,8 +54,13 @@ pub enum Format {
 ///
 ///   ci-test-metrics analyze --store s3://bucket --format md --out comment.md --publish
 ///
+///   ci-test-metrics analyze --store s3://bucket --branches pr --repo-url git@github.com:org/repo.git
+///
+///   # The PR gate, in a Jenkins PR build (or: --branch PR-123 --baseline master --job JOB):
+///   ci-test-metrics analyze --store s3://bucket --pr-gate --out comment.md --fail-on-regression
+///
 /// Exit codes: 0 ok (with or without regressions), 1 usage error, 3 no builds matched,
-/// 4 the store or the sink failed.
+/// 4 the store or the sink failed, 5 --fail-on-regression and the PR makes a test slower.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -62,9 +79,40 @@ pub struct Args {
     /// raw XML; summaries keep the class the aggregator gave them).
     #[arg(long = "branch-class", value_name = "CLASS=GLOBS")]
     pub branch_class: Vec<String>,
-    /// Only the latest N builds of each job.
+    /// Only the latest N builds of each job and branch.
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
+    /// Repository URL for commit and compare links (https, `git@host:org/repo.git` or ssh),
+    /// instead of the GIT_URL recorded at upload.
+    #[arg(long, value_name = "URL")]
+    pub repo_url: Option<String>,
+    /// A git checkout of the repository: adds every author and the commit count of each range.
+    #[arg(long, value_name = "DIR")]
+    pub git_dir: Option<std::path::PathBuf>,
+
+    /// The pull request's branch to gate, e.g. PR-123 [default with --pr-gate: $BRANCH_NAME].
+    #[arg(long, value_name = "BRANCH", help_heading = "Pull-request gate")]
+    pub branch: Option<String>,
+    /// Compare --branch with this branch's recent builds, e.g. master [default with --pr-gate:
+    /// $CHANGE_TARGET]. Switches to the gate.
+    #[arg(long, value_name = "BRANCH", help_heading = "Pull-request gate")]
+    pub baseline: Option<String>,
+    /// The gate from Jenkins' variables: BRANCH_NAME, CHANGE_TARGET and JOB_NAME (the job, unless
+    /// --job is given).
+    #[arg(long, help_heading = "Pull-request gate")]
+    pub pr_gate: bool,
+    /// Baseline builds to compare with (the latest).
+    #[arg(long, default_value_t = GateOptions::default().baseline_builds, help_heading = "Pull-request gate")]
+    pub baseline_builds: usize,
+    /// PR builds to use (the latest).
+    #[arg(long, default_value_t = GateOptions::default().pr_builds, help_heading = "Pull-request gate")]
+    pub pr_builds: usize,
+    /// False discovery rate over all tests compared (Benjamini–Hochberg).
+    #[arg(long, default_value_t = GateOptions::default().fdr, help_heading = "Pull-request gate")]
+    pub fdr: f64,
+    /// Exit 5 when the PR makes any test slower beyond --min-shift, --min-seconds and --fdr.
+    #[arg(long, help_heading = "Pull-request gate")]
+    pub fail_on_regression: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -135,9 +183,14 @@ impl Args {
         if self.last == Some(0) {
             return Err(crate::Error::Usage("--last must be at least 1".into()));
         }
-        let branches =
-            crate::aggregate::branches::BranchRules::new(&self.branch_class, &self.branches)
-                .map_err(crate::Error::Usage)?;
+        // One branch named: that branch, whatever its class.
+        let filter = if self.branch.is_some() {
+            "all"
+        } else {
+            &self.branches
+        };
+        let branches = crate::aggregate::branches::BranchRules::new(&self.branch_class, filter)
+            .map_err(crate::Error::Usage)?;
         Ok(Selection {
             job,
             branches,
@@ -146,10 +199,47 @@ impl Args {
     }
 }
 
+/// The gate's branch, baseline and job, from flags or Jenkins' variables.
+fn gate_target(
+    args: &Args,
+    var: impl Fn(&str) -> Option<String>,
+) -> crate::Result<Option<(String, String, Option<String>)>> {
+    if !args.pr_gate && args.baseline.is_none() {
+        return Ok(None);
+    }
+    let var = |n: &str| var(n).filter(|v| !v.is_empty());
+    let from_env = |flag: &Option<String>, name: &str, what: &str| {
+        flag.clone()
+            .or_else(|| if args.pr_gate { var(name) } else { None })
+            .ok_or_else(|| {
+                crate::Error::Usage(format!(
+                    "the gate needs the {what}: pass --{} or set {name} (with --pr-gate)",
+                    if what == "baseline" {
+                        "baseline"
+                    } else {
+                        "branch"
+                    }
+                ))
+            })
+    };
+    let branch = from_env(&args.branch, "BRANCH_NAME", "pull request's branch")?;
+    let baseline = from_env(&args.baseline, "CHANGE_TARGET", "baseline")?;
+    let job = args.job.clone().or_else(|| {
+        args.pr_gate
+            .then(|| var("JOB_NAME"))
+            .flatten()
+            .map(|j| crate::context::job_without_branch(&j, var("BRANCH_NAME").is_some()))
+    });
+    Ok(Some((branch, baseline, job)))
+}
+
 pub async fn run(args: Args) -> crate::Result<u8> {
     let options = args.options()?;
-    let selection = args.selection()?;
     let url = super::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
+    if let Some((branch, baseline, job)) = gate_target(&args, |n| std::env::var(n).ok())? {
+        return run_gate(&args, &url, &branch, &baseline, job).await;
+    }
+    let selection = args.selection()?;
     let store = Store::open(&url).await?;
     let loaded = load::load(&store, &selection).await?;
     for w in &loaded.warnings {
@@ -164,28 +254,143 @@ pub async fn run(args: Args) -> crate::Result<u8> {
         from_xml = loaded.from_xml,
         "loaded"
     );
-    let jobs = analyze::series::build(&loaded.summaries);
-    drop(loaded);
-    let report = analyze::analyze(&jobs, &options);
+    let mut summaries = loaded.summaries;
+    if let Some(b) = &args.branch {
+        summaries.retain(|s| &s.context.branch == b);
+    }
+    let jobs = analyze::series::build(&summaries);
+    drop(summaries);
+    let mut report = analyze::analyze(&jobs, &options);
+    let git = args.git_dir.as_ref().map(crate::git::Git::new);
+    if args.repo_url.is_some() || git.is_some() {
+        for r in &mut report.regressions {
+            if args.repo_url.is_some() {
+                r.range.link(args.repo_url.as_deref());
+            }
+            if let Some(git) = &git {
+                r.range.add_history(git);
+            }
+        }
+        report.causes = analyze::attribution::causes(&report.regressions);
+    }
     let text = match args.format {
         Format::Table => render::table(&report),
         Format::Md => render::markdown(&report),
         Format::Json => render::json(&report),
         Format::Html => render::html(&report),
     };
-    match &args.out {
-        Some(path) => std::fs::write(path, text).map_err(|source| crate::Error::Io {
-            context: format!("writing {}", path.display()),
-            source,
-        })?,
-        None => print!("{text}"),
-    }
+    write_out(&args.out, &text)?;
     if args.publish {
         let datums = regression_datums(&report, &args.branches, time::OffsetDateTime::now_utc());
         let mut sink = Sink::open(&args.sink, &args.namespace).await?;
         sink.publish(&datums).await?;
     }
     Ok(exit::OK)
+}
+
+fn write_out(out: &Option<std::path::PathBuf>, text: &str) -> crate::Result<()> {
+    match out {
+        Some(path) => std::fs::write(path, text).map_err(|source| crate::Error::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        }),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+impl Args {
+    fn gate_options(&self) -> crate::Result<GateOptions> {
+        let o = GateOptions {
+            baseline_builds: self.baseline_builds,
+            pr_builds: self.pr_builds,
+            fdr: self.fdr,
+            min_shift: self.min_shift,
+            min_seconds: self.min_seconds,
+            ..GateOptions::default()
+        };
+        if !(o.fdr > 0.0 && o.fdr < 1.0) {
+            return Err(crate::Error::Usage("--fdr must be between 0 and 1".into()));
+        }
+        if o.baseline_builds < o.min_baseline_runs || o.pr_builds == 0 {
+            return Err(crate::Error::Usage(format!(
+                "--baseline-builds must be at least {} and --pr-builds at least 1",
+                o.min_baseline_runs
+            )));
+        }
+        if self.format == Format::Html {
+            return Err(crate::Error::Usage(
+                "the gate writes md (also for --format table) or json, not html".into(),
+            ));
+        }
+        Ok(o)
+    }
+}
+
+async fn run_gate(
+    args: &Args,
+    url: &str,
+    branch: &str,
+    baseline: &str,
+    job: Option<String>,
+) -> crate::Result<u8> {
+    let o = args.gate_options()?;
+    let job = match &job {
+        Some(j) => Some(
+            glob::Pattern::new(&glob::Pattern::escape(j))
+                .map_err(|e| crate::Error::Usage(format!("job {j:?}: {e}")))?,
+        ),
+        None => None,
+    }
+    .or(args.selection()?.job);
+    let selection = Selection {
+        job,
+        branches: crate::aggregate::branches::BranchRules::new(&args.branch_class, "all")
+            .map_err(crate::Error::Usage)?,
+        last: None,
+    };
+    let store = Store::open(url).await?;
+    let mut loaded = load::load(&store, &selection).await?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    loaded
+        .summaries
+        .retain(|s| s.context.branch == branch || s.context.branch == baseline);
+    if !loaded.summaries.iter().any(|s| s.context.branch == branch) {
+        eprintln!(
+            "no builds of {branch} in {} (job {}): run `ci-test-metrics aggregate` first, or check --branch/--job",
+            store.describe(),
+            selection.job.as_ref().map_or("*", |p| p.as_str())
+        );
+        return Ok(exit::EMPTY);
+    }
+    let series = analyze::series::build(&loaded.summaries);
+    drop(loaded);
+    let pr: Vec<_> = series.iter().filter(|s| s.branch == branch).collect();
+    let base: Vec<_> = series.iter().filter(|s| s.branch == baseline).collect();
+    let report = gate::gate(branch, baseline, &pr, &base, &o);
+    let text = match args.format {
+        Format::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).expect("gate report serialises")
+        ),
+        _ => gate::markdown(&report),
+    };
+    write_out(&args.out, &text)?;
+    if report.slower > 0 {
+        eprintln!(
+            "{} test(s) slower on {branch} than on {baseline} beyond the thresholds",
+            report.slower
+        );
+    }
+    Ok(if args.fail_on_regression && report.slower > 0 {
+        exit::REGRESSION
+    } else {
+        exit::OK
+    })
 }
 
 /// One `RegressionsDetected` datum per job: the number of regressions still in effect.
@@ -252,6 +457,48 @@ mod tests {
             assert_eq!(result.is_ok(), ok, "{extra:?}");
         }
         assert_eq!(args(&[]).branches, "master");
+    }
+
+    #[test]
+    fn gate_target_from_flags_or_jenkins() {
+        let jenkins = |n: &str| {
+            [
+                ("BRANCH_NAME", "PR-7"),
+                ("CHANGE_TARGET", "main"),
+                ("JOB_NAME", "folder/job/PR-7"),
+            ]
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| v.to_string())
+        };
+        let none = |_: &str| None;
+        let t = |extra: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+            gate_target(&args(extra), env).map_err(|e| e.to_string())
+        };
+        assert_eq!(t(&[], &jenkins), Ok(None), "no gate unless asked");
+        assert_eq!(
+            t(&["--pr-gate"], &jenkins),
+            Ok(Some((
+                "PR-7".into(),
+                "main".into(),
+                Some("folder/job".into())
+            )))
+        );
+        assert_eq!(
+            t(&["--branch", "PR-1", "--baseline", "master"], &none),
+            Ok(Some(("PR-1".into(), "master".into(), None)))
+        );
+        let e = t(&["--pr-gate"], &none).unwrap_err();
+        assert!(e.contains("BRANCH_NAME") && e.contains("--branch"), "{e}");
+        let e = t(&["--pr-gate", "--branch", "PR-1"], &none).unwrap_err();
+        assert!(
+            e.contains("CHANGE_TARGET") && e.contains("--baseline"),
+            "{e}"
+        );
+        assert!(args(&["--baseline", "m", "--format", "html"])
+            .gate_options()
+            .is_err());
+        assert!(args(&["--fdr", "0"]).gate_options().is_err());
     }
 
     #[test]

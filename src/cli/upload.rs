@@ -17,8 +17,12 @@ use std::time::Duration;
 /// allowed `s3:PutObject` on `arn:aws:s3:::BUCKET/*` is enough.
 ///
 /// Inside Jenkins every value comes from the build's variables (JOB_NAME, BRANCH_NAME,
-/// BUILD_NUMBER, BUILD_URL, GIT_COMMIT, CHANGE_AUTHOR, CHANGE_BRANCH, CHANGE_TARGET, CHANGE_ID,
-/// NODE_NAME); each flag below overrides its variable. For a multibranch job
+/// BUILD_NUMBER, BUILD_URL, GIT_COMMIT, GIT_URL, CHANGE_AUTHOR, CHANGE_AUTHOR_DISPLAY_NAME,
+/// CHANGE_AUTHOR_EMAIL, CHANGE_BRANCH, CHANGE_TARGET, CHANGE_ID, NODE_NAME); each flag below
+/// overrides its variable. What Jenkins leaves out (scripted pipelines set no GIT_COMMIT; master
+/// builds have no CHANGE_AUTHOR) is read from the git checkout in --working-dir: the commit,
+/// its author and time (`git log -1`), the branch (after GIT_BRANCH, for non-multibranch jobs)
+/// and the origin URL. context.json records where each value came from (`sources`). For a multibranch job
 /// `mxnet-validation/unix-cpu/PR-16336` the job is `mxnet-validation/unix-cpu` and the branch
 /// `PR-16336`; in keys the branch is encoded as Jenkins does (`feature/foo` → `feature%2Ffoo`).
 ///
@@ -61,16 +65,25 @@ pub struct Args {
     /// when $BRANCH_NAME is set].
     #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
     pub job: Option<String>,
-    /// Raw branch name, e.g. PR-16336 or feature/foo [default: $BRANCH_NAME].
+    /// Raw branch name, e.g. PR-16336 or feature/foo [default: $BRANCH_NAME, else $GIT_BRANCH
+    /// without `origin/`, else git's current branch].
     #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
     pub branch: Option<String>,
     /// Build number [default: $BUILD_NUMBER].
     #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
     pub build: Option<String>,
-    /// Commit built [default: $GIT_COMMIT].
+    /// Commit built [default: $GIT_COMMIT, else git's HEAD].
     #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
     pub commit: Option<String>,
-    /// Author of the change [default: $CHANGE_AUTHOR].
+    /// Author of the commit, `Name <email>` [default: $CHANGE_AUTHOR_DISPLAY_NAME and
+    /// $CHANGE_AUTHOR_EMAIL, else HEAD's author from git].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub author: Option<String>,
+    /// Repository URL, for commit links in reports [default: $GIT_URL, else git's
+    /// remote.origin.url; credentials in it are dropped].
+    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    pub repo_url: Option<String>,
+    /// Jenkins user behind the change [default: $CHANGE_AUTHOR (pull requests)].
     #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
     pub user: Option<String>,
     /// When the build ran, RFC 3339 (stored in UTC) [default: now].
@@ -197,15 +210,19 @@ async fn run_inner(args: Args) -> crate::Result<u8> {
         build: args.build,
         build_url: args.build_url,
         commit: args.commit,
+        author: args.author,
         user: args.user,
+        repo_url: args.repo_url,
         source_branch: args.source_branch,
         target_branch: args.target_branch,
         pr: args.pr,
         timestamp: args.timestamp,
         node: args.node,
     };
-    let context = Context::from_env(
+    let git = crate::git::Git::new(&args.working_dir);
+    let context = Context::from_sources(
         |n| std::env::var(n).ok(),
+        || git.head(),
         &flags,
         // Whole seconds: enough for build times, and easy to read.
         time::OffsetDateTime::now_utc()

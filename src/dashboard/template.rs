@@ -11,7 +11,8 @@
 //! Placeholders, replaced in every string: `${namespace}`, `${region}`, `${branch_class}`,
 //! `${class_label}` (the class, or "all branch classes"), `${class_filter}` (` BranchClass="pr"`
 //! inside a SEARCH, empty for `all`), `${job}`, and the SEARCH-quoted forms `${namespace_q}`
-//! and `${job_q}` (with `"` and `\` escaped). An unknown placeholder is an error.
+//! and `${job_q}` (with `"` and `\` escaped). An unknown placeholder is an error. CloudWatch's
+//! dynamic labels (`${PROP('Dim.Job')}`, `${LAST}`, …) are left for CloudWatch.
 //!
 //! Too many jobs for one body (500 widgets, 2,500 metrics, or `jobs_per_dashboard`) → several
 //! bodies named `NAME-1`, `NAME-2`, ..., each with the overview and its share of the jobs.
@@ -293,6 +294,12 @@ impl Vars {
                 .find('}')
                 .ok_or_else(|| format!("unclosed placeholder in {s:?}"))?;
             let key = &after[..end];
+            if is_dynamic_label(key) {
+                // CloudWatch's own dynamic labels (`${PROP('Dim.Job')}`, `${LAST}`) stay as they are.
+                out.push_str(&rest[start..start + 2 + end + 1]);
+                rest = &after[end + 1..];
+                continue;
+            }
             let value = self
                 .0
                 .iter()
@@ -305,6 +312,12 @@ impl Vars {
         out.push_str(rest);
         Ok(out)
     }
+}
+
+/// A CloudWatch dynamic label: `PROP('…')` or an upper-case name such as `LAST` or `MAX_TIME`.
+fn is_dynamic_label(key: &str) -> bool {
+    (key.starts_with("PROP('") && key.ends_with("')"))
+        || (!key.is_empty() && key.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
 }
 
 fn substitute(v: &J, vars: &Vars) -> Result<J, String> {

@@ -140,6 +140,14 @@ fn check_metric_widget(at: &str, props: &super::body::MetricProperties, p: &mut 
                 if e.label.is_none() {
                     p.push(format!("{at}: expression {:?} has no label", e.id));
                 }
+                if e.expression.contains("SEARCH(")
+                    && e.label.as_deref().is_some_and(|l| l.trim().is_empty())
+                {
+                    p.push(format!(
+                        "{at}: SEARCH expression {:?} has an empty label: name its lines, e.g. \"${{PROP('Dim.Job')}}\"",
+                        e.id
+                    ));
+                }
                 if let Some(period) = e.period {
                     check_period(&at, period, p);
                 }
@@ -373,9 +381,16 @@ mod tests {
             (
                 "search quotes are not refs",
                 body(json!([metric_widget(
-                    json!([[{"expression": "SEARCH('{NS,Job} MetricName=\"m9\" Job=\"x\"', 'Average', 3600)", "id": "e1", "label": ""}]])
+                    json!([[{"expression": "SEARCH('{NS,Job} MetricName=\"m9\" Job=\"x\"', 'Average', 3600)", "id": "e1", "label": "${PROP('Dim.Job')}"}]])
                 )])),
                 None,
+            ),
+            (
+                "search without a label",
+                body(json!([metric_widget(
+                    json!([[{"expression": "SEARCH('{NS,Job} MetricName=\"m9\"', 'Average', 3600)", "id": "e1", "label": " "}]])
+                )])),
+                Some("empty label"),
             ),
         ];
         for (what, json, want) in cases {
@@ -417,7 +432,7 @@ mod tests {
         let json = body(json!([metric_widget(json!([
             ["NS", "M", "Job", "a", {"stat": "p90", "label": "p90"}],
             ["NS", "M"],
-            [{"expression": "SEARCH('{NS} x', 'Sum', 60)", "id": "e1", "label": ""}]
+            [{"expression": "SEARCH('{NS} x', 'Sum', 60)", "id": "e1", "label": "${PROP('Dim.Job')}"}]
         ]))]));
         let parsed = validate_json(&json).unwrap();
         let again: serde_json::Value = serde_json::to_value(&parsed).unwrap();

@@ -23,6 +23,7 @@ fn config() -> Config {
         flaky: 3,
         new_tests: 2,
         removed_tests: 2,
+        shared_steps: 0,
     }
 }
 
@@ -49,7 +50,7 @@ fn decoy_names(truth: &Truth) -> Vec<(String, String)> {
 /// Checks a JSON report against the truth: the biggest injected step is named with its first
 /// build, commit and author, and every injected step found is ranked ahead of every decoy.
 fn check_report(v: &serde_json::Value, truth: &Truth) {
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     let regressions = v["regressions"].as_array().expect("regressions");
     let biggest = steps_by_size(truth)[0];
     let found = regressions
@@ -427,4 +428,216 @@ impl Png {
     fn pixels(&self) -> impl Iterator<Item = [u8; 3]> + '_ {
         self.data.chunks(self.channels).map(|p| [p[0], p[1], p[2]])
     }
+}
+
+/// A history with no injected change but noise and flaky tests: a clean master.
+fn clean_config(seed: u64) -> Config {
+    Config {
+        seed,
+        jobs: 1,
+        builds: 33,
+        tests: 150,
+        steps: 0,
+        spikes: 0,
+        drifts: 0,
+        flaky: 3,
+        new_tests: 0,
+        removed_tests: 0,
+        shared_steps: 0,
+    }
+}
+
+fn gate_run(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let out = common::bin()
+        .env_remove("BRANCH_NAME")
+        .env_remove("CHANGE_TARGET")
+        .env_remove("JOB_NAME")
+        .args(["analyze", "--store"])
+        .arg(dir)
+        .args([
+            "--branch",
+            "PR-77",
+            "--baseline",
+            "master",
+            "--fail-on-regression",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The PR gate through the binary: a clean PR passes with exit 0, a PR that makes one test 1.5×
+/// slower fails with exit 5, and the Markdown names that test.
+#[test]
+fn pr_gate_passes_a_clean_pr_and_fails_a_slower_one() {
+    let (mut summaries, _) = synth::generate(&clean_config(5));
+    let job = summaries[0].context.job.clone();
+    // A test of about a second, so 1.5× is beyond both thresholds.
+    let slow = summaries
+        .last()
+        .unwrap()
+        .cases()
+        .filter(|c| c.time.is_some_and(|t| (0.5..3.0).contains(&t)))
+        .map(|c| c.name.clone())
+        .nth(2)
+        .expect("a test near a second");
+    let mut slowed = summaries.clone();
+    assert_eq!(
+        synth::split_pull_request(&mut summaries, &job, 2, 77, None),
+        2
+    );
+    assert_eq!(
+        synth::split_pull_request(&mut slowed, &job, 2, 77, Some((&slow, 1.5))),
+        2
+    );
+
+    let clean = tempfile::tempdir().unwrap();
+    synth::write_local_store(clean.path(), &summaries, |_| true).unwrap();
+    let out = gate_run(clean.path(), &[]);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{md}");
+    assert!(md.contains("**No test is slower**"), "{md}");
+    assert!(md.contains("`PR-77` compared with `master`"), "{md}");
+
+    let bad = tempfile::tempdir().unwrap();
+    synth::write_local_store(bad.path(), &slowed, |_| true).unwrap();
+    let out = gate_run(bad.path(), &[]);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{md}");
+    assert!(md.contains("**1 test(s) slower**"), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| `") && l.contains(&slow))
+        .unwrap_or_else(|| panic!("{slow} not in {md}"));
+    assert!(row.contains('%') && row.contains("| +"), "{row}");
+    // JSON carries the p- and q-values.
+    let out = gate_run(bad.path(), &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["slower"], 1);
+    let first = &v["compared"][0];
+    assert_eq!(first["test"]["name"], slow.as_str());
+    assert!(first["q_value"].as_f64().unwrap() <= 0.05, "{first}");
+    assert!(first["effect_size"].as_f64().unwrap() > 1.0, "{first}");
+    let ratio = first["ratio"].as_f64().unwrap();
+    assert!((1.3..1.8).contains(&ratio), "{first}");
+    // Without --fail-on-regression the gate reports but passes.
+    let out = common::bin()
+        .args(["analyze", "--store"])
+        .arg(bad.path())
+        .args(["--branch", "PR-77", "--baseline", "master"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// Over many clean PRs with 150 tests each the gate rarely alarms (Benjamini–Hochberg).
+#[test]
+fn pr_gate_false_alarms_are_rare_on_clean_prs() {
+    let mut alarms = 0;
+    let runs = 40;
+    for seed in 0..runs {
+        let (mut summaries, _) = synth::generate(&clean_config(100 + seed));
+        let job = summaries[0].context.job.clone();
+        synth::split_pull_request(&mut summaries, &job, 1 + (seed as usize % 3), 9, None);
+        let series = series::build(&summaries);
+        let pr: Vec<_> = series.iter().filter(|s| s.branch == "PR-9").collect();
+        let base: Vec<_> = series.iter().filter(|s| s.branch == "master").collect();
+        let r = analyze::gate::gate("PR-9", "master", &pr, &base, &Default::default());
+        assert!(r.compared.len() > 100, "{}", r.compared.len());
+        alarms += usize::from(r.slower > 0);
+    }
+    assert!(
+        alarms <= runs as usize / 10,
+        "{alarms} of {runs} clean PRs alarmed"
+    );
+}
+
+/// PR series are never pooled: two PRs of one job are two series.
+#[test]
+fn pr_branches_are_analysed_separately() {
+    let (v, text) = sample_report(&["--branches", "pr"]);
+    let series: Vec<(String, String, u64)> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["job"].as_str().unwrap().to_string(),
+                j["branch"].as_str().unwrap().to_string(),
+                j["builds"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        series.contains(&("mxnet-validation/unix-gpu".into(), "PR-16336".into(), 3))
+            && series.contains(&("mxnet-validation/unix-gpu".into(), "PR-16401".into(), 2)),
+        "{series:?}"
+    );
+    assert_eq!(v["branch_classes"], serde_json::json!(["pr"]));
+    assert!(!text.contains("-0.0"), "negative zero in {text}");
+}
+
+/// On the sample store one commit slows the same tests in three jobs: one cause per commit,
+/// with the right range and every job; the total-time change begins where the regressions do.
+#[test]
+fn sample_store_causes_are_grouped_by_commit() {
+    let store = common::repo().join("examples/sample-store");
+    let (v, _) = sample_report(&[]);
+    let context = |job: &str, build: u64| -> serde_json::Value {
+        let p = store.join(format!("{job}/master/{build}/context.json"));
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let causes = v["causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 2, "{causes:#?}");
+    for (first_bad, tests) in [(16, 6), (20, 3)] {
+        let c = causes
+            .iter()
+            .find(|c| c["range"]["first_bad"]["build"] == first_bad)
+            .unwrap_or_else(|| panic!("no cause at {first_bad}: {causes:#?}"));
+        assert_eq!(c["jobs"].as_array().unwrap().len(), 3, "{c}");
+        assert_eq!(c["regressions"].as_array().unwrap().len(), tests, "{c}");
+        let bad = context("mxnet-validation/unix-cpu", first_bad);
+        let good = context("mxnet-validation/unix-cpu", first_bad - 1);
+        assert_eq!(c["commit"], bad["commit"]);
+        assert_eq!(c["range"]["last_good"]["commit"], good["commit"]);
+        let compare = format!(
+            "https://github.com/apache/mxnet/compare/{}...{}",
+            good["commit"].as_str().unwrap(),
+            bad["commit"].as_str().unwrap()
+        );
+        assert_eq!(c["range"]["compare_url"], compare.as_str());
+        // No CHANGE_AUTHOR on master: the author is git's.
+        assert_eq!(bad["user"], serde_json::Value::Null);
+        assert_eq!(c["range"]["authors"][0], bad["author"]["name"]);
+    }
+    for job in v["jobs"].as_array().unwrap() {
+        let change = &job["total_time_changes"][0];
+        assert_eq!(change["first_build"]["build"], 16, "{job}");
+        assert_eq!(change["unexplained"], false);
+        assert_eq!(
+            change["explained_by"].as_array().unwrap().len(),
+            3,
+            "{change}"
+        );
+    }
+}
+
+/// `analyze --format json` on the shipped sample store (read only), parsed and as text.
+fn sample_report(extra: &[&str]) -> (serde_json::Value, String) {
+    let out = common::bin()
+        .args(["analyze", "--store"])
+        .arg(common::repo().join("examples/sample-store"))
+        .args(["--format", "json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (serde_json::from_str(&text).expect("json report"), text)
 }

@@ -4,6 +4,7 @@ mod common;
 
 mod aggregate;
 mod analyze;
+mod attribution;
 mod concurrency;
 mod dashboard;
 mod metrics;

@@ -5,7 +5,8 @@
 //! duration per build), each with the change point marked by a vertical line and the medians
 //! before and after drawn as horizontal segments on either side of it.
 
-use super::{change, p_value, secs, TOP};
+use super::{change_words, classes, secs, series_name, signed, total_change_words, TOP};
+use crate::analyze::attribution::CommitRange;
 use crate::analyze::report::{BuildRef, Chart, ChartChange, Report};
 use std::fmt::Write;
 
@@ -26,7 +27,7 @@ pub fn html(report: &Report) -> String {
         "h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}",
         "h3{font-size:15px;margin-bottom:4px}",
         "table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}",
-        "td.n{text-align:right;font-variant-numeric:tabular-nums}.meta{color:#666}",
+        "td.n{text-align:right;font-variant-numeric:tabular-nums}td.w{white-space:nowrap}.meta{color:#666}",
         "svg{background:#fcfcfc;border:1px solid #e4e4e4}.series{fill:none;stroke:#3b6fb6;stroke-width:1.3}",
         ".dot{fill:#3b6fb6}.chg{stroke:#c0392b;stroke-dasharray:4 3;stroke-width:1.5}",
         ".before{stroke:#27ae60;stroke-width:2.5}.after{stroke:#c0392b;stroke-width:2.5}",
@@ -35,32 +36,63 @@ pub fn html(report: &Report) -> String {
     ));
     let _ = writeln!(
         out,
-        "<p class=\"meta\">Generated {} · {} job(s) · {} regression(s) · schema {} · method: rank-based change points (see docs/analyze.md)</p>",
+        "<p class=\"meta\">Generated {} · {} (each branch its own series) · {} job series · {} regression(s) · schema {} · method: rank-based change points (see docs/analyze.md)</p>",
         esc(&report.generated_at),
+        esc(&classes(report)),
         report.jobs.len(),
         report.regressions.len(),
         report.schema_version
     );
+    if !report.causes.is_empty() {
+        out.push_str("<h2>Causes: regressions that came in with the same commit</h2>\n<ol>\n");
+        for c in report.causes.iter().take(TOP) {
+            let tests: Vec<String> = c
+                .regressions
+                .iter()
+                .filter_map(|rank| report.regressions.get(rank - 1))
+                .map(|r| {
+                    format!(
+                        "<a href=\"#r{}\">#{}</a> <code>{}</code> {}",
+                        r.rank,
+                        r.rank,
+                        esc(&r.test.to_string()),
+                        signed(r.seconds_added)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "<li><b>{}</b> per build: commits {}, by {}, in {}: {}</li>",
+                signed(c.seconds_added),
+                range_link(&c.range),
+                esc(&if c.range.authors.is_empty() {
+                    "–".to_string()
+                } else {
+                    c.range.authors.join(", ")
+                }),
+                esc(&c.jobs.join(", ")),
+                tests.join(", ")
+            );
+        }
+        out.push_str("</ol>\n");
+    }
     out.push_str("<h2>Regressions, biggest first</h2>\n");
     if report.regressions.is_empty() {
         out.push_str("<p>No regressions found.</p>\n");
     } else {
-        out.push_str("<table><tr><th>#</th><th>+s/build</th><th>Before → after</th><th>Job</th><th>Test</th><th>First build</th><th>Commit</th><th>PR</th><th>Author</th></tr>\n");
+        out.push_str("<table><tr><th>#</th><th>+s/build</th><th>Before → after</th><th>Job</th><th>Test</th><th>First bad build</th><th>Commits (last good..first bad)</th><th>PR</th><th>Author</th></tr>\n");
         for r in report.regressions.iter().take(TOP) {
             let _ = writeln!(
                 out,
-                "<tr><td class=\"n\"><a href=\"#r{}\">{}</a></td><td class=\"n\"><b>+{}</b></td><td>{} → {} ({}, p={})</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"n\"><a href=\"#r{}\">{}</a></td><td class=\"n\"><b>{}</b></td><td class=\"w\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 r.rank,
                 r.rank,
-                secs(r.seconds_added),
-                r.median_before.map_or_else(|| "–".into(), secs),
-                secs(r.median_after),
-                esc(&change(r)),
-                p_value(r.p_value),
-                esc(&r.job),
+                signed(r.seconds_added),
+                esc(&change_words(r)),
+                esc(&series_name(&r.job, &r.branch)),
                 esc(&r.test.to_string()),
                 build_link(&r.first_build),
-                short_commit(&r.first_build),
+                range_link(&r.range),
                 r.first_build.pr.map_or_else(|| "–".into(), |p| format!("#{p}")),
                 esc(r.first_build.author.as_deref().unwrap_or("–")),
             );
@@ -72,11 +104,15 @@ pub fn html(report: &Report) -> String {
     for (j, chart) in report.jobs.iter().zip(&report.charts.jobs) {
         let _ = writeln!(
             out,
-            "<h3>{}</h3><p class=\"meta\">{} builds ({} … {}), {} tests, median total {}, {} regression(s)</p>",
+            "<h3>{} <span class=\"meta\">branch {}, class {}</span></h3><p class=\"meta\">{} builds ({} … {}, {} … {}), {} tests, median total {}, {} regression(s)</p>",
             esc(&j.job),
+            esc(&j.branch),
+            esc(&j.branch_class),
             j.builds,
             j.first_build.build,
             j.last_build.build,
+            esc(&j.first_build.timestamp),
+            esc(&j.last_build.timestamp),
             j.tests,
             secs(j.total_time_median),
             j.regressions
@@ -85,24 +121,9 @@ pub fn html(report: &Report) -> String {
         for c in &j.total_time_changes {
             let _ = writeln!(
                 out,
-                "<p>Total time {} → {} from {} ({} by {}){}</p>",
-                secs(c.median_before),
-                secs(c.median_after),
-                build_link(&c.first_build),
-                esc(c.first_build.commit.as_deref().unwrap_or("–")),
-                esc(c.first_build.author.as_deref().unwrap_or("–")),
-                if c.explained_by.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; same time as {}",
-                        c.explained_by
-                            .iter()
-                            .map(|t| format!("<code>{}</code>", esc(&t.to_string())))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                }
+                "<p>{} — {}</p>",
+                esc(&total_change_words(c, &|t| t.to_string())),
+                build_link(&c.first_build)
             );
         }
     }
@@ -118,16 +139,23 @@ pub fn html(report: &Report) -> String {
     {
         let _ = writeln!(
             out,
-            "<h3 id=\"r{}\">#{} <code>{}</code> <span class=\"meta\">{}</span></h3><p>+{} per build ({} → {}) from {}, commit <code>{}</code>, PR {}, by {}, {}</p>",
+            "<h3 id=\"r{}\">#{} <code>{}</code> <span class=\"meta\">{}</span></h3><p>{} per build ({}) from {}{}, commits {} ({}), PR {}, by {}, {}</p>",
             r.rank,
             r.rank,
             esc(&r.test.to_string()),
-            esc(&r.job),
-            secs(r.seconds_added),
-            r.median_before.map_or_else(|| "–".into(), secs),
-            secs(r.median_after),
+            esc(&series_name(&r.job, &r.branch)),
+            signed(r.seconds_added),
+            esc(&change_words(r)),
             build_link(&r.first_build),
-            esc(r.first_build.commit.as_deref().unwrap_or("–")),
+            r.range
+                .last_good
+                .as_ref()
+                .map_or_else(String::new, |g| format!(" (last good {})", build_link(g))),
+            range_link(&r.range),
+            r.range.last_good.as_ref().map_or_else(
+                || format!("from build {}", r.range.first_bad.build),
+                |g| format!("builds {}..{}", g.build, r.range.first_bad.build)
+            ),
             r.first_build.pr.map_or_else(|| "–".into(), |p| format!("#{p}")),
             esc(r.first_build.author.as_deref().unwrap_or("–")),
             esc(&r.first_build.timestamp),
@@ -217,15 +245,19 @@ pub fn html(report: &Report) -> String {
     out
 }
 
-/// The first 10 characters of the commit, with the whole hash as a tooltip.
-fn short_commit(b: &BuildRef) -> String {
-    match &b.commit {
-        Some(c) => format!(
-            "<code title=\"{}\">{}</code>",
-            esc(c),
-            esc(&c.chars().take(10).collect::<String>())
-        ),
-        None => "–".into(),
+/// The commit range, linked to the repository's compare (or commit) page when known.
+fn range_link(r: &CommitRange) -> String {
+    let Some(range) = &r.range else {
+        return "–".into();
+    };
+    let url = r
+        .compare_url
+        .as_ref()
+        .or(r.commit_url.as_ref())
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+    match url {
+        Some(u) => format!("<a href=\"{}\"><code>{}</code></a>", esc(u), esc(range)),
+        None => format!("<code>{}</code>", esc(range)),
     }
 }
 
@@ -342,13 +374,24 @@ pub fn svg(chart: &Chart, title: &str) -> String {
         after,
     } in &chart.changes
     {
+        if before.is_finite() {
+            let _ = write!(
+                s,
+                "<line class=\"before\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>",
+                x(from),
+                x(at),
+                y(before),
+                y(before)
+            );
+        }
+        let label = if before.is_finite() {
+            format!("{} → {}", secs(before), secs(after))
+        } else {
+            format!("new test, {}", secs(after))
+        };
         let _ = write!(
             s,
-            "<line class=\"before\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/><line class=\"after\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/><line class=\"chg\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{TOP_PAD}\" y2=\"{:.1}\"/><text x=\"{:.1}\" y=\"{:.1}\">build {} · {} → {}</text>",
-            x(from),
-            x(at),
-            y(before),
-            y(before),
+            "<line class=\"after\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/><line class=\"chg\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{TOP_PAD}\" y2=\"{:.1}\"/><text x=\"{:.1}\" y=\"{:.1}\">build {} · {}</text>",
             x(at),
             x(to),
             y(after),
@@ -359,18 +402,41 @@ pub fn svg(chart: &Chart, title: &str) -> String {
             (x(at) + 4.0).min(W - 200.0),
             TOP_PAD + 12.0,
             chart.builds.get(at).copied().unwrap_or_default(),
-            secs(before),
-            secs(after)
+            label
         );
     }
-    if let (Some(first), Some(last)) = (chart.builds.first(), chart.builds.last()) {
-        let _ = write!(
-            s,
-            "<text x=\"{LEFT}\" y=\"{:.1}\">build {first}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">build {last}</text>",
-            H - 10.0,
-            W - RIGHT,
-            H - 10.0
-        );
+    // The x-axis: up to 5 ticks, each with its build number and date.
+    if n > 0 {
+        let ticks = 5.min(n);
+        let mut last_tick = usize::MAX;
+        for k in 0..ticks {
+            let i = if ticks > 1 {
+                k * (n - 1) / (ticks - 1)
+            } else {
+                0
+            };
+            if i == last_tick {
+                continue;
+            }
+            last_tick = i;
+            let anchor = match (k, ticks) {
+                (0, _) => "start",
+                (k, t) if k + 1 == t => "end",
+                _ => "middle",
+            };
+            let _ = write!(
+                s,
+                "<line class=\"axis\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">#{} · {}</text>",
+                x(i),
+                x(i),
+                TOP_PAD + ph,
+                TOP_PAD + ph + 4.0,
+                x(i),
+                H - 10.0,
+                chart.builds.get(i).copied().unwrap_or_default(),
+                esc(chart.dates.get(i).map_or("", String::as_str))
+            );
+        }
     }
     s.push_str("</svg>\n");
     s
@@ -384,6 +450,9 @@ mod tests {
     fn svg_marks_change_and_breaks_on_gaps() {
         let chart = Chart {
             builds: vec![10, 11, 12, 13],
+            dates: ["2026-11-18", "2026-11-18", "2026-11-19", "2026-11-20"]
+                .map(String::from)
+                .to_vec(),
             values: vec![1.0, f64::NAN, 2.0, 2.0],
             changes: vec![ChartChange {
                 from: 0,
@@ -402,6 +471,26 @@ mod tests {
                 && s.contains("class=\"after\"")
         );
         assert!(s.contains("build 12 · 1.00s → 2.00s"));
+        assert!(
+            s.contains("#10 · 2026-11-18") && s.contains("#13 · 2026-11-20"),
+            "{s}"
+        );
+        // A new test: no line before it.
+        let new = Chart {
+            changes: vec![ChartChange {
+                from: 2,
+                at: 2,
+                to: 3,
+                before: f64::NAN,
+                after: 2.0,
+            }],
+            ..chart
+        };
+        let s = svg(&new, "new");
+        assert!(
+            !s.contains("class=\"before\"") && s.contains("new test, 2.00s"),
+            "{s}"
+        );
         assert_eq!(esc("<&\"'>"), "&lt;&amp;&quot;&#39;&gt;");
     }
 }

@@ -3,7 +3,8 @@
 
 pub mod html;
 
-use super::report::{BuildRef, Kind, Regression, Report};
+use super::attribution::{Cause, CommitRange};
+use super::report::{BuildRef, JobReport, Kind, Regression, Report, TotalChange};
 use std::fmt::Write;
 
 pub use html::html;
@@ -20,6 +21,8 @@ pub fn json(report: &Report) -> String {
 
 /// Seconds for people: `0.042s`, `1.50s`, `2m05s`.
 pub fn secs(s: f64) -> String {
+    // No negative zero: a rounded −0.0004 is "0.000s".
+    let s = if s.abs() < 0.0005 { 0.0 } else { s };
     if !s.is_finite() {
         "-".into()
     } else if s.abs() >= 120.0 {
@@ -42,6 +45,101 @@ pub fn change(r: &Regression) -> String {
     }
 }
 
+/// Before → after in words: `2.00s → 5.00s, 150% slower (p 1.2e-5)`, or `new test, 3.00s`.
+pub fn change_words(r: &Regression) -> String {
+    match (r.kind, r.median_before, r.relative_change) {
+        (Kind::NewTest, _, _) => format!("new test, {} per build", secs(r.median_after)),
+        (_, Some(before), Some(rel)) => format!(
+            "{} → {}, {:.0}% slower (p {})",
+            secs(before),
+            secs(r.median_after),
+            rel * 100.0,
+            p_value(r.p_value)
+        ),
+        (_, before, _) => format!(
+            "{} → {} (p {})",
+            before.map_or_else(|| "0".into(), secs),
+            secs(r.median_after),
+            p_value(r.p_value)
+        ),
+    }
+}
+
+/// `job` for master-like series, `job [branch]` otherwise, so PR series read apart.
+pub fn series_name(job: &str, branch: &str) -> String {
+    if branch == "master" || branch == "main" {
+        job.to_string()
+    } else {
+        format!("{job} [{branch}]")
+    }
+}
+
+/// What was analysed: `branch class master` or `branch classes master, pr`.
+pub fn classes(report: &Report) -> String {
+    match report.branch_classes.len() {
+        0 => "no branch".into(),
+        1 => format!("branch class {}", report.branch_classes[0]),
+        _ => format!("branch classes {}", report.branch_classes.join(", ")),
+    }
+}
+
+/// One line on a job's total-time change: where it begins and which regressions make it up.
+pub fn total_change_words(c: &TotalChange, test: &dyn Fn(&str) -> String) -> String {
+    let mut out = format!(
+        "total time {} → {} ({}) from build {} ({})",
+        secs(c.median_before),
+        secs(c.median_after),
+        signed(c.seconds_added),
+        c.first_build.build,
+        date(&c.first_build),
+    );
+    if c.unexplained {
+        if c.seconds_added > 0.0 {
+            out.push_str(
+                ": no single test explains it (many small changes, or tests added or removed)",
+            );
+        }
+    } else {
+        let parts: Vec<String> = c
+            .explained_by
+            .iter()
+            .map(|e| {
+                let what = if e.kind == Kind::NewTest { "new " } else { "" };
+                format!(
+                    "{what}{} {} from #{}",
+                    test(&e.test.to_string()),
+                    signed(e.seconds_added),
+                    e.first_build
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            ": explained by {} ({} of {})",
+            parts.join(", "),
+            signed(c.explained_seconds),
+            signed(c.seconds_added)
+        );
+    }
+    out
+}
+
+/// The commit range in plain text: `a1b2c3d4e5..f6a7b8c9d0 (builds 15..16)`.
+pub fn range_text(r: &CommitRange) -> String {
+    let builds = match &r.last_good {
+        Some(g) => format!("builds {}..{}", g.build, r.first_bad.build),
+        None => format!("from build {}", r.first_bad.build),
+    };
+    match &r.range {
+        Some(range) => format!("{range} ({builds})"),
+        None => builds,
+    }
+}
+
+fn job_line(j: &JobReport) -> String {
+    format!("{} (branch {}, class {})", j.job, j.branch, j.branch_class)
+}
+
 /// A p-value in a few characters.
 pub fn p_value(p: Option<f64>) -> String {
     match p {
@@ -51,19 +149,16 @@ pub fn p_value(p: Option<f64>) -> String {
     }
 }
 
-fn short_commit(b: &BuildRef) -> String {
-    b.commit
-        .as_deref()
-        .map(|c| c.chars().take(10).collect())
-        .unwrap_or_else(|| "-".into())
-}
-
 fn or_dash<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-fn date(b: &BuildRef) -> &str {
-    b.timestamp.get(..16).unwrap_or(&b.timestamp)
+/// The build's time to the second, `2026-11-18 06:07:00`.
+fn date(b: &BuildRef) -> String {
+    b.timestamp
+        .get(..19)
+        .unwrap_or(&b.timestamp)
+        .replace('T', " ")
 }
 
 /// Aligned columns; the last column is not padded.
@@ -110,12 +205,15 @@ fn ellipsize(s: &str, max: usize) -> String {
 
 /// The terminal table.
 pub fn table(report: &Report) -> String {
-    let mut out = String::new();
+    let mut out = format!(
+        "Analysed {} (each branch its own series).\n",
+        classes(report)
+    );
     for j in &report.jobs {
         let _ = writeln!(
             out,
             "{}: {} builds ({} … {}), {} tests, total test time {} (median), {} regression(s) adding {}/build",
-            j.job,
+            job_line(j),
             j.builds,
             j.first_build.build,
             j.last_build.build,
@@ -125,20 +223,17 @@ pub fn table(report: &Report) -> String {
             secs(j.seconds_added)
         );
         for c in &j.total_time_changes {
-            let _ = writeln!(
-                out,
-                "  total time {} → {} ({}) from build {} ({}, {} by {})",
-                secs(c.median_before),
-                secs(c.median_after),
-                signed(c.seconds_added),
-                c.first_build.build,
-                date(&c.first_build),
-                short_commit(&c.first_build),
-                or_dash(&c.first_build.author)
-            );
+            let _ = writeln!(out, "  {}", total_change_words(c, &|t| t.to_string()));
         }
     }
     out.push('\n');
+    if !report.causes.is_empty() {
+        out.push_str("Causes, biggest first (regressions that came in with the same commit):\n");
+        for c in report.causes.iter().take(TOP) {
+            let _ = writeln!(out, "{}", cause_line(c, report));
+        }
+        out.push('\n');
+    }
     if report.regressions.is_empty() {
         out.push_str("No regressions found.\n");
     } else {
@@ -152,9 +247,9 @@ pub fn table(report: &Report) -> String {
             "P",
             "JOB",
             "TEST",
-            "FIRST BUILD",
+            "FIRST BAD BUILD",
             "DATE",
-            "COMMIT",
+            "COMMITS (LAST GOOD..FIRST BAD)",
             "PR",
             "AUTHOR",
         ]
@@ -167,12 +262,16 @@ pub fn table(report: &Report) -> String {
                 r.median_before.map_or_else(|| "-".into(), secs),
                 secs(r.median_after),
                 change(r),
-                p_value(r.p_value),
-                ellipsize(&r.job, 30),
+                if r.kind == Kind::NewTest {
+                    "new test".into()
+                } else {
+                    p_value(r.p_value)
+                },
+                ellipsize(&series_name(&r.job, &r.branch), 30),
                 ellipsize(&r.test.to_string(), 60),
                 r.first_build.build.to_string(),
-                date(&r.first_build).to_string(),
-                short_commit(&r.first_build),
+                date(&r.first_build),
+                r.range.range.clone().unwrap_or_else(|| "-".into()),
                 or_dash(&r.first_build.pr),
                 or_dash(&r.first_build.author),
             ]);
@@ -197,7 +296,9 @@ pub fn table(report: &Report) -> String {
     out
 }
 
-fn signed(s: f64) -> String {
+/// `+1.50s`, `-0.20s`; never `-0.000s`.
+pub fn signed(s: f64) -> String {
+    let s = if s.abs() < 0.0005 { 0.0 } else { s };
     if s >= 0.0 {
         format!("+{}", secs(s))
     } else {
@@ -207,12 +308,17 @@ fn signed(s: f64) -> String {
 
 /// Markdown for a PR comment or an email.
 pub fn markdown(report: &Report) -> String {
-    let mut out = String::from("## Unit-test slowdowns\n\n");
+    let mut out = format!(
+        "## Unit-test slowdowns\n\nAnalysed {}; each branch is its own series.\n\n",
+        classes(report)
+    );
     for j in &report.jobs {
         let _ = writeln!(
             out,
-            "- **{}**: {} builds ({} … {}), total test time {} (median), {} regression(s) adding **{}** per build",
+            "- **{}** (branch `{}`, class {}): {} builds ({} … {}), total test time {} (median), {} regression(s) adding **{}** per build",
             md(&j.job),
+            j.branch.replace('`', "'"),
+            md(&j.branch_class),
             j.builds,
             j.first_build.build,
             j.last_build.build,
@@ -223,34 +329,35 @@ pub fn markdown(report: &Report) -> String {
         for c in &j.total_time_changes {
             let _ = writeln!(
                 out,
-                "  - total time {} → {} ({}) from {}",
-                secs(c.median_before),
-                secs(c.median_after),
-                signed(c.seconds_added),
-                build_link(&c.first_build)
+                "  - {}",
+                total_change_words(c, &|t| format!("`{}`", t.replace('`', "'")))
             );
         }
     }
     out.push('\n');
+    if !report.causes.is_empty() {
+        out.push_str("### Causes (regressions that came in with the same commit)\n\n");
+        for c in report.causes.iter().take(TOP) {
+            let _ = writeln!(out, "{}", cause_markdown(c, report));
+        }
+        out.push('\n');
+    }
     if report.regressions.is_empty() {
         out.push_str("No regressions found.\n");
     } else {
-        out.push_str("| # | Seconds added per build | Before → after | Job | Test | First build | Commit | PR | Author |\n");
+        out.push_str("### Regressions\n\n| # | Seconds added per build | Before → after | Job | Test | First bad build | Commits (last good..first bad) | PR | Author |\n");
         out.push_str("|--:|--:|--|--|--|--|--|--|--|\n");
         for r in report.regressions.iter().take(TOP) {
             let _ = writeln!(
                 out,
-                "| {} | **{}** | {} → {} ({}, p={}) | {} | `{}` | {} | `{}` | {} | {} |",
+                "| {} | **{}** | {} | {} | `{}` | {} | {} | {} | {} |",
                 r.rank,
                 signed(r.seconds_added),
-                r.median_before.map_or_else(|| "–".into(), secs),
-                secs(r.median_after),
-                change(r),
-                p_value(r.p_value),
-                md(&r.job),
+                change_words(r),
+                md(&series_name(&r.job, &r.branch)),
                 r.test.to_string().replace('`', "'"),
                 build_link(&r.first_build),
-                short_commit(&r.first_build),
+                range_markdown(&r.range),
                 r.first_build
                     .pr
                     .map_or_else(|| "–".into(), |p| format!("#{p}")),
@@ -341,6 +448,77 @@ pub fn markdown(report: &Report) -> String {
         out.push_str("\n</details>\n");
     }
     out
+}
+
+/// The range as Markdown: `` [`a..b`](compare) `` or the bare range.
+fn range_markdown(r: &CommitRange) -> String {
+    match (&r.range, &r.compare_url, &r.commit_url) {
+        (Some(range), Some(url), _) | (Some(range), None, Some(url)) => {
+            format!("[`{range}`]({})", url.replace(')', "%29"))
+        }
+        (Some(range), None, None) => format!("`{range}`"),
+        _ => "–".into(),
+    }
+}
+
+/// Which regressions a cause groups, as `#1 test (job)`.
+fn cause_parts(c: &Cause, report: &Report, code: bool) -> Vec<String> {
+    c.regressions
+        .iter()
+        .filter_map(|rank| report.regressions.get(rank - 1))
+        .map(|r| {
+            let test = if code {
+                format!("`{}`", r.test.to_string().replace('`', "'"))
+            } else {
+                r.test.to_string()
+            };
+            format!("#{} {test} {}", r.rank, signed(r.seconds_added))
+        })
+        .collect()
+}
+
+fn cause_line(c: &Cause, report: &Report) -> String {
+    format!(
+        "{}. {} {}/build in {} job(s): {}; by {}; {}",
+        c.rank,
+        range_text(&c.range),
+        signed(c.seconds_added),
+        c.jobs.len(),
+        c.jobs.join(", "),
+        if c.range.authors.is_empty() {
+            "-".into()
+        } else {
+            c.range.authors.join(", ")
+        },
+        cause_parts(c, report, false).join(", ")
+    )
+}
+
+fn cause_markdown(c: &Cause, report: &Report) -> String {
+    let builds = match &c.range.last_good {
+        Some(g) => format!(
+            "after {}, from {}",
+            build_link(g),
+            build_link(&c.range.first_bad)
+        ),
+        None => format!("from {}", build_link(&c.range.first_bad)),
+    };
+    format!(
+        "{}. **{}** per build: commits {} ({builds}{}), by {}, in {}: {}",
+        c.rank,
+        signed(c.seconds_added),
+        range_markdown(&c.range),
+        c.range
+            .commits
+            .map_or_else(String::new, |n| format!(", {n} commit(s)")),
+        md(&if c.range.authors.is_empty() {
+            "–".to_string()
+        } else {
+            c.range.authors.join(", ")
+        }),
+        c.jobs.iter().map(|j| md(j)).collect::<Vec<_>>().join(", "),
+        cause_parts(c, report, true).join(", ")
+    )
 }
 
 /// `[#123](url)` or `#123`.
