@@ -75,12 +75,15 @@ cat >"$WORK/s3.json" <<JSON
 }
 JSON
 
+# Each bucket is a collection that takes 7 volumes at its first write, and the tests make many
+# buckets: allow many small volumes (files are sparse). No Iceberg or Lance listeners: their fixed
+# ports would collide with another run on the same machine.
 log "starting SeaweedFS (S3 on 127.0.0.1:$S3PORT)"
 mkdir -p "$WORK/weed"
 "$VENV/bin/weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$WORK/weed" \
   -master.port="$MPORT" -volume.port="$VPORT" -filer.port="$FPORT" \
   -master.telemetry=false -master.telemetry.url=http://127.0.0.1:9/ \
-  -master.volumeSizeLimitMB=64 -volume.max=32 \
+  -master.volumeSizeLimitMB=32 -volume.max=400 \
   -s3 -s3.port="$S3PORT" -s3.config="$WORK/s3.json" -metricsPort=0 \
   -s3.port.iceberg=0 -s3.port.lance=0 \
   >"$WORK/weed.log" 2>&1 &

@@ -163,8 +163,10 @@ pub struct Outcome {
     pub dry_run: bool,
     /// `{job}/{encoded branch}/{build}/`, relative to the store.
     pub build_prefix: String,
-    /// Every key written, result files first (by name), `context.json` last.
+    /// Every key of the build written, result files first (by name), `context.json` last.
     pub keys: Vec<String>,
+    /// The build's marker in the arrivals index, written after `context.json`.
+    pub arrival: String,
     /// The `context.json` written, manifest included.
     pub context: Context,
 }
@@ -337,12 +339,12 @@ pub async fn upload(
     }
     let mut keys: Vec<String> = context.files.iter().map(|f| build.key(&f.name)).collect();
     keys.push(context_key);
-    keys.push(arrival_key);
     Ok(Outcome {
         store: store.describe(),
         dry_run,
         build_prefix: build.prefix(),
         keys,
+        arrival: arrival_key,
         context,
     })
 }

@@ -70,8 +70,24 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Every file under `root`, relative, with `/` separators, sorted.
+/// Every file under `root` but the arrivals index, relative, with `/` separators, sorted.
 fn tree(root: &Path) -> Vec<String> {
+    let mut all = tree_all(root);
+    all.retain(|k| !k.starts_with(ci_test_metrics::arrivals::ARRIVALS_PREFIX));
+    all
+}
+
+/// The builds named in a local store's arrivals index.
+fn arrivals(root: &Path) -> Vec<String> {
+    tree_all(root)
+        .iter()
+        .filter_map(|k| ci_test_metrics::arrivals::parse(k))
+        .map(|(_, id)| id.to_string())
+        .collect()
+}
+
+/// Every file under `root`, relative, with `/` separators, sorted.
+fn tree_all(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -153,6 +169,11 @@ fn jenkins_build_to_a_local_directory() {
     let mut want: Vec<String> = names.iter().map(|n| format!("{prefix}{n}")).collect();
     want.insert(0, format!("{prefix}context.json"));
     assert_eq!(tree(&store), want);
+    assert_eq!(
+        arrivals(&store),
+        ["mxnet-validation/unix-cpu/PR-16336/7"],
+        "one arrival marker, after context.json"
+    );
     for n in names {
         assert_eq!(
             std::fs::read(store.join(prefix).join(n)).unwrap(),
@@ -437,7 +458,9 @@ fn crafted_names_cannot_escape() {
     let all = tree(&outside);
     for path in &all {
         assert!(
-            path.starts_with("store/mxnet-validation/unix-cpu/") || path.starts_with("files/"),
+            path.starts_with("store/mxnet-validation/unix-cpu/")
+                || path.starts_with("store/_ci-test-metrics-arrivals/")
+                || path.starts_with("files/"),
             "{path}"
         );
     }
@@ -497,7 +520,12 @@ async fn write_only_credentials_suffice() {
         .send()
         .await
         .unwrap();
-    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    let (arrival, keys): (Vec<&str>, Vec<&str>) = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .partition(|k| k.starts_with(ci_test_metrics::arrivals::ARRIVALS_PREFIX));
+    assert_eq!(arrival.len(), 1, "the PutObject-only identity writes the arrival marker");
     let prefix = "mxnet-validation/unix-cpu/PR-16336/7/";
     let names = [
         "nosetests_train.xml",
@@ -550,8 +578,12 @@ async fn write_only_credentials_suffice() {
         .await
         .unwrap();
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(
+        keys[0].starts_with("team-a/_ci-test-metrics-arrivals/"),
+        "the arrival marker lies under the store's prefix: {keys:?}"
+    );
     assert_eq!(
-        keys,
+        keys[1..],
         [
             format!("team-a/{prefix}context.json"),
             format!("team-a/{prefix}nosetests_train.xml")
