@@ -4,7 +4,9 @@
 //! the baseline branch's recent runs (the last `baseline_builds` builds of the same job) on the log
 //! scale, where CI durations are roughly normal and a slowdown is a ratio:
 //!
-//! - baseline: mean `m` and standard deviation `s` of `n` log durations (`s` is floored at
+//! - baseline: the runs since the test's last change point within the window (rank-based, as
+//!   in [`super::changepoint`]; all of them when there is none), their mean `m` and standard
+//!   deviation `s` of `n` log durations (`s` is floored at
 //!   [`MIN_LOG_SD`], so a test whose timer always says 0.010 s does not alarm on 0.011 s);
 //! - PR: mean `y` of its `k` log durations;
 //! - under "no change", `(y − m) / (s·√(1/k + 1/n))` follows Student's t with `n − 1` degrees of
@@ -25,7 +27,7 @@
 //! is at least `1 + min_shift` and its median is at least `min_seconds` slower. Effect sizes are
 //! reported as the ratio, the seconds added and the standardised difference `(y − m) / s`.
 
-use super::changepoint::median;
+use super::changepoint::{self, median};
 use super::series::{JobSeries, TestId};
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -167,7 +169,7 @@ pub fn gate(
         let base: HashMap<&TestId, Vec<f64>> = b
             .tests
             .iter()
-            .map(|t| (&t.id, known(&t.values[b_from..])))
+            .map(|t| (&t.id, latest_level(known(&t.values[b_from..]), o)))
             .collect();
         for t in &p.tests {
             let y = known(&t.values[p_from..]);
@@ -204,6 +206,19 @@ pub fn gate(
     });
     report.slower = report.compared.iter().filter(|c| c.slower).count();
     report
+}
+
+/// The baseline runs since the test's last change point (when that leaves enough of them): a
+/// master that got slower (or faster) within the window is compared at its current level.
+fn latest_level(x: Vec<f64>, o: &GateOptions) -> Vec<f64> {
+    let params = changepoint::Params {
+        min_segment: o.min_baseline_runs.max(2),
+        ..changepoint::Params::default()
+    };
+    match changepoint::detect(&x, &params).last() {
+        Some(c) if x.len() - c.index >= o.min_baseline_runs => x[c.index..].to_vec(),
+        _ => x,
+    }
 }
 
 fn known(v: &[f64]) -> Vec<f64> {
@@ -394,7 +409,7 @@ pub fn markdown(r: &GateReport) -> String {
     }
     let _ = writeln!(
         out,
-        "\n<sub>Each test's PR runs against its last {} baseline runs: one-sided t-test on log durations (prediction interval for the mean of the PR runs), p-values adjusted by Benjamini–Hochberg. Made by `ci-test-metrics analyze --baseline`.</sub>",
+        "\n<sub>Each test's PR runs against its baseline runs (the last {}, since its last change point): one-sided t-test on log durations (prediction interval for the mean of the PR runs), p-values adjusted by Benjamini–Hochberg. Made by `ci-test-metrics analyze --baseline`.</sub>",
         o.baseline_builds
     );
     out
@@ -435,6 +450,17 @@ mod tests {
             classname: "c".into(),
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn baseline_is_its_latest_level() {
+        let o = GateOptions::default();
+        let step: Vec<f64> = (0..30)
+            .map(|i| if i < 18 { 2.0 } else { 5.0 } * (1.0 + 0.01 * (i % 3) as f64))
+            .collect();
+        assert_eq!(latest_level(step.clone(), &o), step[18..].to_vec());
+        let flat: Vec<f64> = (0..30).map(|i| 2.0 + 0.01 * (i % 5) as f64).collect();
+        assert_eq!(latest_level(flat.clone(), &o), flat);
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //! ```text
 //! load (async: summaries from a store, raw XML where a summary is missing)
 //!   └▶ select (job, branch class, last N builds)
-//!        └▶ series (per-test durations by build time)
-//!             └▶ changepoint (rank-based binary segmentation)
-//!                  └▶ report (regressions, new/removed/flaky tests, drifts; ranked)
-//!                       └▶ render (table, Markdown, JSON, HTML with SVG charts)
+//!        └▶ series (per-test durations by build time, one series per job and branch)
+//!             ├▶ changepoint (rank-based binary segmentation)
+//!             │    └▶ report (regressions, new/removed/flaky tests, drifts; ranked)
+//!             │         ├▶ attribution (commit ranges, links, causes grouped by commit)
+//!             │         ├▶ total (the job's total time, explained by its regressions)
+//!             │         └▶ render (table, Markdown, JSON, HTML with SVG charts)
+//!             └▶ gate (a PR's builds against the baseline's recent runs; Markdown comment)
 //! ```
 //!
 //! Everything but [`load`] is pure and synchronous. The method is described in `docs/analyze.md`;
@@ -20,6 +23,7 @@ pub mod render;
 pub mod report;
 pub mod series;
 pub mod synth;
+pub mod total;
 
 pub use report::{analyze, Options, Report};
 

@@ -612,6 +612,15 @@ fn sample_store_causes_are_grouped_by_commit() {
         assert_eq!(bad["user"], serde_json::Value::Null);
         assert_eq!(c["range"]["authors"][0], bad["author"]["name"]);
     }
+    // --repo-url wins over the recorded GIT_URL, in every range and cause.
+    let (gitlab, _) = sample_report(&["--repo-url", "git@gitlab.example.com:ml/mxnet.git"]);
+    let url = gitlab["causes"][0]["range"]["compare_url"]
+        .as_str()
+        .unwrap();
+    assert!(
+        url.starts_with("https://gitlab.example.com/ml/mxnet/-/compare/"),
+        "{url}"
+    );
     for job in v["jobs"].as_array().unwrap() {
         let change = &job["total_time_changes"][0];
         assert_eq!(change["first_build"]["build"], 16, "{job}");
