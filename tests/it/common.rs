@@ -20,6 +20,25 @@ pub fn bin() -> Command {
         .env_remove("MXNET_CI_UNITTEST_ARTIFACT_BUCKET")
         .env_remove("CI_TEST_METRICS_STORE")
         .env("NO_COLOR", "1");
+    // Run on a Jenkins agent, the tests must not pick up that build's identity.
+    for var in [
+        "JOB_NAME",
+        "BRANCH_NAME",
+        "BUILD_NUMBER",
+        "BUILD_URL",
+        "NODE_NAME",
+        "GIT_COMMIT",
+        "GIT_BRANCH",
+        "GIT_URL",
+        "CHANGE_ID",
+        "CHANGE_BRANCH",
+        "CHANGE_TARGET",
+        "CHANGE_AUTHOR",
+        "CHANGE_AUTHOR_DISPLAY_NAME",
+        "CHANGE_AUTHOR_EMAIL",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
