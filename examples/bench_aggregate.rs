@@ -9,6 +9,8 @@
 //! Peak RSS is the process's high-water mark (VmHWM), so the local run's figure is read before
 //! the S3 run starts.
 
+#[path = "support/s3.rs"]
+mod support;
 use bytes::Bytes;
 use ci_test_metrics::aggregate::ledger::Destination;
 use ci_test_metrics::aggregate::{self, branches::BranchRules, Mode, OldBuilds, Options};
@@ -17,6 +19,7 @@ use ci_test_metrics::store::Store;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
+use support::create_bucket;
 
 fn main() {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
@@ -169,20 +172,6 @@ fn generate(root: &Path, builds: usize, files: usize, tests: usize) -> usize {
         std::fs::write(dir.join("context.json"), context).expect("write");
     }
     total
-}
-
-async fn create_bucket(bucket: &str) {
-    let conf = ci_test_metrics::aws::load().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("create bucket");
 }
 
 /// Copies a local store into another store, a few objects at a time.

@@ -9,6 +9,8 @@
 //! file, context.json, arrival marker (spread over the last 30 days) and `done` marker. The new
 //! builds go through the real upload code. Each measured run publishes to an EMF file.
 
+#[path = "support/s3.rs"]
+mod support;
 use bytes::Bytes;
 use ci_test_metrics::aggregate::ledger::Destination;
 use ci_test_metrics::aggregate::{self, branches::BranchRules, Mode, OldBuilds, Options};
@@ -19,6 +21,7 @@ use ci_test_metrics::metrics::{encode::EncodeOptions, Sink};
 use ci_test_metrics::store::Store;
 use futures::StreamExt;
 use std::time::{Duration, Instant};
+use support::create_bucket;
 
 const NEW: u64 = 5;
 const XML: &str = r#"<testsuite name="s"><testcase classname="c" name="a" time="0.5"/><testcase classname="c" name="b" time="1.5"/></testsuite>"#;
@@ -216,18 +219,4 @@ async fn upload_new(store: &Store, tmp: &std::path::Path, first: u64) {
             .await
             .expect("upload");
     }
-}
-
-async fn create_bucket(bucket: &str) {
-    let conf = ci_test_metrics::aws::load().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("create bucket");
 }

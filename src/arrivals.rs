@@ -78,19 +78,7 @@ pub fn parse(key: &str) -> Option<(OffsetDateTime, BuildId)> {
         num(millis)? as u16,
     )
     .ok()?;
-    let (job_branch, build) = build_key.rsplit_once('/')?;
-    let (job, branch) = job_branch.rsplit_once('/')?;
-    if job.is_empty() || branch.is_empty() {
-        return None;
-    }
-    let id = BuildId {
-        job: job.into(),
-        branch: branch.into(),
-        build: build
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| build.parse().ok())??,
-    };
+    let id = BuildId::from_path(build_key).ok()?;
     Some((date.with_time(clock).assume_utc(), id))
 }
 

@@ -65,6 +65,19 @@ impl BuildId {
     pub fn key(&self, file: &str) -> String {
         format!("{}{}", self.prefix(), file)
     }
+
+    /// Reads `{job}/{branch}/{build}` (as [`BuildId`] displays), from the right, with the same
+    /// checks as [`parse_key`].
+    pub fn from_path(path: &str) -> Result<BuildId, LayoutError> {
+        let key = format!("{path}/{CONTEXT_FILE}");
+        parse_key(&key).map(|(id, _)| id).map_err(|e| match e {
+            LayoutError::Invalid { what, reason, .. } => LayoutError::Invalid {
+                what,
+                value: path.to_string(),
+                reason,
+            },
+        })
+    }
 }
 
 impl std::fmt::Display for BuildId {
@@ -94,9 +107,11 @@ pub fn parse_key(key: &str) -> Result<(BuildId, &str), LayoutError> {
         .next()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid("no job"))?;
-    let build = build
-        .parse::<u64>()
-        .map_err(|_| invalid("build is not a number"))?;
+    // Digits only: `+5` or ` 5` would name build 5 but not its key.
+    let build = Some(build)
+        .filter(|b| b.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|b| b.parse::<u64>().ok())
+        .ok_or_else(|| invalid("build is not a number"))?;
     Ok((
         BuildId {
             job: job.to_string(),

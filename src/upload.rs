@@ -141,9 +141,7 @@ impl UploadError {
             UploadError::Failed { .. }
             | UploadError::Store(_)
             | UploadError::TimedOut { .. }
-            | UploadError::Arrival { .. } => {
-                exit::PUBLISH
-            }
+            | UploadError::Arrival { .. } => exit::PUBLISH,
         }
     }
 }

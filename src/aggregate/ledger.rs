@@ -132,17 +132,7 @@ fn build_path(build: &BuildId) -> String {
 
 /// The build a ledger key names, below `prefix` (`{job}/{branch}/{build}`).
 pub fn parse_build_key(prefix: &str, key: &str) -> Option<BuildId> {
-    let rest = key.strip_prefix(prefix)?;
-    let (job_branch, build) = rest.rsplit_once('/')?;
-    let (job, branch) = job_branch.rsplit_once('/')?;
-    if job.is_empty() || !build.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(BuildId {
-        job: job.into(),
-        branch: branch.into(),
-        build: build.parse().ok()?,
-    })
+    BuildId::from_path(key.strip_prefix(prefix)?).ok()
 }
 
 /// Prefix of the first version's `done` markers (no destination).

@@ -54,6 +54,14 @@ fn conditional_conflict(status: Option<u16>, code: Option<&str>) -> bool {
     matches!(status, Some(409)) || matches!(code, Some("ConditionalRequestConflict"))
 }
 
+/// `Ok(None)` for "no such key", the error otherwise.
+fn missing_is_none<T>(e: StoreError) -> Result<Option<T>, StoreError> {
+    match e {
+        StoreError::NotFound { .. } => Ok(None),
+        e => Err(e),
+    }
+}
+
 fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<time::OffsetDateTime> {
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
 }
@@ -514,10 +522,7 @@ impl S3Store {
                 last_modified: to_time(out.last_modified()),
                 size: out.content_length().unwrap_or(0).max(0) as u64,
             })),
-            Err(e) => match self.error(key, e) {
-                StoreError::NotFound { .. } => Ok(None),
-                e => Err(e),
-            },
+            Err(e) => missing_is_none(self.error(key, e)),
         }
     }
 
@@ -537,10 +542,7 @@ impl S3Store {
             .await
         {
             Ok(out) => Ok(Some(out)),
-            Err(e) => match self.error(key, e) {
-                StoreError::NotFound { .. } => Ok(None),
-                e => Err(e),
-            },
+            Err(e) => missing_is_none(self.error(key, e)),
         }
     }
 

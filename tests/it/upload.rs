@@ -525,7 +525,11 @@ async fn write_only_credentials_suffice() {
         .iter()
         .filter_map(|o| o.key())
         .partition(|k| k.starts_with(ci_test_metrics::arrivals::ARRIVALS_PREFIX));
-    assert_eq!(arrival.len(), 1, "the PutObject-only identity writes the arrival marker");
+    assert_eq!(
+        arrival.len(),
+        1,
+        "the PutObject-only identity writes the arrival marker"
+    );
     let prefix = "mxnet-validation/unix-cpu/PR-16336/7/";
     let names = [
         "nosetests_train.xml",

@@ -281,7 +281,14 @@ async fn store_errors_are_one_line_with_a_hint() {
             .env("AWS_ACCESS_KEY_ID", id)
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_MAX_ATTEMPTS", "1")
-            .args(["aggregate", "--dry-run", "--full", "--settle", "0", "--store"])
+            .args([
+                "aggregate",
+                "--dry-run",
+                "--full",
+                "--settle",
+                "0",
+                "--store",
+            ])
             .arg(format!("s3://{bucket}")));
         assert_ne!(out.status.code(), Some(0));
         let err = stderr(&out);
