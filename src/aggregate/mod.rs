@@ -417,7 +417,7 @@ impl Outcome {
     fn add(&mut self, id: BuildId, verdict: BuildVerdict, progress: &dyn Progress) {
         match verdict {
             BuildVerdict::Done(mut build) => {
-                if build.published {
+                if build.published && !build.recovered {
                     self.datums += build.datums;
                     self.requests += build.requests;
                     self.metrics.append(&mut build.metrics);
