@@ -24,6 +24,8 @@ pub mod context;
 pub mod dashboard;
 pub mod error;
 pub mod junit;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod layout;
 pub mod metrics;
 pub mod store;
