@@ -90,17 +90,18 @@ STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 cp "$BIN" "$STAGE/bootstrap"
 chmod 755 "$STAGE/bootstrap"
+LEVEL=-9; [ "$PROFILE" = debug ] && LEVEL=-1   # a debug binary is large; tests want it fast
 if command -v zip >/dev/null; then
-  (cd "$STAGE" && zip -q -9 -X bootstrap.zip bootstrap)
+  (cd "$STAGE" && zip -q "$LEVEL" -X bootstrap.zip bootstrap)
 else
-  python3 - "$STAGE" <<'PY'
+  python3 - "$STAGE" "${LEVEL#-}" <<'PY'
 import os, sys, zipfile
 stage = sys.argv[1]
 info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
 info.external_attr = (0o100755 << 16)
 info.compress_type = zipfile.ZIP_DEFLATED
 with open(os.path.join(stage, "bootstrap"), "rb") as f, zipfile.ZipFile(os.path.join(stage, "bootstrap.zip"), "w") as z:
-    z.writestr(info, f.read(), compresslevel=9)
+    z.writestr(info, f.read(), compresslevel=int(sys.argv[2]))
 PY
 fi
 mv "$STAGE/bootstrap.zip" "$OUT"
