@@ -10,7 +10,8 @@
 //! the S3 run starts.
 
 use bytes::Bytes;
-use ci_test_metrics::aggregate::{self, branches::BranchRules, OldBuilds, Options};
+use ci_test_metrics::aggregate::ledger::Destination;
+use ci_test_metrics::aggregate::{self, branches::BranchRules, Mode, OldBuilds, Options};
 use ci_test_metrics::metrics::{encode::EncodeOptions, Sink};
 use ci_test_metrics::store::Store;
 use std::fmt::Write as _;
@@ -99,6 +100,11 @@ async fn bench(what: &str, store: &Store, tmp: &Path, testcases: usize) {
         max_file_bytes: u64::MAX,
         run_id: "bench".into(),
         now: time::OffsetDateTime::now_utc(),
+        destination: Destination::for_sink("emf:bench", "Bench", false),
+        lease: std::time::Duration::from_secs(900),
+        lookback: std::time::Duration::from_secs(300),
+        mode: Mode::Full,
+        republish: false,
     };
     // A dry run first, for the number of PutMetricData requests CloudWatch would get.
     let dry = Options {

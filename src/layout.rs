@@ -192,12 +192,14 @@ pub fn check_job(job: &str) -> Result<(), LayoutError> {
     Ok(())
 }
 
-/// True when `key` lies under [`RESERVED_PREFIX`], in any letter case (a case-insensitive file
-/// system would put `_CI-Test-Metrics/` in the same place).
+/// True when `key` lies under [`RESERVED_PREFIX`] or the arrivals index
+/// ([`crate::arrivals::ARRIVALS_PREFIX`]), in any letter case (a case-insensitive file system
+/// would put `_CI-Test-Metrics/` in the same place).
 pub fn is_reserved(key: &str) -> bool {
-    let reserved = RESERVED_PREFIX.trim_end_matches('/');
     let first = key.split('/').next().unwrap_or("");
-    first.eq_ignore_ascii_case(reserved)
+    [RESERVED_PREFIX, crate::arrivals::ARRIVALS_PREFIX]
+        .iter()
+        .any(|p| first.eq_ignore_ascii_case(p.trim_end_matches('/')))
 }
 
 /// Jenkins' branch-api `NameEncoder`: the form multibranch projects use for branch jobs
@@ -410,6 +412,7 @@ mod tests {
             "_ci-test-metrics/x",
             "_CI-TEST-METRICS/x",
             "_ci-test-metrics",
+            "_ci-test-metrics-arrivals/2026/x",
         ] {
             assert!(is_reserved(key), "{key}");
         }

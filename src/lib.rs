@@ -18,6 +18,7 @@
 
 pub mod aggregate;
 pub mod analyze;
+pub mod arrivals;
 pub mod aws;
 pub mod cli;
 pub mod context;

@@ -98,8 +98,13 @@ impl FileSummary {
     /// Parses one result file straight into its summary, streaming (no intermediate report).
     /// `key` names the file in errors; `name` is its base name.
     pub fn parse(name: &str, key: &str, bytes: &[u8]) -> FileSummary {
+        FileSummary::parse_reader(name, key, bytes)
+    }
+
+    /// Like [`FileSummary::parse`], from a reader (an object streamed from the store).
+    pub fn parse_reader<R: std::io::Read>(name: &str, key: &str, reader: R) -> FileSummary {
         let mut cases = Vec::new();
-        let parsed = crate::junit::parse_stream_ref(key, bytes, |c| {
+        let parsed = crate::junit::parse_stream_ref(key, reader, |c| {
             cases.push(CaseSummary {
                 suite: c.suite.clone(),
                 classname: c.classname.clone(),
@@ -128,6 +133,12 @@ impl FileSummary {
 }
 
 impl BuildSummary {
+    /// Files that did not parse cleanly, and an unusable `context.json` (kept as a file entry
+    /// named `context.json` with its error and no cases): the `ParseErrors` metric.
+    pub fn parse_errors(&self) -> usize {
+        self.files.iter().filter(|f| f.error.is_some()).count()
+    }
+
     /// All cases of all files.
     pub fn cases(&self) -> impl Iterator<Item = &CaseSummary> {
         self.files.iter().flat_map(|f| f.cases.iter())

@@ -11,6 +11,8 @@
 //! 3. Only when every file is stored does it PUT `context.json` with the manifest: its presence
 //!    tells the aggregator the build is complete. If any file failed, no `context.json` is
 //!    written, and the error lists every failed file.
+//! 4. Last, a tiny marker in the arrivals index ([`crate::arrivals`]), by which the aggregator
+//!    finds the build without listing the bucket.
 //!
 //! No key ever lies under the reserved prefix `_ci-test-metrics/`: job names are checked by
 //! [`crate::layout::check_job`], and [`upload`] checks each key again before writing.
@@ -66,6 +68,15 @@ pub enum UploadError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "the results and context.json are stored, but the arrival marker {key} could not be \
+         written ({source}); the aggregator finds this build only with `aggregate --full`"
+    )]
+    Arrival {
+        key: String,
+        #[source]
+        source: StoreError,
+    },
 }
 
 /// One file that could not be read or stored.
@@ -104,7 +115,9 @@ impl UploadError {
             | UploadError::Layout(_)
             | UploadError::Context(_) => exit::USAGE,
             UploadError::Read { .. } => exit::INPUT,
-            UploadError::Failed { .. } | UploadError::Store(_) => exit::PUBLISH,
+            UploadError::Failed { .. } | UploadError::Store(_) | UploadError::Arrival { .. } => {
+                exit::PUBLISH
+            }
         }
     }
 }
@@ -238,13 +251,23 @@ pub async fn upload(
     }
     context.files.sort_by(|a, b| a.name.cmp(&b.name));
 
+    // The arrival marker goes last: the build is complete once it is listed in the index.
+    let arrival_key = crate::arrivals::key(time::OffsetDateTime::now_utc(), &build);
     if !dry_run {
         store
             .put(&context_key, Bytes::from(context.to_json()))
             .await?;
+        store
+            .put(&arrival_key, Bytes::new())
+            .await
+            .map_err(|source| UploadError::Arrival {
+                key: arrival_key.clone(),
+                source,
+            })?;
     }
     let mut keys: Vec<String> = context.files.iter().map(|f| build.key(&f.name)).collect();
     keys.push(context_key);
+    keys.push(arrival_key);
     Ok(Outcome {
         store: store.describe(),
         dry_run,

@@ -1,41 +1,49 @@
-//! The scheduled stage: discover complete builds, parse them, publish per-job metrics, and record
-//! per-build summaries and a ledger under the reserved prefix `_ci-test-metrics/`.
+//! The aggregation stage: find complete builds, parse them, publish per-job metrics, and record
+//! per-build summaries and a per-destination ledger under the reserved prefix `_ci-test-metrics/`.
 //!
 //! # Guarantee
 //!
-//! Each build's metrics are published once. A build is recorded `done` only after the sink
-//! accepted the request that carried its metrics, and its summary is written before that, so a
-//! run killed at any point (or a store or sink that goes away) loses no build: the next run
-//! takes every build without a `done` marker again. Before each publish request the run writes an
-//! intent naming the builds it carries; a build named in an intent but not `done` is checked with
-//! the sink (is its `Builds` datum there?) before it is published again, so the window in which a
-//! rerun could publish twice is closed for sinks that can answer (the EMF file, CloudWatch).
-//! Requests carry whole builds, so a build is never half-published.
+//! Each build's metrics reach each destination once, however many runs and Lambda workers go at
+//! the same time. A worker takes a build with a conditional write on a claim ([`claim`]); only the
+//! holder publishes. A build is recorded `done` (again with a conditional write) only after the
+//! sink accepted its metrics, and its summary is written before that, so a worker killed at any
+//! point loses no build: its claim expires and another worker takes the build. The one window no
+//! claim closes is a worker that dies after the sink accepted the metrics and before the `done`
+//! marker: its claim then says `publishing`, and the worker that takes it over asks the sink
+//! whether the build arrived before sending it again (answered by the EMF file and CloudWatch;
+//! stdout cannot answer).
 //!
-//! Two runs at the same time may both take the same new build and publish it twice: schedule one
-//! run at a time (Jenkins `disableConcurrentBuilds()`, one EventBridge target). The run warns
-//! when it sees another run's intents written in the last few minutes.
+//! # Finding builds
+//!
+//! A run reads the arrivals index ([`crate::arrivals`]) after its destination's cursor
+//! ([`cursor`]), so its cost follows the new builds, not the history. The first run for a
+//! destination, and `--full`, sweep the whole store instead ([`discover`]): for backfill, for
+//! builds uploaded by versions that wrote no arrival marker, and as a periodic reconciliation.
 
 pub mod branches;
+pub mod claim;
+pub mod cursor;
 pub mod discover;
 pub mod ledger;
+mod prepare;
+pub mod worker;
 
-use crate::context::Context;
-use crate::junit;
-use crate::layout::{BuildId, CONTEXT_FILE};
-use crate::metrics::cloudwatch::{estimated_size, MAX_DATUMS_PER_REQUEST, MAX_REQUEST_BYTES};
-use crate::metrics::encode::{encode_build, round_duration, EncodeOptions};
-use crate::metrics::{Datum, Sink};
-use crate::store::{ObjectInfo, Store, StoreError};
-use crate::summary::{self, BuildSummary, FileSummary};
+use crate::arrivals::{self, ARRIVALS_PREFIX};
+use crate::layout::BuildId;
+use crate::metrics::encode::EncodeOptions;
+use crate::metrics::Sink;
+use crate::store::{Requests, Store, StoreError};
 use branches::BranchRules;
 use bytes::Bytes;
+use cursor::{Cursor, Delta};
 use discover::{BuildObjects, Listing};
 use futures::StreamExt;
+use ledger::Destination;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use thiserror::Error;
 use time::OffsetDateTime;
+use worker::{BuildVerdict, Hints, Worker};
 
 /// CloudWatch accepts datums at most this old.
 pub const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -73,10 +81,31 @@ pub struct Options {
     pub old_builds: OldBuilds,
     /// Result files larger than this are reported, not parsed.
     pub max_file_bytes: u64,
-    /// Names this run in the ledger.
+    /// Names this run in the ledger and in its claims.
     pub run_id: String,
-    /// "Now", for the age checks.
+    /// "Now", for splitting a full sweep's builds into ready and settling.
     pub now: OffsetDateTime,
+    /// Where the metrics land: the part of the ledger this run reads and writes.
+    pub destination: Destination,
+    /// How long a claim holds before another worker may take the build over.
+    pub lease: Duration,
+    /// How far before its cursor a run lists the arrivals index again, for late writers.
+    pub lookback: Duration,
+    /// Which builds to look at.
+    pub mode: Mode,
+    /// Send builds again even when they are done for the destination (`--republish`).
+    pub republish: bool,
+}
+
+/// Which builds a run looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// What arrived since the destination's cursor (a whole sweep when it has none yet).
+    Arrivals,
+    /// Every build in the store.
+    Full,
+    /// These builds only.
+    Builds(Vec<BuildId>),
 }
 
 /// What happened to one build.
@@ -104,6 +133,12 @@ pub struct BuildOutcome {
     pub too_old: bool,
     /// Problems with this build's data: broken files, a bad context, missing files.
     pub problems: Vec<String>,
+    /// Sent by an earlier worker that stopped before recording it; found at the sink.
+    pub recovered: bool,
+    /// Requests that carried its metrics (that would, in a dry run).
+    pub requests: usize,
+    /// Its distinct metrics (name and dimensions); moved into [`Outcome::metrics`].
+    pub metrics: BTreeSet<(String, Vec<(String, String)>)>,
     /// Set when the build could not be recorded or published; it is retried next run.
     pub failed: Option<String>,
 }
@@ -118,12 +153,19 @@ pub struct Outcome {
     pub stray: Vec<String>,
     /// Complete builds that had something written within the settle time; taken by a later run.
     pub settling: Vec<BuildId>,
-    /// Result files written after their build was recorded: not in the metrics.
+    /// Result files written after their build was recorded: not in the metrics. Each is
+    /// reported by one run only.
     pub late_files: Vec<String>,
-    /// Builds already done before this run.
+    /// Builds already done for the destination before this run (that this run looked at).
     pub already_done: usize,
     /// Builds a previous run sent but did not record, found at the sink and recorded now.
     pub recovered: Vec<BuildId>,
+    /// Builds another worker holds a live claim on, with the owner.
+    pub claimed: Vec<(BuildId, String)>,
+    /// How builds were found: `arrivals` or `full`.
+    pub discovery: &'static str,
+    /// Store requests this run made.
+    pub store_requests: Requests,
     /// Datums sent (or, in a dry run, that would be sent).
     pub datums: usize,
     /// Distinct metrics (name and dimensions) among them: what CloudWatch bills per month.
@@ -140,6 +182,9 @@ impl Outcome {
     /// Keeps a finished build: reports it and folds its durations into its job's.
     fn finish(&mut self, mut build: BuildOutcome, progress: &dyn Progress) {
         progress.build_done(&build);
+        if build.recovered {
+            self.recovered.push(build.id.clone());
+        }
         let job = self.job_durations.entry(build.id.job.clone()).or_default();
         for (value, count) in std::mem::take(&mut build.durations) {
             *job.entry(value.to_bits()).or_default() += u64::from(count);
@@ -156,243 +201,313 @@ pub trait Progress {
 
 impl Progress for () {}
 
-/// One build read, parsed, encoded and its summary written, ready to publish and record.
-struct Prepared {
-    build: BuildOutcome,
-    datums: Vec<Datum>,
-    intent: ledger::IntentBuild,
-}
-
 /// Runs one aggregation over `store`, publishing to `sink` (none in a dry run).
 pub async fn run(
     store: &Store,
-    mut sink: Option<&mut Sink>,
+    sink: Option<&mut Sink>,
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Outcome, AggregateError> {
-    let listing = Listing::new(store.list("").await?);
+    let before = store.stats();
+    let worker = Worker::new(store, sink, opts);
+    let mut outcome = match &opts.mode {
+        Mode::Arrivals => match read_cursor(store, &opts.destination).await? {
+            Some((cursor, _)) => from_arrivals(store, &worker, cursor, opts, progress).await?,
+            None => {
+                tracing::info!(
+                    "first run for destination {}: sweeping the whole store once; later runs \
+                     read only the arrivals index",
+                    opts.destination.id
+                );
+                full(store, &worker, opts, progress).await?
+            }
+        },
+        Mode::Full | Mode::Builds(_) => full(store, &worker, opts, progress).await?,
+    };
+    let after = store.stats();
+    outcome.store_requests = Requests {
+        lists: after.lists - before.lists,
+        gets: after.gets - before.gets,
+        heads: after.heads - before.heads,
+        puts: after.puts - before.puts,
+    };
+    Ok(outcome)
+}
+
+/// The whole-store sweep.
+async fn full(
+    store: &Store,
+    worker: &Worker<'_>,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Outcome, AggregateError> {
+    let listing = Listing::new(store.list("").await?, &opts.destination);
     let mut outcome = Outcome {
+        discovery: "full",
         incomplete: listing.incomplete().cloned().collect(),
         stray: listing.stray.clone(),
-        already_done: listing.done.len(),
-        late_files: listing.late_files().into_iter().map(String::from).collect(),
         ..Outcome::default()
     };
     for id in &outcome.incomplete {
-        tracing::info!("{id}: no {CONTEXT_FILE} yet; waiting for the upload to finish");
+        tracing::info!("{id}: no context.json yet; waiting for the upload to finish");
     }
+    let late: Vec<String> = listing.late_files().into_iter().map(String::from).collect();
+    outcome.late_files = report_late(store, opts, &late).await;
+    let maybe_sent = read_intents(store, &listing, &mut outcome).await;
 
-    let unrecorded = read_intents(store, &listing, opts, &mut outcome).await;
-    let (ready, settling) = listing.pending(opts.now, opts.settle);
+    let (ready, settling) = match &opts.mode {
+        Mode::Builds(wanted) => {
+            let mut ready = Vec::new();
+            for id in wanted {
+                match listing.builds.get(id) {
+                    Some(objects) if objects.context.is_some() => ready.push((id, objects)),
+                    _ => outcome
+                        .failures
+                        .push(format!("{id}: no such build (no context.json at {})", id.key("context.json"))),
+                }
+            }
+            (ready, Vec::new())
+        }
+        _ if opts.republish => {
+            let ready = listing
+                .builds
+                .iter()
+                .filter(|(_, o)| o.context.is_some())
+                .collect();
+            (ready, Vec::new())
+        }
+        _ => {
+            let (ready, settling) = listing.pending(opts.now, opts.settle);
+            outcome.already_done = listing.done.len();
+            (ready, settling)
+        }
+    };
     outcome.settling = settling.into_iter().cloned().collect();
-    for key in &outcome.late_files {
-        tracing::warn!(
-            "{key}: written after its build was aggregated, so it is not in the metrics; \
-             raise --settle above the time between a build's first and last upload"
-        );
-    }
     let pending: Vec<(BuildId, BuildObjects)> = ready
         .into_iter()
         .filter(|(_, objects)| within_since(objects, opts))
         .map(|(id, objects)| (id.clone(), objects.clone()))
         .collect();
     progress.discovered(pending.len());
-
-    let mut batch = Batch::default();
-    let mut prepared = futures::stream::iter(pending)
-        .map(|(id, objects)| prepare(store, id, objects, opts))
-        .buffered(opts.concurrency.max(1));
-    while let Some(Prepared {
-        mut build,
-        datums,
-        intent,
-    }) = prepared.next().await
-    {
-        if let Some(message) = &build.failed {
-            // The summary could not be written: nothing is published or recorded; next run retries.
-            outcome.failures.push(message.clone());
-            outcome.finish(build, progress);
-            continue;
-        }
-        if build.published && unrecorded.contains(&build.id) {
-            if let Some(sink) = sink.as_deref_mut() {
-                if sink_has_build(sink, &intent).await {
-                    build.reason =
-                        Some("sent by an earlier run that stopped before recording it".into());
-                    outcome
-                        .failures
-                        .extend(record_done(store, &mut build, opts).await);
-                    outcome.recovered.push(build.id.clone());
-                    outcome.finish(build, progress);
-                    continue;
-                }
+    let hints = |id: &BuildId| Hints {
+        // The listing knows the ledger, except for builds named one by one.
+        not_done: !matches!(opts.mode, Mode::Builds(_)),
+        maybe_sent: maybe_sent.contains(id),
+        check_late: false,
+    };
+    let verdicts: Vec<(BuildId, BuildVerdict)> = futures::stream::iter(pending)
+        .map(|(id, objects)| async {
+            let verdict = worker.process(&id, Some(objects), hints(&id)).await;
+            (id, verdict)
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    let unresolved: BTreeSet<BuildId> = verdicts
+        .iter()
+        .filter(|(_, v)| !v.resolved())
+        .map(|(id, _)| id.clone())
+        .chain(outcome.settling.iter().cloned())
+        .collect();
+    for (id, verdict) in verdicts {
+        outcome.add(id, verdict, progress);
+    }
+    // A full sweep also moves the cursor to the newest arrival it saw.
+    if matches!(opts.mode, Mode::Full | Mode::Arrivals) && !opts.dry_run && !opts.republish {
+        let mut delta = Delta {
+            newest: listing.arrivals.keys().next_back().cloned(),
+            ..Delta::default()
+        };
+        for (key, id) in &listing.arrivals {
+            if unresolved.contains(id) {
+                delta.unresolved.insert(key.clone());
+            } else {
+                delta.resolved.insert(key.clone());
             }
         }
-        if !build.published {
-            outcome
-                .failures
-                .extend(record_done(store, &mut build, opts).await);
-            outcome.finish(build, progress);
-            continue;
-        }
-        // Requests carry whole builds: send the batch first when this build would not fit.
-        let bytes: usize = datums.iter().map(estimated_size).sum();
-        if !batch.builds.is_empty()
-            && (batch.datums.len() + datums.len() > MAX_DATUMS_PER_REQUEST
-                || batch.bytes + bytes > MAX_REQUEST_BYTES)
-        {
-            flush(
-                store,
-                sink.as_deref_mut(),
-                &mut batch,
-                opts,
-                &mut outcome,
-                progress,
-            )
-            .await;
-        }
-        batch.builds.push(build);
-        batch.intents.push(intent);
-        batch.datums.extend(datums);
-        batch.bytes += bytes;
+        write_cursor(store, opts, &delta, &mut outcome).await;
     }
-    flush(store, sink, &mut batch, opts, &mut outcome, progress).await;
+    outcome.builds.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(outcome)
 }
 
-/// Whole builds waiting to be sent together.
-#[derive(Default)]
-struct Batch {
-    builds: Vec<BuildOutcome>,
-    intents: Vec<ledger::IntentBuild>,
-    datums: Vec<Datum>,
-    /// Estimated request size of `datums`.
-    bytes: usize,
-}
-
-/// Sends a batch: intent, publish, then a `done` marker per build.
-async fn flush(
+/// The incremental run: what arrived after the cursor (and its lookback), plus its pending work.
+async fn from_arrivals(
     store: &Store,
-    sink: Option<&mut Sink>,
-    batch: &mut Batch,
+    worker: &Worker<'_>,
+    cursor: Cursor,
     opts: &Options,
-    outcome: &mut Outcome,
     progress: &dyn Progress,
-) {
-    if batch.builds.is_empty() {
-        return;
-    }
-    let Batch {
-        builds,
-        intents,
-        datums,
-        ..
-    } = std::mem::take(batch);
-    let sent = if opts.dry_run {
-        outcome.requests += crate::metrics::cloudwatch::batches(&datums).len();
-        Ok(None)
-    } else {
-        send(store, sink, intents, &datums, opts, outcome).await
+) -> Result<Outcome, AggregateError> {
+    let mut outcome = Outcome {
+        discovery: "arrivals",
+        ..Outcome::default()
     };
-    if sent.is_ok() {
-        outcome.datums += datums.len();
-        for d in &datums {
-            outcome
-                .metrics
-                .insert((d.name.clone(), d.dimensions.clone()));
+    let listed = store
+        .list_after(ARRIVALS_PREFIX, &cursor.start_after(opts.lookback))
+        .await?;
+    let mut delta = Delta {
+        newest: listed.last().map(|o| o.key.clone()),
+        ..Delta::default()
+    };
+    // Each build once, with every arrival key that names it.
+    let mut builds: BTreeMap<BuildId, (Vec<String>, bool)> = BTreeMap::new();
+    let fresh = listed.into_iter().map(|o| (o.key, true));
+    let pending = cursor.pending.iter().map(|k| (k.clone(), false));
+    for (key, is_new) in fresh.chain(pending) {
+        if is_new && cursor.seen.contains(&key) {
+            continue;
+        }
+        match arrivals::parse(&key) {
+            Some((_, id)) => {
+                let entry = builds.entry(id).or_default();
+                entry.0.push(key);
+                entry.1 |= is_new;
+            }
+            None => {
+                outcome.stray.push(key.clone());
+                delta.resolved.insert(key);
+            }
         }
     }
-    let mut builds = builds;
-    match &sent {
-        Ok(intent) => {
-            let records = builds.iter_mut().map(|b| record_done(store, b, opts));
-            let failed: Vec<String> = futures::future::join_all(records)
-                .await
-                .into_iter()
-                .flatten()
-                .collect();
-            if let (Some(intent), true) = (intent, failed.is_empty()) {
-                // Every build it names is recorded: later runs need not read this intent again.
-                let key = ledger::intent_done_key(intent);
-                if let Err(e) = store.put(&key, Bytes::new()).await {
-                    tracing::warn!(
-                        "could not write {key} ({e}); the next run reads the intent again"
-                    );
+    progress.discovered(builds.len());
+    let verdicts: Vec<(BuildId, Vec<String>, BuildVerdict)> = futures::stream::iter(builds)
+        .map(|(id, (keys, is_new))| async move {
+            let hints = Hints {
+                check_late: is_new,
+                ..Hints::default()
+            };
+            let verdict = worker.process(&id, None, hints).await;
+            (id, keys, verdict)
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    for (id, keys, verdict) in verdicts {
+        let set = if verdict.resolved() {
+            &mut delta.resolved
+        } else {
+            &mut delta.unresolved
+        };
+        set.extend(keys);
+        outcome.add(id, verdict, progress);
+    }
+    if !opts.dry_run && !opts.republish {
+        write_cursor(store, opts, &delta, &mut outcome).await;
+    }
+    outcome.builds.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(outcome)
+}
+
+impl Outcome {
+    /// Files one build's verdict.
+    fn add(&mut self, id: BuildId, verdict: BuildVerdict, progress: &dyn Progress) {
+        match verdict {
+            BuildVerdict::Done(mut build) => {
+                if build.published {
+                    self.datums += build.datums;
+                    self.requests += build.requests;
+                    self.metrics.append(&mut build.metrics);
                 }
+                self.finish(*build, progress);
             }
-            outcome.failures.extend(failed);
-        }
-        Err(e) => {
-            for build in &mut builds {
-                build.failed = Some(e.clone());
-                build.published = false;
+            BuildVerdict::AlreadyDone => self.already_done += 1,
+            BuildVerdict::Incomplete => self.incomplete.push(id),
+            BuildVerdict::Settling { .. } => self.settling.push(id),
+            BuildVerdict::Claimed { owner } => {
+                tracing::info!("{id}: claimed by {owner}; left to it");
+                self.claimed.push((id, owner));
+            }
+            BuildVerdict::Failed(message) => {
+                tracing::warn!("{message}");
+                self.failures.push(message);
             }
         }
-    }
-    for build in builds {
-        outcome.finish(build, progress);
-    }
-    if let Err(e) = sent {
-        outcome.failures.push(e);
     }
 }
 
-/// Writes the intent, then publishes; returns the intent's key.
-async fn send(
+/// The destination's cursor and its ETag, if it has one.
+async fn read_cursor(
     store: &Store,
-    sink: Option<&mut Sink>,
-    builds: Vec<ledger::IntentBuild>,
-    datums: &[Datum],
-    opts: &Options,
-    outcome: &mut Outcome,
-) -> Result<Option<String>, String> {
-    let Some(sink) = sink else { return Ok(None) };
-    let key = ledger::intent_key(&opts.run_id, outcome.requests);
-    let intent = ledger::Intent {
-        run: opts.run_id.clone(),
-        builds,
+    dest: &Destination,
+) -> Result<Option<(Cursor, String)>, StoreError> {
+    let key = dest.cursor_key();
+    let Some((bytes, meta)) = store.get_with_meta(&key).await? else {
+        return Ok(None);
     };
-    let body = serde_json::to_vec(&intent).map_err(|e| format!("{key}: {e}"))?;
-    store
-        .put(&key, Bytes::from(body))
-        .await
-        .map_err(|e| format!("could not write the intent {key}: {e}"))?;
-    let report = sink.publish(datums).await.map_err(|e| e.to_string())?;
-    outcome.requests += report.requests;
-    Ok(Some(key))
+    match serde_json::from_slice::<Cursor>(&bytes) {
+        Ok(cursor) => Ok(Some((cursor, meta.etag))),
+        Err(e) => {
+            tracing::warn!("{key}: unreadable cursor ({e}); starting from an empty one");
+            Ok(Some((Cursor::default(), meta.etag)))
+        }
+    }
 }
 
-/// Writes a build's `done` marker (nothing in a dry run); a failure is returned and also left
-/// in the build's `failed`.
-async fn record_done(store: &Store, build: &mut BuildOutcome, opts: &Options) -> Option<String> {
-    if opts.dry_run {
-        return None;
+/// Applies a run's findings to the current cursor, retrying when another run wrote it first. A
+/// failure only costs the next run a longer listing.
+async fn write_cursor(store: &Store, opts: &Options, delta: &Delta, outcome: &mut Outcome) {
+    let key = opts.destination.cursor_key();
+    for _ in 0..8 {
+        let current = match read_cursor(store, &opts.destination).await {
+            Ok(current) => current,
+            Err(e) => {
+                tracing::warn!("could not read {key} ({e}); the next run lists more");
+                return;
+            }
+        };
+        let (mut cursor, etag) = match current {
+            Some((cursor, etag)) => (cursor, Some(etag)),
+            None => (Cursor::default(), None),
+        };
+        cursor.apply(delta, opts.lookback);
+        let body = Bytes::from(serde_json::to_vec(&cursor).unwrap_or_default());
+        let written = match &etag {
+            Some(etag) => store.put_if_match(&key, body, etag).await,
+            None => store.put_if_absent(&key, body).await,
+        };
+        match written {
+            Ok(Some(_)) => return,
+            Ok(None) => continue, // another run wrote it: apply ours to theirs
+            Err(e) => {
+                outcome
+                    .failures
+                    .push(format!("could not write the cursor {key}: {e}"));
+                return;
+            }
+        }
     }
-    let done = ledger::Done {
-        run: opts.run_id.clone(),
-        at: rfc3339(OffsetDateTime::now_utc()),
-        published: build.published,
-        reason: build.reason.clone(),
-        datums: build.datums,
-    };
-    let key = ledger::done_key(&build.id);
-    let body = serde_json::to_vec(&done).unwrap_or_default();
-    if let Err(e) = store.put(&key, Bytes::from(body)).await {
-        let message = format!(
-            "{}: metrics sent but the ledger entry {key} could not be written: {e}",
-            build.id
-        );
-        build.failed = Some(message.clone());
-        return Some(message);
-    }
-    None
+    tracing::warn!("{key}: too many runs at once; the next run lists more");
 }
 
-/// Reads earlier runs' intents; returns the builds they name that have no `done` marker.
+/// Reports late files that no run reported yet, and records that they were (so each is reported
+/// once). Returns the ones reported now.
+pub(crate) async fn report_late(store: &Store, opts: &Options, files: &[String]) -> Vec<String> {
+    let mut reported = Vec::new();
+    for file in files {
+        let first = opts.dry_run
+            || matches!(
+                store
+                    .put_if_absent(&opts.destination.late_key(file), Bytes::new())
+                    .await,
+                Ok(Some(_))
+            );
+        if first {
+            tracing::warn!(
+                "{file}: written after its build was aggregated, so it is not in the metrics; \
+                 raise --settle above the time between a build's first and last upload"
+            );
+            reported.push(file.clone());
+        }
+    }
+    reported
+}
+
+/// Reads first-version intents not marked complete; returns the builds they name that have no
+/// `done` marker (an old run may have sent them).
 async fn read_intents(
     store: &Store,
     listing: &Listing,
-    opts: &Options,
     outcome: &mut Outcome,
 ) -> BTreeSet<BuildId> {
     let mut unrecorded = BTreeSet::new();
@@ -414,9 +529,6 @@ async fn read_intents(
                 continue;
             }
         };
-        if intent.run == opts.run_id {
-            continue;
-        }
         unrecorded.extend(
             intent
                 .builds
@@ -429,7 +541,7 @@ async fn read_intents(
 }
 
 /// Asks the sink whether a build's `Builds` datum already arrived.
-async fn sink_has_build(sink: &mut Sink, intent: &ledger::IntentBuild) -> bool {
+pub(crate) async fn sink_has_build(sink: &mut Sink, intent: &ledger::IntentBuild) -> bool {
     let id = intent.id();
     let found = match OffsetDateTime::parse(
         &intent.timestamp,
@@ -462,266 +574,8 @@ fn within_since(objects: &BuildObjects, opts: &Options) -> bool {
     }
 }
 
-/// Reads one build, then parses and encodes it on a blocking thread. Never fails: problems are
-/// recorded in the outcome.
-async fn prepare(store: &Store, id: BuildId, objects: BuildObjects, opts: &Options) -> Prepared {
-    let mut problems = Vec::new();
-    let context_key = id.key(CONTEXT_FILE);
-    let context = match store.get(&context_key).await {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            problems.push(format!("could not read {context_key}: {e}"));
-            None
-        }
-    };
-    let mut files = Vec::new();
-    for object in &objects.files {
-        if object.size > opts.max_file_bytes {
-            let message = format!(
-                "{}: {} bytes is over the limit of {} (--max-file-bytes)",
-                object.key, object.size, opts.max_file_bytes
-            );
-            files.push((object.key.clone(), Err(message)));
-            continue;
-        }
-        let body = store
-            .get(&object.key)
-            .await
-            .map_err(|e| format!("could not read {}: {e}", object.key));
-        files.push((object.key.clone(), body));
-    }
-    let task_opts = opts.clone();
-    let context_object = objects.context.clone();
-    let task_id = id.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let context = match context {
-            Some(bytes) => Context::from_json(&context_key, &bytes)
-                .map(|c| check_context(c, &task_id, &mut problems))
-                .unwrap_or_else(|e| {
-                    problems.push(e.to_string());
-                    fallback_context(&task_id, context_object.as_ref())
-                }),
-            None => fallback_context(&task_id, context_object.as_ref()),
-        };
-        summarise(task_id, context, files, problems, &task_opts)
-    });
-    let (mut prepared, summary) = match task.await {
-        Ok(done) => done,
-        Err(e) => {
-            // A panic while parsing must not stop the other builds: report it as this build's failure.
-            let message = format!("{id}: internal error while parsing: {e}");
-            let context = fallback_context(&id, objects.context.as_ref());
-            let (mut prepared, summary) =
-                summarise(id, context, vec![], vec![message.clone()], opts);
-            prepared.build.failed = Some(message);
-            prepared.build.published = false;
-            (prepared, summary)
-        }
-    };
-    // Written here, concurrently with other builds, and always before the build is recorded.
-    if !opts.dry_run && prepared.build.failed.is_none() {
-        let key = summary::key(&prepared.build.id);
-        if let Err(e) = store.put(&key, Bytes::from(summary)).await {
-            prepared.build.failed = Some(format!("could not write the summary {key}: {e}"));
-            prepared.build.published = false;
-        }
-    }
-    prepared
-}
-
-type FileBody = (String, Result<Bytes, String>);
-
-/// Parses a build's files, summarises, classifies and encodes it (pure, blocking); returns the
-/// gzip JSON summary beside.
-fn summarise(
-    id: BuildId,
-    context: Context,
-    bodies: Vec<FileBody>,
-    mut problems: Vec<String>,
-    opts: &Options,
-) -> (Prepared, Vec<u8>) {
-    let mut files = Vec::new();
-    for (key, body) in bodies {
-        let name = key.rsplit('/').next().unwrap_or(&key).to_string();
-        match body {
-            Ok(bytes) => {
-                let file = FileSummary::parse(&name, &key, &bytes);
-                if let Some(e) = &file.error {
-                    problems.push(e.clone());
-                }
-                files.push(file);
-            }
-            Err(message) => {
-                problems.push(message.clone());
-                files.push(FileSummary::unreadable(&name, message));
-            }
-        }
-    }
-    for entry in &context.files {
-        if !files.iter().any(|f| f.name == entry.name) {
-            let message = format!(
-                "{}: named in {CONTEXT_FILE} but missing from the store",
-                id.key(&entry.name)
-            );
-            problems.push(message.clone());
-            files.push(FileSummary::unreadable(&entry.name, message));
-        }
-    }
-    if files.is_empty() {
-        problems.push(format!("{id}: the build has no result files"));
-    }
-
-    let branch_class = opts.rules.classify(&context.branch);
-    let mut published = opts.rules.publishes(&context.branch);
-    let mut reason =
-        (!published).then(|| format!("branch {:?} is filtered out by --branches", context.branch));
-    let mut too_old = false;
-    let age = opts.now - context.timestamp;
-    if published && (age > MAX_AGE || -age > MAX_FUTURE) {
-        let why = format!(
-            "build time {} is outside CloudWatch's window (2 weeks back, 2 hours ahead)",
-            rfc3339(context.timestamp)
-        );
-        match opts.old_builds {
-            OldBuilds::Skip => {
-                published = false;
-                reason = Some(why);
-            }
-            OldBuilds::Publish => {
-                tracing::info!("{id}: {why}; publishing anyway (--old-builds publish)");
-                too_old = true;
-            }
-        }
-    }
-    for problem in &problems {
-        tracing::warn!("{problem}");
-    }
-
-    let summary = BuildSummary {
-        schema_version: summary::SCHEMA_VERSION,
-        context,
-        branch_class,
-        published,
-        files,
-    };
-    let datums = if published {
-        encode_build(&summary, &opts.encode)
-    } else {
-        Vec::new()
-    };
-    let count = |s: junit::Status| summary.cases().filter(|c| c.status == s).count();
-    let mut durations: BTreeMap<u64, u32> = BTreeMap::new();
-    let mut total_time = 0.0;
-    for t in summary.cases().filter_map(|c| c.time) {
-        total_time += t;
-        *durations.entry(round_duration(t).to_bits()).or_default() += 1;
-    }
-    let intent = ledger::IntentBuild {
-        job: id.job.clone(),
-        branch: id.branch.clone(),
-        build: id.build,
-        branch_class: summary.branch_class.clone(),
-        timestamp: rfc3339(summary.context.timestamp),
-    };
-    let build = BuildOutcome {
-        id,
-        branch_class: summary.branch_class.clone(),
-        published,
-        reason,
-        tests: summary.cases().count(),
-        failures: count(junit::Status::Failed),
-        errors: count(junit::Status::Error),
-        skipped: count(junit::Status::Skipped),
-        total_time,
-        durations: durations
-            .into_iter()
-            .map(|(bits, n)| (f64::from_bits(bits), n))
-            .collect(),
-        parse_errors: summary.files.iter().filter(|f| f.error.is_some()).count(),
-        datums: datums.len(),
-        too_old,
-        problems,
-        failed: None,
-    };
-    (
-        Prepared {
-            build,
-            datums,
-            intent,
-        },
-        summary.to_gzip_json(),
-    )
-}
-
-/// Keeps a context's values but makes sure it names the build its key names.
-fn check_context(mut context: Context, id: &BuildId, problems: &mut Vec<String>) -> Context {
-    if context.job != id.job || context.build != id.build {
-        problems.push(format!(
-            "{}: says job {:?} build {}, but its key says {:?} build {}; the key wins",
-            id.key(CONTEXT_FILE),
-            context.job,
-            context.build,
-            id.job,
-            id.build
-        ));
-        context.job = id.job.clone();
-        context.build = id.build;
-    }
-    context
-}
-
-/// A context made from the key alone, for a build whose `context.json` is unusable.
-fn fallback_context(id: &BuildId, object: Option<&ObjectInfo>) -> Context {
-    let uploaded = object
-        .and_then(|o| o.last_modified)
-        .unwrap_or_else(OffsetDateTime::now_utc);
-    Context::new(&id.job, &percent_decode(&id.branch), id.build, uploaded)
-}
-
-/// Undoes Jenkins' branch name encoding (`feature%2Ffoo` → `feature/foo`).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).and_then(|b| hex(*b)),
-            bytes.get(i + 2).and_then(|b| hex(*b)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_jenkins_branch_names() {
-        for (encoded, raw) in [
-            ("feature%2Ffoo", "feature/foo"),
-            ("PR-1", "PR-1"),
-            ("a%25b", "a%b"),
-            ("bad%2", "bad%2"),
-            ("%zz", "%zz"),
-        ] {
-            assert_eq!(percent_decode(encoded), raw);
-        }
-    }
-}

@@ -1,6 +1,8 @@
 //! `ci-test-metrics aggregate`: flags, progress, and the per-job summary (table or JSON).
 
-use crate::aggregate::{self, branches::BranchRules, BuildOutcome, OldBuilds, Options, Outcome};
+use crate::aggregate::ledger::Destination;
+use crate::aggregate::{self, branches::BranchRules, BuildOutcome, Mode, OldBuilds, Options, Outcome};
+use crate::layout::BuildId;
 use crate::error::exit;
 use crate::metrics::encode::EncodeOptions;
 use crate::metrics::{cost, Sink};
@@ -10,13 +12,21 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-/// Turn newly uploaded builds into per-job metrics, once per build.
+/// Turn newly uploaded builds into per-job metrics, once per build and destination.
 ///
-/// Finds every build whose `context.json` exists, that had no upload for --settle, and that no
-/// earlier run recorded; parses its result files, writes a compact summary per build under
-/// `_ci-test-metrics/summaries/`, publishes per-job metrics timestamped at the build's time,
-/// then records the build in the ledger (`_ci-test-metrics/ledger/`). Run it on a schedule; a
-/// rerun publishes nothing twice, and a run that was killed is simply run again.
+/// Finds builds whose context.json exists, that had no upload for --settle, and that are not done
+/// for this destination; claims each one (so any number of runs and Lambda workers can go at
+/// once), parses its result files, writes a compact summary under `_ci-test-metrics/summaries/`,
+/// publishes per-job metrics timestamped at the build's time, then records the build in the
+/// destination's ledger (`_ci-test-metrics/dest/ID/`). Run it on a schedule; a rerun publishes
+/// nothing twice, and a run that was killed is simply run again.
+///
+/// A run reads only the arrivals index that `upload` writes, after the destination's cursor, so it
+/// costs what is new, not what is stored. The first run for a destination, and --full, sweep the
+/// whole store: run --full now and then (e.g. daily) to pick up builds uploaded by older versions.
+///
+/// Each destination (sink and namespace) has its own ledger: a trial into an EMF file never hides
+/// builds from CloudWatch. With an s3:// store there is no default sink: say --sink.
 ///
 /// Metrics (dimensions Job and BranchClass; Suite with --per-suite): TestDuration (a distribution,
 /// so CloudWatch percentiles work), TotalTestTime, Tests, Failures, Errors, Skipped, SlowestTest,
@@ -30,12 +40,22 @@ use std::time::Duration;
 ///   # production: S3 and CloudWatch, only master and release builds published
 ///   ci-test-metrics aggregate --store s3://my-bucket --sink cloudwatch --branches master,release
 ///
+///   # the daily reconciliation: sweep the whole bucket
+///   ci-test-metrics aggregate --store s3://my-bucket --sink cloudwatch --full
+///
+///   # send two builds (or everything of the last 2 days) again, on purpose
+///   ci-test-metrics aggregate --store s3://my-bucket --sink cloudwatch --republish mxnet/unix-cpu/master/41 mxnet/unix-cpu/master/42
+///   ci-test-metrics aggregate --store s3://my-bucket --sink cloudwatch --republish --since 2d
+///
 ///   # what would it send, and what would it cost?
 ///   ci-test-metrics aggregate --store s3://my-bucket --sink cloudwatch --dry-run
 ///
-/// Exit codes: 0 ok (broken result files are reported, not fatal), 1 bad flags,
-/// 4 something could not be published or recorded (those builds are retried next run).
-#[derive(Debug, clap::Args)]
+/// Every flag can also be set by its variable, CI_TEST_METRICS_<FLAG> (e.g. CI_TEST_METRICS_SETTLE).
+///
+/// Exit codes: 0 ok (broken result files and contexts are reported and counted in ParseErrors,
+/// not fatal), 1 bad flags or configuration, 4 something could not be published or recorded
+/// (those builds are retried by the next run).
+#[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Where builds are: s3://BUCKET[/PREFIX] or a directory.
@@ -44,12 +64,9 @@ pub struct Args {
     pub store: Option<String>,
 
     /// Where metrics go: cloudwatch, emf:PATH (CloudWatch Embedded Metric Format lines) or stdout.
-    #[arg(
-        long,
-        env = "CI_TEST_METRICS_SINK",
-        default_value = "emf:ci-test-metrics.emf"
-    )]
-    pub sink: String,
+    /// [default: emf:ci-test-metrics.emf for a directory store; none for s3://, say which]
+    #[arg(long, env = "CI_TEST_METRICS_SINK")]
+    pub sink: Option<String>,
 
     /// CloudWatch namespace.
     #[arg(
@@ -59,54 +76,98 @@ pub struct Args {
     )]
     pub namespace: String,
 
+    /// Name the destination's ledger yourself (letters, digits, `.`, `-`, `_`), e.g. when an EMF
+    /// file is shipped to CloudWatch by an agent and must share the ledger of `--sink cloudwatch`
+    /// (whose id is cloudwatch-NAMESPACE). [default: from the sink and namespace]
+    #[arg(long, env = "CI_TEST_METRICS_DESTINATION", value_name = "ID")]
+    pub destination: Option<String>,
+
     /// Which branches to publish: class names (master, release, pr, branch) or globs on the
     /// branch name, comma-separated; `!` excludes; `all` for everything. Builds not published are
     /// still summarised for `analyze`.
-    #[arg(long, default_value = "all", value_name = "RULES")]
+    #[arg(
+        long,
+        env = "CI_TEST_METRICS_BRANCHES",
+        default_value = "all",
+        value_name = "RULES"
+    )]
     pub branches: String,
 
-    /// A branch class rule CLASS=GLOB|GLOB (repeatable, first match wins; replaces the defaults
-    /// master=master|main, release=v*.x|release*, pr=PR-*; others are `branch`).
-    #[arg(long = "branch-class", value_name = "CLASS=GLOBS")]
+    /// A branch class rule CLASS=GLOB|GLOB (repeatable, or comma-separated; first match wins;
+    /// replaces the defaults master=master|main, release=v*.x|release*, pr=PR-*; others are
+    /// `branch`).
+    #[arg(
+        long = "branch-class",
+        env = "CI_TEST_METRICS_BRANCH_CLASS",
+        value_delimiter = ',',
+        value_name = "CLASS=GLOBS"
+    )]
     pub branch_class: Vec<String>,
 
-    /// Only builds uploaded within this long, e.g. 2h, 3d, 90m.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    /// Sweep the whole store instead of reading the arrivals index: for backfill, builds from
+    /// older uploaders, and a periodic reconciliation.
+    #[arg(long, env = "CI_TEST_METRICS_FULL")]
+    pub full: bool,
+
+    /// Send builds again even if they are done for this destination: the builds named
+    /// (JOB/BRANCH/NUMBER, branch as in the key, e.g. feature%2Ffoo), or with --since, every
+    /// build uploaded within that time.
+    #[arg(long)]
+    pub republish: bool,
+
+    /// The builds for --republish.
+    #[arg(value_name = "BUILD", requires = "republish")]
+    pub builds: Vec<String>,
+
+    /// Only builds uploaded within this long, e.g. 2h, 3d, 90m (for --full and --republish).
+    #[arg(long, env = "CI_TEST_METRICS_SINCE", value_parser = parse_duration, value_name = "DURATION")]
     pub since: Option<Duration>,
 
     /// Take a build only when nothing was written to it for this long. Parallel stages of one
     /// Jenkins build upload separately, each rewriting context.json; set this above the time
     /// between a build's first and last upload. 0 takes builds as soon as context.json exists.
-    #[arg(long, value_parser = parse_duration, default_value = "30m", value_name = "DURATION")]
+    #[arg(long, env = "CI_TEST_METRICS_SETTLE", value_parser = parse_duration, default_value = "30m", value_name = "DURATION")]
     pub settle: Duration,
 
+    /// How long a worker's claim on a build holds. Set it above the time the slowest build takes
+    /// to read and publish (and above a Lambda function's timeout); a worker that dies holds its
+    /// builds this long.
+    #[arg(long, env = "CI_TEST_METRICS_LEASE", value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
+    pub lease: Duration,
+
+    /// How far before its cursor a run lists the arrivals index again, for uploaders whose clock
+    /// runs behind or whose upload took long.
+    #[arg(long, env = "CI_TEST_METRICS_LOOKBACK", value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub lookback: Duration,
+
     /// Builds read and parsed at the same time.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, env = "CI_TEST_METRICS_CONCURRENCY", default_value_t = 8)]
     pub concurrency: usize,
 
     /// Publish and record nothing; print what would be sent and what it would cost.
-    #[arg(long)]
+    #[arg(long, env = "CI_TEST_METRICS_DRY_RUN")]
     pub dry_run: bool,
 
     /// Add a Suite dimension (the result file's stem). Multiplies the custom metrics.
-    #[arg(long)]
+    #[arg(long, env = "CI_TEST_METRICS_PER_SUITE")]
     pub per_suite: bool,
 
     /// Also publish per-test TestDuration for the N slowest tests of each build: `top:N`.
-    #[arg(long, value_parser = parse_top, value_name = "top:N")]
+    #[arg(long, env = "CI_TEST_METRICS_PER_TEST", value_parser = parse_top, value_name = "top:N")]
     pub per_test: Option<usize>,
 
     /// Builds older than CloudWatch accepts (2 weeks): skip them, or publish anyway.
     /// Default: skip for cloudwatch, publish for EMF files and stdout.
-    #[arg(long, value_enum)]
+    #[arg(long, env = "CI_TEST_METRICS_OLD_BUILDS", value_enum)]
     pub old_builds: Option<OldBuilds>,
 
     /// Result files larger than this many bytes are reported, not parsed.
-    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    #[arg(long, env = "CI_TEST_METRICS_MAX_FILE_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub max_file_bytes: u64,
 
-    /// Output: a per-job table, or JSON for tools.
-    #[arg(long, value_enum, default_value = "table")]
+    /// Output: a per-job table, or JSON for tools (on stdout; with --sink stdout the EMF lines
+    /// take stdout, so the table goes to stderr and JSON is refused).
+    #[arg(long, env = "CI_TEST_METRICS_FORMAT", value_enum, default_value = "table")]
     pub format: Format,
 }
 
@@ -116,16 +177,76 @@ pub enum Format {
     Json,
 }
 
-pub async fn run(args: Args) -> crate::Result<u8> {
+/// The default sink for a directory store.
+const LOCAL_DEFAULT_SINK: &str = "emf:ci-test-metrics.emf";
+
+/// The sink spec to use: the flag, or the default a directory store has. An S3 store has none,
+/// so a trial run never publishes somewhere unintended (a local file that then hides builds from
+/// CloudWatch, or CloudWatch itself, which bills).
+fn sink_spec(args: &Args, store_url: &str) -> crate::Result<String> {
+    match &args.sink {
+        Some(sink) => Ok(sink.clone()),
+        None if !store_url.starts_with("s3://") => Ok(LOCAL_DEFAULT_SINK.into()),
+        None if args.dry_run => Ok("cloudwatch".into()),
+        None => Err(Error::Usage(format!(
+            "aggregate --store {store_url}: say where the metrics go: --sink cloudwatch to publish, \
+             --sink emf:FILE to try it out in a local file, or --dry-run to see what would be sent \
+             (CI_TEST_METRICS_SINK sets it too)"
+        ))),
+    }
+}
+
+/// `JOB/BRANCH/NUMBER` as in the store's keys.
+fn parse_build(s: &str) -> crate::Result<BuildId> {
+    let key = format!("{}/{}", s.trim_end_matches('/'), crate::layout::CONTEXT_FILE);
+    crate::layout::parse_key(&key)
+        .map(|(id, _)| id)
+        .map_err(|e| Error::Usage(format!("--republish {s:?}: expected JOB/BRANCH/NUMBER: {e}")))
+}
+
+/// Opens the store and the sink (none in a dry run) and builds the run's options, exactly as the
+/// command does; the Lambda handler calls this with flags taken from the environment.
+pub async fn setup(args: &Args) -> crate::Result<(Store, Option<Sink>, Options)> {
     let store_url = super::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
     let rules = BranchRules::new(&args.branch_class, &args.branches).map_err(Error::Usage)?;
-    let store = Store::open(&store_url).await?;
-    let cloudwatch = args.sink == "cloudwatch";
+    let spec = sink_spec(args, &store_url)?;
+    let cloudwatch = spec == "cloudwatch";
     if cloudwatch && args.old_builds == Some(OldBuilds::Publish) {
         return Err(Error::Usage(
             "--old-builds publish: CloudWatch refuses datums older than 2 weeks; use an emf: sink for old builds".into(),
         ));
     }
+    if spec == "stdout" && args.format == Format::Json {
+        return Err(Error::Usage(
+            "--sink stdout writes EMF lines to stdout, so the JSON report cannot go there too: \
+             use --sink emf:FILE with --format json, or the table (which then goes to stderr)"
+                .into(),
+        ));
+    }
+    let mode = match (args.republish, args.builds.is_empty(), args.full) {
+        (true, false, _) => Mode::Builds(
+            args.builds
+                .iter()
+                .map(|b| parse_build(b))
+                .collect::<crate::Result<_>>()?,
+        ),
+        (true, true, _) if args.since.is_none() => {
+            return Err(Error::Usage(
+                "--republish: name the builds (JOB/BRANCH/NUMBER) or give --since".into(),
+            ))
+        }
+        (true, true, _) | (false, _, true) => Mode::Full,
+        (false, _, false) => Mode::Arrivals,
+    };
+    let destination = match &args.destination {
+        Some(id) => Destination::named(id).map_err(Error::Usage)?,
+        None => Destination::for_sink(
+            &spec,
+            &args.namespace,
+            std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+        ),
+    };
+    let store = Store::open(&store_url).await?;
     let old_builds = args.old_builds.unwrap_or(if cloudwatch {
         OldBuilds::Skip
     } else {
@@ -146,24 +267,45 @@ pub async fn run(args: Args) -> crate::Result<u8> {
         max_file_bytes: args.max_file_bytes,
         run_id: format!("{}-{}", now.unix_timestamp(), std::process::id()),
         now,
+        destination,
+        lease: args.lease,
+        lookback: args.lookback,
+        mode,
+        republish: args.republish,
     };
-    let mut sink = if args.dry_run {
+    let sink = if args.dry_run {
         None
     } else {
-        Some(Sink::open(&args.sink, &args.namespace).await?)
+        Some(Sink::open(&spec, &args.namespace).await?)
     };
+    Ok((store, sink, opts))
+}
+
+pub async fn run(args: Args) -> crate::Result<u8> {
+    let (store, mut sink, opts) = setup(&args).await?;
     let progress = ProgressReport::new();
     let outcome = aggregate::run(&store, sink.as_mut(), &opts, &progress).await?;
     progress.finish();
 
     let jobs = per_job(&outcome);
-    let mut out = std::io::stdout().lock();
-    let written = match args.format {
-        Format::Json => writeln!(out, "{}", json(&outcome, &jobs, &args, &store)),
-        Format::Table => write!(out, "{}", table(&outcome, &jobs, &args, &store)),
+    let sink_name = args.sink.clone().unwrap_or_else(|| {
+        sink_spec(&args, &store.describe()).unwrap_or_else(|_| "cloudwatch".into())
+    });
+    let report = Report {
+        outcome: &outcome,
+        jobs: &jobs,
+        args: &args,
+        store: &store,
+        sink: &sink_name,
+        destination: &opts.destination.id,
+    };
+    let written = match (args.format, sink_name.as_str()) {
+        (Format::Json, _) => writeln!(std::io::stdout().lock(), "{}", json(&report)),
+        (Format::Table, "stdout") => write!(std::io::stderr().lock(), "{}", table(&report)),
+        (Format::Table, _) => write!(std::io::stdout().lock(), "{}", table(&report)),
     };
     written.map_err(|e| Error::Io {
-        context: "writing to stdout".into(),
+        context: "writing the report".into(),
         source: e,
     })?;
     Ok(if outcome.failures.is_empty() {
@@ -171,6 +313,16 @@ pub async fn run(args: Args) -> crate::Result<u8> {
     } else {
         exit::PUBLISH
     })
+}
+
+/// What the table and JSON report are made of.
+struct Report<'a> {
+    outcome: &'a Outcome,
+    jobs: &'a BTreeMap<String, JobRow>,
+    args: &'a Args,
+    store: &'a Store,
+    sink: &'a str,
+    destination: &'a str,
 }
 
 /// `90m`, `2h`, `3d`, `1w`, or plain seconds.
@@ -298,8 +450,16 @@ fn fmt_secs(s: Option<f64>) -> String {
     }
 }
 
-fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store: &Store) -> String {
+fn table(report: &Report) -> String {
     use std::fmt::Write as _;
+    let Report {
+        outcome,
+        jobs,
+        args,
+        store,
+        sink,
+        destination,
+    } = *report;
     let mut s = String::new();
     let published = outcome.builds.iter().filter(|b| b.published).count();
     let verb = if args.dry_run {
@@ -309,22 +469,25 @@ fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store:
     };
     let _ = writeln!(
         s,
-        "{}: {} new build(s), {verb} {published}; {} datum(s) in {} request(s) to {}{}",
+        "{}: {} new build(s), {verb} {published}; {} datum(s) in {} request(s) to {}{sink} \
+         (destination {destination}; found by {} in {} store request(s))",
         store.describe(),
         outcome.builds.len(),
         outcome.datums,
         outcome.requests,
         if args.dry_run { "(dry run) " } else { "" },
-        args.sink
+        if outcome.discovery == "full" { "a full sweep" } else { "the arrivals index" },
+        outcome.store_requests.lists + outcome.store_requests.others(),
     );
     if outcome.builds.is_empty() {
         let _ = writeln!(
             s,
-            "nothing new: {} build(s) already recorded, {} still uploading, {} settling (--settle {})",
+            "nothing new: {} build(s) already recorded, {} still uploading, {} settling (--settle {}), {} claimed by other workers",
             outcome.already_done,
             outcome.incomplete.len(),
             outcome.settling.len(),
-            humantime(args.settle)
+            humantime(args.settle),
+            outcome.claimed.len()
         );
     } else {
         let width = jobs.keys().map(|j| j.len()).max().unwrap_or(3).max(3);
@@ -417,7 +580,7 @@ fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store:
             s,
             "\nnote: {too_old} build(s) are older than CloudWatch accepts (2 weeks); {} them to {} anyway (see --old-builds)",
             if args.dry_run { "would send" } else { "sent" },
-            args.sink
+            sink
         );
     }
     if !outcome.recovered.is_empty() {
@@ -445,12 +608,15 @@ fn table(outcome: &Outcome, jobs: &BTreeMap<String, JobRow>, args: &Args, store:
     s
 }
 
-fn json(
-    outcome: &Outcome,
-    jobs: &BTreeMap<String, JobRow>,
-    args: &Args,
-    store: &Store,
-) -> serde_json::Value {
+fn json(report: &Report) -> serde_json::Value {
+    let Report {
+        outcome,
+        jobs,
+        args,
+        store,
+        sink,
+        destination,
+    } = *report;
     let builds: Vec<serde_json::Value> = outcome
         .builds
         .iter()
@@ -461,14 +627,19 @@ fn json(
                 "tests": b.tests, "failures": b.failures, "errors": b.errors, "skipped": b.skipped,
                 "total_time": b.total_time, "parse_errors": b.parse_errors, "datums": b.datums,
                 "too_old": b.too_old, "problems": b.problems, "failed": b.failed,
+                "recovered": b.recovered,
             })
         })
         .collect();
     let (estimate, assumptions) = cost(outcome);
     serde_json::json!({
         "store": store.describe(),
-        "sink": args.sink,
+        "sink": sink,
         "namespace": args.namespace,
+        "destination": destination,
+        "discovery": outcome.discovery,
+        "store_requests": outcome.store_requests,
+        "claimed_by_others": outcome.claimed.iter().map(|(b, owner)| serde_json::json!({"build": b.to_string(), "owner": owner})).collect::<Vec<_>>(),
         "dry_run": args.dry_run,
         "builds": builds,
         "jobs": jobs,

@@ -80,16 +80,17 @@ pub fn encode_build(summary: &BuildSummary, opts: &EncodeOptions) -> Vec<Datum> 
 
     encode_cases(summary.cases(), &base, ts, &mut out);
     out.push(scalar("Builds", Unit::Count, &base, 1.0));
-    let parse_errors = summary.files.iter().filter(|f| f.error.is_some()).count();
     out.push(scalar(
         "ParseErrors",
         Unit::Count,
         &base,
-        parse_errors as f64,
+        summary.parse_errors() as f64,
     ));
 
     if opts.per_suite {
-        for file in &summary.files {
+        // An unusable context.json is recorded as a file without cases; it is no suite.
+        let suites = summary.files.iter().filter(|f| f.name != crate::layout::CONTEXT_FILE);
+        for file in suites {
             let mut dims = base.clone();
             dims.push(("Suite".to_string(), truncate(suite_name(&file.name))));
             encode_cases(file.cases.iter(), &dims, ts, &mut out);

@@ -8,15 +8,22 @@
 //!   directory, which is then renamed over the target. A reader sees the old file or the whole
 //!   new one, never half a file. Listings skip temporary files.
 //! - Listings walk the directory without following links and return keys relative to the root,
-//!   with `/` separators, sorted.
+//!   with `/` separators, sorted. A listing that starts after a key skips whole directories that
+//!   sort before it, so a time-ordered index costs what it returns.
+//! - Conditional writes: [`LocalStore::put_if_absent`] publishes the new file with a hard link,
+//!   which fails if the target exists (atomic, also across processes). [`LocalStore::put_if_match`]
+//!   holds an exclusive lock on a hidden per-object lock file while it compares and replaces. The
+//!   ETag is the SHA-256 of the content.
 //!
 //! The file-system work is blocking and runs on Tokio's blocking pool.
 
-use super::{check_key, ObjectInfo, StoreError};
+use super::{check_key, BodyReader, Meta, ObjectInfo, Stats, StoreError};
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 use std::io::{ErrorKind, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Temporary files start with this; keys whose last segment does too are refused.
 const TEMP_PREFIX: &str = ".ctm-tmp-";
@@ -24,6 +31,7 @@ const TEMP_PREFIX: &str = ".ctm-tmp-";
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    pub(super) stats: Arc<Stats>,
 }
 
 impl LocalStore {
@@ -37,21 +45,43 @@ impl LocalStore {
         }
         Ok(LocalStore {
             root: PathBuf::from(path),
+            stats: Arc::default(),
         })
     }
 
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        Stats::count(&self.stats.puts, 1);
         let root = self.root.clone();
         let key = key.to_string();
-        blocking(move || put(&root, &key, &body)).await
+        blocking(move || put(&root, &key, &body, Publish::Replace).map(|_| ())).await
+    }
+
+    pub async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<Option<String>, StoreError> {
+        Stats::count(&self.stats.puts, 1);
+        let root = self.root.clone();
+        let key = key.to_string();
+        blocking(move || put(&root, &key, &body, Publish::IfAbsent)).await
+    }
+
+    pub async fn put_if_match(
+        &self,
+        key: &str,
+        body: Bytes,
+        etag: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Stats::count(&self.stats.puts, 1);
+        let root = self.root.clone();
+        let key = key.to_string();
+        let etag = etag.to_string();
+        blocking(move || put_if_match(&root, &key, &body, &etag)).await
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        Stats::count(&self.stats.gets, 1);
         let root = self.root.clone();
         let key = key.to_string();
         blocking(move || {
-            let path = resolve(&root, &key)?;
-            check_dirs(&root, path.parent().unwrap_or(&root), &key, false)?;
+            let path = checked_path(&root, &key)?;
             std::fs::read(&path)
                 .map(Bytes::from)
                 .map_err(|e| io_error(&key, e))
@@ -59,10 +89,53 @@ impl LocalStore {
         .await
     }
 
-    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    pub async fn get_with_meta(&self, key: &str) -> Result<Option<(Bytes, Meta)>, StoreError> {
+        Stats::count(&self.stats.gets, 1);
+        let root = self.root.clone();
+        let key = key.to_string();
+        blocking(move || {
+            let path = checked_path(&root, &key)?;
+            match std::fs::read(&path) {
+                Ok(body) => {
+                    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                    let meta = Meta {
+                        etag: etag_of(&body),
+                        last_modified: modified.map(time::OffsetDateTime::from),
+                        size: body.len() as u64,
+                    };
+                    Ok(Some((Bytes::from(body), meta)))
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_error(&key, e)),
+            }
+        })
+        .await
+    }
+
+    /// Like [`LocalStore::get_with_meta`]: the ETag is a content hash, so it reads the file.
+    pub async fn head(&self, key: &str) -> Result<Option<Meta>, StoreError> {
+        let found = self.get_with_meta(key).await?;
+        Ok(found.map(|(_, meta)| meta))
+    }
+
+    pub async fn reader(&self, key: &str) -> Result<BodyReader, StoreError> {
+        Stats::count(&self.stats.gets, 1);
+        let root = self.root.clone();
+        let key = key.to_string();
+        blocking(move || {
+            let path = checked_path(&root, &key)?;
+            let file = std::fs::File::open(&path).map_err(|e| io_error(&key, e))?;
+            Ok(Box::new(file) as BodyReader)
+        })
+        .await
+    }
+
+    pub async fn list(&self, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        Stats::count(&self.stats.lists, 1);
         let root = self.root.clone();
         let prefix = prefix.to_string();
-        blocking(move || list(&root, &prefix)).await
+        let start_after = start_after.to_string();
+        blocking(move || list(&root, &prefix, &start_after)).await
     }
 
     pub fn describe(&self) -> String {
@@ -154,7 +227,30 @@ fn check_dirs(root: &Path, dir: &Path, key: &str, create: bool) -> Result<(), St
     Ok(())
 }
 
-fn put(root: &Path, key: &str, body: &[u8]) -> Result<(), StoreError> {
+/// How [`put`] publishes the finished temporary file.
+#[derive(Clone, Copy, PartialEq)]
+enum Publish {
+    /// rename over the target (replaces a link at the target rather than following it).
+    Replace,
+    /// hard link to the target, which fails if it exists.
+    IfAbsent,
+}
+
+/// The path of a key to read, with every directory on the way checked.
+fn checked_path(root: &Path, key: &str) -> Result<PathBuf, StoreError> {
+    let path = resolve(root, key)?;
+    check_dirs(root, path.parent().unwrap_or(root), key, false)?;
+    Ok(path)
+}
+
+/// The local ETag: the content's SHA-256.
+fn etag_of(body: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(Sha256::digest(body)))
+}
+
+/// Writes `body` to a temporary file beside the target and publishes it; returns the ETag, or
+/// `None` when `IfAbsent` found the target already there.
+fn put(root: &Path, key: &str, body: &[u8], how: Publish) -> Result<Option<String>, StoreError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let path = resolve(root, key)?;
     let dir = path.parent().unwrap_or(root);
@@ -171,17 +267,59 @@ fn put(root: &Path, key: &str, body: &[u8]) -> Result<(), StoreError> {
             .open(&temp)?;
         file.write_all(body)?;
         file.sync_all()?;
-        // rename replaces a link at the target rather than following it.
-        std::fs::rename(&temp, &path)
+        match how {
+            Publish::Replace => std::fs::rename(&temp, &path),
+            Publish::IfAbsent => {
+                let linked = std::fs::hard_link(&temp, &path);
+                let _ = std::fs::remove_file(&temp);
+                linked
+            }
+        }
     })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(io_error(key, e));
+    match written {
+        Ok(()) => Ok(Some(etag_of(body))),
+        Err(e) if how == Publish::IfAbsent && e.kind() == ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(io_error(key, e))
+        }
     }
-    Ok(())
 }
 
-fn list(root: &Path, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+/// Compares the current content's ETag and replaces it, under an exclusive lock that every
+/// `put_if_match` on the key takes (a hidden lock file beside the object).
+fn put_if_match(
+    root: &Path,
+    key: &str,
+    body: &[u8],
+    etag: &str,
+) -> Result<Option<String>, StoreError> {
+    let path = resolve(root, key)?;
+    let dir = path.parent().unwrap_or(root);
+    check_dirs(root, dir, key, true)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+    let lock_path = dir.join(format!("{TEMP_PREFIX}lock-{name}"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| io_error(key, e))?;
+    lock.lock().map_err(|e| io_error(key, e))?;
+    let current = match std::fs::read(&path) {
+        Ok(current) => current,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(key, e)),
+    };
+    if etag_of(&current) != etag {
+        return Ok(None);
+    }
+    let replaced = put(root, key, body, Publish::Replace);
+    drop(lock);
+    replaced
+}
+
+fn list(root: &Path, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>, StoreError> {
     // Walk only the deepest directory the prefix names in full; filter the rest by string.
     let dir_key = prefix.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
     let start = if dir_key.is_empty() {
@@ -215,10 +353,20 @@ fn list(root: &Path, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
             let meta = entry.metadata().map_err(|e| io_error(&key, e))?;
             let kind = entry.file_type().map_err(|e| io_error(&key, e))?;
             if kind.is_dir() {
-                if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
+                let below = format!("{key}/");
+                // Every key below sorts before start_after when start_after sorts after `below`
+                // without extending it: skip the whole directory.
+                let skipped = !start_after.is_empty()
+                    && start_after > below.as_str()
+                    && !start_after.starts_with(&below);
+                if !skipped && (key.starts_with(prefix) || prefix.starts_with(&below)) {
                     stack.push((entry.path(), key));
                 }
-            } else if kind.is_file() && !name.starts_with(TEMP_PREFIX) && key.starts_with(prefix) {
+            } else if kind.is_file()
+                && !name.starts_with(TEMP_PREFIX)
+                && key.starts_with(prefix)
+                && key.as_str() > start_after
+            {
                 out.push(ObjectInfo {
                     key,
                     size: meta.len(),
@@ -246,7 +394,7 @@ mod tests {
     async fn put_get_list() {
         let (_dir, s) = store();
         assert!(
-            s.list("").await.unwrap().is_empty(),
+            s.list("", "").await.unwrap().is_empty(),
             "missing root lists empty"
         );
         for key in [
@@ -266,7 +414,7 @@ mod tests {
         ));
         let keys = |v: Vec<ObjectInfo>| v.into_iter().map(|o| o.key).collect::<Vec<_>>();
         assert_eq!(
-            keys(s.list("").await.unwrap()),
+            keys(s.list("", "").await.unwrap()),
             [
                 "_ci-test-metrics/l",
                 "j/b/1/context.json",
@@ -276,16 +424,16 @@ mod tests {
             ]
         );
         assert_eq!(
-            keys(s.list("j/b/1").await.unwrap()),
+            keys(s.list("j/b/1", "").await.unwrap()),
             ["j/b/1/context.json", "j/b/10/r.xml"]
         );
         assert_eq!(
-            keys(s.list("j/b/1/").await.unwrap()),
+            keys(s.list("j/b/1/", "").await.unwrap()),
             ["j/b/1/context.json"]
         );
-        assert_eq!(keys(s.list("j/").await.unwrap()).len(), 3);
-        assert!(s.list("nothing/here/").await.unwrap().is_empty());
-        let info = &s.list("k/").await.unwrap()[0];
+        assert_eq!(keys(s.list("j/", "").await.unwrap()).len(), 3);
+        assert!(s.list("nothing/here/", "").await.unwrap().is_empty());
+        let info = &s.list("k/", "").await.unwrap()[0];
         assert_eq!(info.size, 3);
         assert!(info.last_modified.is_some());
     }
@@ -334,13 +482,65 @@ mod tests {
         assert!(s.get("link/x").await.is_err());
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
         let keys: Vec<_> = s
-            .list("")
+            .list("", "")
             .await
             .unwrap()
             .into_iter()
             .map(|o| o.key)
             .collect();
         assert_eq!(keys, ["keep"]);
+    }
+
+    #[tokio::test]
+    async fn lists_after_a_key() {
+        let (_dir, s) = store();
+        for key in ["t/2026/11/30/x", "t/2026/12/01/a", "t/2026/12/01/b", "t/2026/12/02/c", "u/1"] {
+            s.put(key, Bytes::new()).await.unwrap();
+        }
+        let keys = |v: Vec<ObjectInfo>| v.into_iter().map(|o| o.key).collect::<Vec<_>>();
+        let table: [(&str, &str, &[&str]); 5] = [
+            ("t/", "", &["t/2026/11/30/x", "t/2026/12/01/a", "t/2026/12/01/b", "t/2026/12/02/c"]),
+            ("t/", "t/2026/12/01", &["t/2026/12/01/a", "t/2026/12/01/b", "t/2026/12/02/c"]),
+            ("t/", "t/2026/12/01/a", &["t/2026/12/01/b", "t/2026/12/02/c"]),
+            ("t/", "t/2026/12/02/c", &[]),
+            ("", "t/9", &["u/1"]),
+        ];
+        for (prefix, after, want) in table {
+            assert_eq!(keys(s.list(prefix, after).await.unwrap()), want, "{prefix} after {after}");
+        }
+    }
+
+    #[tokio::test]
+    async fn conditional_writes() {
+        let (_dir, s) = store();
+        let first = s.put_if_absent("c/k", Bytes::from_static(b"one")).await.unwrap();
+        let etag = first.expect("created");
+        assert_eq!(s.put_if_absent("c/k", Bytes::from_static(b"two")).await.unwrap(), None);
+        assert_eq!(s.get("c/k").await.unwrap(), Bytes::from_static(b"one"));
+        let meta = s.head("c/k").await.unwrap().expect("exists");
+        assert_eq!(meta.etag, etag);
+        assert_eq!(s.head("c/none").await.unwrap(), None);
+        let second = s.put_if_match("c/k", Bytes::from_static(b"two"), &etag).await.unwrap();
+        assert!(second.is_some());
+        assert_eq!(s.put_if_match("c/k", Bytes::from_static(b"three"), &etag).await.unwrap(), None);
+        assert_eq!(s.put_if_match("c/none", Bytes::from_static(b"x"), &etag).await.unwrap(), None);
+        assert_eq!(s.get("c/k").await.unwrap(), Bytes::from_static(b"two"));
+        assert_eq!(keys_of(&s).await, ["c/k"], "no lock or temporary file is listed");
+        // Many writers at once: exactly one exclusive create wins.
+        let tries = (0..16u8).map(|i| s.put_if_absent("c/race", Bytes::from(vec![i])));
+        let won = futures::future::join_all(tries)
+            .await
+            .into_iter()
+            .filter(|r| matches!(r, Ok(Some(_))))
+            .count();
+        assert_eq!(won, 1);
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut s.reader("c/k").await.unwrap(), &mut body).unwrap();
+        assert_eq!(body, "two");
+    }
+
+    async fn keys_of(s: &LocalStore) -> Vec<String> {
+        s.list("", "").await.unwrap().into_iter().map(|o| o.key).collect()
     }
 
     #[tokio::test]
@@ -354,7 +554,7 @@ mod tests {
         let got = s.get("a/b/same").await.unwrap();
         assert!(bodies.contains(&got), "the file is one whole body");
         assert_eq!(
-            s.list("a/").await.unwrap().len(),
+            s.list("a/", "").await.unwrap().len(),
             1,
             "no temporary files left"
         );

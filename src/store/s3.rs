@@ -11,12 +11,13 @@
 //! - SDK errors become [`StoreError`] kinds: `NoSuchKey` or a bare 404 is `NotFound`, 403 is
 //!   `AccessDenied`; messages carry the SDK's whole error chain, never credentials.
 
-use super::{check_key, ObjectInfo, StoreError};
+use super::{check_key, BodyReader, Meta, ObjectInfo, Stats, StoreError};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Attempts per request, the first included.
@@ -28,6 +29,59 @@ pub struct S3Store {
     bucket: String,
     /// Empty, or ending with `/`.
     prefix: String,
+    pub(super) stats: Arc<Stats>,
+}
+
+/// Where [`S3Store::now`] writes to read the store's clock (under the reserved prefix: only the
+/// aggregator asks).
+const CLOCK_KEY: &str = "_ci-test-metrics/ledger/clock";
+
+/// Attempts of a conditional write that S3 answers with 409 ConditionalRequestConflict (another
+/// conditional write to the key was in flight; AWS says retry).
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Whether a failed conditional write means "the condition did not hold" (412, or 404 for
+/// If-Match on a missing key) rather than a failure.
+fn precondition_failed(status: Option<u16>, code: Option<&str>) -> bool {
+    matches!(status, Some(412)) || matches!(code, Some("PreconditionFailed"))
+}
+
+fn conditional_conflict(status: Option<u16>, code: Option<&str>) -> bool {
+    matches!(status, Some(409)) || matches!(code, Some("ConditionalRequestConflict"))
+}
+
+fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<time::OffsetDateTime> {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
+}
+
+/// An S3 body read from blocking code: each `read` waits on the next chunk.
+struct BlockingBody {
+    body: ByteStream,
+    chunk: Bytes,
+    handle: tokio::runtime::Handle,
+    url: String,
+}
+
+impl std::io::Read for BlockingBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.handle.block_on(self.body.next()) {
+                None => return Ok(0),
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => {
+                    return Err(std::io::Error::other(format!(
+                        "reading {}: {}",
+                        self.url,
+                        crate::aws::describe(&e)
+                    )))
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk.advance(n);
+        Ok(n)
+    }
 }
 
 /// Splits `s3://BUCKET[/PREFIX]` into the bucket and a prefix that is empty or ends with `/`.
@@ -120,6 +174,7 @@ impl S3Store {
             client: aws_sdk_s3::Client::from_conf(client_config(&sdk)),
             bucket,
             prefix,
+            stats: Arc::default(),
         })
     }
 
@@ -144,6 +199,7 @@ impl S3Store {
 
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         check_key(key)?;
+        Stats::count(&self.stats.puts, 1);
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -158,6 +214,7 @@ impl S3Store {
 
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         check_key(key)?;
+        Stats::count(&self.stats.gets, 1);
         let out = self
             .client
             .get_object()
@@ -173,16 +230,23 @@ impl S3Store {
         Ok(body.into_bytes())
     }
 
-    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-        let mut pages = self
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Vec<ObjectInfo>, StoreError> {
+        let mut request = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(format!("{}{prefix}", self.prefix))
-            .into_paginator()
-            .send();
+            .prefix(format!("{}{prefix}", self.prefix));
+        if !start_after.is_empty() {
+            request = request.start_after(format!("{}{start_after}", self.prefix));
+        }
+        let mut pages = request.into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
+            Stats::count(&self.stats.lists, 1);
             let page = page.map_err(|e| self.error(prefix, e))?;
             for object in page.contents() {
                 let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
@@ -191,14 +255,157 @@ impl S3Store {
                 out.push(ObjectInfo {
                     key: key.to_string(),
                     size: object.size().unwrap_or(0).max(0) as u64,
-                    last_modified: object.last_modified().and_then(|t| {
-                        time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok()
-                    }),
+                    last_modified: to_time(object.last_modified()),
                 });
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    /// One conditional PutObject (`If-None-Match: *` or `If-Match: etag`), retried on 409.
+    async fn put_conditional(
+        &self,
+        key: &str,
+        body: Bytes,
+        if_match: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        check_key(key)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            Stats::count(&self.stats.puts, 1);
+            let mut request = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(format!("{}{key}", self.prefix))
+                .content_type(content_type(key))
+                .body(ByteStream::from(body.clone()));
+            request = match if_match {
+                Some(etag) => request.if_match(etag),
+                None => request.if_none_match("*"),
+            };
+            match request.send().await {
+                Ok(out) => return Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+                Err(e) => {
+                    let status = e.raw_response().map(|r| r.status().as_u16());
+                    if precondition_failed(status, e.code())
+                        || (if_match.is_some() && classify(status, e.code()) == Kind::NotFound)
+                    {
+                        return Ok(None);
+                    }
+                    if conditional_conflict(status, e.code()) && attempt < CONFLICT_ATTEMPTS {
+                        tracing::info!(
+                            "{}: conditional write conflict (409), retrying",
+                            self.url_of(key)
+                        );
+                        tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                        continue;
+                    }
+                    return Err(self.error(key, e));
+                }
+            }
+        }
+    }
+
+    pub async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<Option<String>, StoreError> {
+        self.put_conditional(key, body, None).await
+    }
+
+    pub async fn put_if_match(
+        &self,
+        key: &str,
+        body: Bytes,
+        etag: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.put_conditional(key, body, Some(etag)).await
+    }
+
+    pub async fn head(&self, key: &str) -> Result<Option<Meta>, StoreError> {
+        check_key(key)?;
+        Stats::count(&self.stats.heads, 1);
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(Meta {
+                etag: out.e_tag().unwrap_or_default().to_string(),
+                last_modified: to_time(out.last_modified()),
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+            })),
+            Err(e) => match self.error(key, e) {
+                StoreError::NotFound { .. } => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// GetObject, with the body still streaming.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StoreError> {
+        check_key(key)?;
+        Stats::count(&self.stats.gets, 1);
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out)),
+            Err(e) => match self.error(key, e) {
+                StoreError::NotFound { .. } => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    pub async fn get_with_meta(&self, key: &str) -> Result<Option<(Bytes, Meta)>, StoreError> {
+        let Some(out) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        let meta = Meta {
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            last_modified: to_time(out.last_modified()),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+        };
+        let body = out.body.collect().await.map_err(|e| StoreError::Other {
+            key: self.url_of(key),
+            message: crate::aws::describe(&e),
+        })?;
+        Ok(Some((body.into_bytes(), meta)))
+    }
+
+    pub async fn reader(&self, key: &str) -> Result<BodyReader, StoreError> {
+        let out = self.get_object(key).await?.ok_or_else(|| StoreError::NotFound {
+            key: self.url_of(key),
+        })?;
+        Ok(Box::new(BlockingBody {
+            body: out.body,
+            chunk: Bytes::new(),
+            handle: tokio::runtime::Handle::current(),
+            url: self.url_of(key),
+        }))
+    }
+
+    /// Writes a tiny object and reads back its `Last-Modified`: the store's clock, to the second.
+    pub async fn now(&self) -> Result<time::OffsetDateTime, StoreError> {
+        self.put(CLOCK_KEY, Bytes::new()).await?;
+        self.head(CLOCK_KEY)
+            .await?
+            .and_then(|m| m.last_modified)
+            .ok_or_else(|| StoreError::Other {
+                key: self.url_of(CLOCK_KEY),
+                message: "the store returned no Last-Modified".into(),
+            })
     }
 
     pub fn describe(&self) -> String {
@@ -282,6 +489,15 @@ mod tests {
         let timeouts = conf.timeout_config().expect("timeouts");
         assert!(timeouts.connect_timeout().is_some());
         assert!(timeouts.operation_attempt_timeout().is_some());
+    }
+
+    #[test]
+    fn conditional_answers() {
+        assert!(precondition_failed(Some(412), None));
+        assert!(precondition_failed(None, Some("PreconditionFailed")));
+        assert!(!precondition_failed(Some(409), Some("ConditionalRequestConflict")));
+        assert!(conditional_conflict(Some(409), Some("ConditionalRequestConflict")));
+        assert!(!conditional_conflict(Some(500), Some("InternalError")));
     }
 
     #[test]
