@@ -18,7 +18,13 @@ pub const ARRIVALS_PREFIX: &str = "_ci-test-metrics-arrivals/";
 
 /// The arrival key of a build uploaded (its `context.json` written) at `at`.
 pub fn key(at: OffsetDateTime, build: &BuildId) -> String {
-    format!("{}/{}/{}/{}", floor_key(at), build.job, build.branch, build.build)
+    format!(
+        "{}/{}/{}/{}",
+        floor_key(at),
+        build.job,
+        build.branch,
+        build.build
+    )
 }
 
 /// A key that sorts before every arrival at or after `at` and after every arrival before it:
@@ -119,7 +125,10 @@ mod tests {
             assert!(k.as_str() < floor_key(at + time::Duration::milliseconds(1)).as_str());
         }
         let earlier = key(datetime!(2026-11-30 23:59:59.999 UTC), &id("z", "z", 9));
-        assert!(earlier < key(at, &id("a", "a", 1)), "time orders before names");
+        assert!(
+            earlier < key(at, &id("a", "a", 1)),
+            "time orders before names"
+        );
         let offset = datetime!(2026-12-01 08:12:33.123 +02:00);
         assert_eq!(floor_key(offset), floor_key(at), "keys are in UTC");
     }

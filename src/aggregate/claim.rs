@@ -154,7 +154,10 @@ pub async fn update(
     claim.state = state;
     claim.at = rfc3339(OffsetDateTime::now_utc());
     claim.build = build;
-    match store.put_if_match(&held.key, body(&claim), &held.etag).await? {
+    match store
+        .put_if_match(&held.key, body(&claim), &held.etag)
+        .await?
+    {
         Some(etag) => {
             held.etag = etag;
             held.claim = claim;
@@ -168,7 +171,10 @@ pub async fn update(
 /// until the lease runs out.
 pub async fn release(store: &Store, mut held: Held) {
     if let Err(e) = update(store, &mut held, ClaimState::Released, None).await {
-        tracing::info!("{}: could not release the claim ({e}); it expires with its lease", held.key);
+        tracing::info!(
+            "{}: could not release the claim ({e}); it expires with its lease",
+            held.key
+        );
     }
 }
 
@@ -188,15 +194,44 @@ mod tests {
             build: None,
         };
         let table = [
-            (ClaimState::Working, Some(at), at + Duration::from_secs(599), false),
-            (ClaimState::Working, Some(at), at + Duration::from_secs(601), true),
-            (ClaimState::Publishing, Some(at), at + Duration::from_secs(601), true),
-            (ClaimState::Publishing, Some(at), at - Duration::from_secs(3600), false),
+            (
+                ClaimState::Working,
+                Some(at),
+                at + Duration::from_secs(599),
+                false,
+            ),
+            (
+                ClaimState::Working,
+                Some(at),
+                at + Duration::from_secs(601),
+                true,
+            ),
+            (
+                ClaimState::Publishing,
+                Some(at),
+                at + Duration::from_secs(601),
+                true,
+            ),
+            (
+                ClaimState::Publishing,
+                Some(at),
+                at - Duration::from_secs(3600),
+                false,
+            ),
             (ClaimState::Released, Some(at), at, true),
-            (ClaimState::Working, None, at + Duration::from_secs(86400), false),
+            (
+                ClaimState::Working,
+                None,
+                at + Duration::from_secs(86400),
+                false,
+            ),
         ];
         for (state, modified, now, want) in table {
-            assert_eq!(expired(&claim(state), modified, now), want, "{state:?} {now}");
+            assert_eq!(
+                expired(&claim(state), modified, now),
+                want,
+                "{state:?} {now}"
+            );
         }
     }
 
@@ -227,16 +262,24 @@ mod tests {
         // Released claims are taken at once; the old holder then cannot publish.
         let stale = held.clone();
         release(&store, held.clone()).await;
-        let Claimed::Mine(next) = acquire(&store, &clock, "c/k", "next", lease).await.unwrap() else {
+        let Claimed::Mine(next) = acquire(&store, &clock, "c/k", "next", lease).await.unwrap()
+        else {
             panic!("a released claim is free");
         };
         assert_eq!(next.previous.unwrap().state, ClaimState::Released);
         held = stale;
-        assert!(!update(&store, &mut held, ClaimState::Publishing, None).await.unwrap());
+        assert!(!update(&store, &mut held, ClaimState::Publishing, None)
+            .await
+            .unwrap());
         // An expired claim (a zero-second lease, a second later) is taken over.
-        let _ = acquire(&store, &clock, "c/short", "a", Duration::from_secs(1)).await.unwrap();
+        let _ = acquire(&store, &clock, "c/short", "a", Duration::from_secs(1))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        let Claimed::Mine(b) = acquire(&store, &clock, "c/short", "b", lease).await.unwrap() else {
+        let Claimed::Mine(b) = acquire(&store, &clock, "c/short", "b", lease)
+            .await
+            .unwrap()
+        else {
             panic!("an expired claim is taken over");
         };
         assert_eq!(b.previous.unwrap().owner, "a");

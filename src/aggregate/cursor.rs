@@ -104,7 +104,11 @@ mod tests {
             lookback,
         );
         assert_eq!(cursor.position, Some(key(10, 3)));
-        assert_eq!(cursor.seen, set(&[key(9, 2), key(10, 3)]), "minute 1 left the window");
+        assert_eq!(
+            cursor.seen,
+            set(&[key(9, 2), key(10, 3)]),
+            "minute 1 left the window"
+        );
         assert_eq!(cursor.pending, set(&[key(2, 4)]));
         assert!(cursor.start_after(lookback) < key(5, 0));
         assert!(cursor.start_after(lookback) > key(4, 999));
@@ -120,8 +124,15 @@ mod tests {
             lookback,
         );
         assert_eq!(other.position, Some(key(10, 3)), "never moves back");
-        assert_eq!(other.pending, set(&[key(11, 5)]), "seen wins over a stale busy report");
-        assert!(!other.seen.contains(&key(2, 4)), "outside the window, not remembered");
+        assert_eq!(
+            other.pending,
+            set(&[key(11, 5)]),
+            "seen wins over a stale busy report"
+        );
+        assert!(
+            !other.seen.contains(&key(2, 4)),
+            "outside the window, not remembered"
+        );
     }
 
     #[test]

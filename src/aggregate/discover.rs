@@ -186,29 +186,36 @@ mod tests {
     #[test]
     fn sorts_a_listing() {
         let dest = Destination::for_sink("cloudwatch", "NS", false);
-        let listing = Listing::new(vec![
-            obj("job/a/master/1/context.json"),
-            obj("job/a/master/3/context.json"),
-            obj("job/a/master/4/context.json"),
-            obj("_ci-test-metrics/dest/cloudwatch-NS/done/job/a/master/3"),
-            obj("_ci-test-metrics/dest/emf-NS-1234abcd/done/job/a/master/4"),
-            obj("_ci-test-metrics-arrivals/2026/12/01/061233.123/job/a/master/4"),
-            obj("job/a/master/1/unit.xml"),
-            obj("job/a/master/1/gpu.xml"),
-            obj("job/a/master/2/unit.xml"),
-            obj("job/a/PR-3/7/context.json"),
-            obj("job/a/PR-3/7/unit.xml"),
-            obj("_ci-test-metrics/ledger/done/job/a/PR-3/7"),
-            obj("_ci-test-metrics/ledger/intents/r-00001.json"),
-            obj("_ci-test-metrics/ledger/intents/r-00002.json"),
-            obj("_ci-test-metrics/ledger/intents/r-00002.json.done"),
-            obj("_ci-test-metrics/summaries/job/a/PR-3/7.json.gz"),
-            obj("README.txt"),
-            obj("job/a/master/notanumber/x.xml"),
-        ], &dest);
+        let listing = Listing::new(
+            vec![
+                obj("job/a/master/1/context.json"),
+                obj("job/a/master/3/context.json"),
+                obj("job/a/master/4/context.json"),
+                obj("_ci-test-metrics/dest/cloudwatch-NS/done/job/a/master/3"),
+                obj("_ci-test-metrics/dest/emf-NS-1234abcd/done/job/a/master/4"),
+                obj("_ci-test-metrics-arrivals/2026/12/01/061233.123/job/a/master/4"),
+                obj("job/a/master/1/unit.xml"),
+                obj("job/a/master/1/gpu.xml"),
+                obj("job/a/master/2/unit.xml"),
+                obj("job/a/PR-3/7/context.json"),
+                obj("job/a/PR-3/7/unit.xml"),
+                obj("_ci-test-metrics/ledger/done/job/a/PR-3/7"),
+                obj("_ci-test-metrics/ledger/intents/r-00001.json"),
+                obj("_ci-test-metrics/ledger/intents/r-00002.json"),
+                obj("_ci-test-metrics/ledger/intents/r-00002.json.done"),
+                obj("_ci-test-metrics/summaries/job/a/PR-3/7.json.gz"),
+                obj("README.txt"),
+                obj("job/a/master/notanumber/x.xml"),
+            ],
+            &dest,
+        );
         let (ready, settling) = listing.pending(OffsetDateTime::now_utc(), Duration::ZERO);
         let ids: Vec<String> = ready.iter().map(|(id, _)| id.to_string()).collect();
-        assert_eq!(ids, vec!["job/a/master/1", "job/a/master/4"], "4 is done for another destination only");
+        assert_eq!(
+            ids,
+            vec!["job/a/master/1", "job/a/master/4"],
+            "4 is done for another destination only"
+        );
         assert_eq!(listing.arrivals.len(), 1);
         assert_eq!(ready[0].1.files.len(), 2);
         assert!(settling.is_empty());

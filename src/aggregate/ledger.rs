@@ -253,7 +253,12 @@ mod tests {
     #[test]
     fn destinations_are_short_stable_and_distinct() {
         let table = [
-            ("cloudwatch", "CITestMetrics", false, "cloudwatch-CITestMetrics"),
+            (
+                "cloudwatch",
+                "CITestMetrics",
+                false,
+                "cloudwatch-CITestMetrics",
+            ),
             ("stdout", "CITestMetrics", true, "cloudwatch-CITestMetrics"),
             ("stdout", "CITestMetrics", false, "stdout-CITestMetrics"),
         ];
@@ -264,10 +269,16 @@ mod tests {
         let b = Destination::for_sink("emf:out/b.emf", "CITestMetrics", false);
         assert!(a.id.starts_with("emf-CITestMetrics-"), "{}", a.id);
         assert_ne!(a, b);
-        assert_eq!(a, Destination::for_sink("emf:out/a.emf", "CITestMetrics", false));
+        assert_eq!(
+            a,
+            Destination::for_sink("emf:out/a.emf", "CITestMetrics", false)
+        );
         let odd = Destination::for_sink("cloudwatch", "CI/Tests:x", false);
         assert!(odd.id.starts_with("cloudwatch-CI_Tests_x-"), "{}", odd.id);
-        assert_ne!(odd, Destination::for_sink("cloudwatch", "CI_Tests_x", false));
+        assert_ne!(
+            odd,
+            Destination::for_sink("cloudwatch", "CI_Tests_x", false)
+        );
         let long = Destination::for_sink("cloudwatch", &"n".repeat(255), false);
         assert!(long.id.len() <= MAX_DESTINATION_ID, "{}", long.id.len());
         assert!(crate::store::check_key(&long.cursor_key()).is_ok());
@@ -290,14 +301,29 @@ mod tests {
             id("j", "feature%2Ffoo", 7),
         ] {
             let done = dest.done_key(&build);
-            assert!(done.starts_with("_ci-test-metrics/dest/cloudwatch-NS/done/"), "{done}");
-            assert_eq!(parse_build_key(&dest.done_prefix(), &done), Some(build.clone()));
+            assert!(
+                done.starts_with("_ci-test-metrics/dest/cloudwatch-NS/done/"),
+                "{done}"
+            );
+            assert_eq!(
+                parse_build_key(&dest.done_prefix(), &done),
+                Some(build.clone())
+            );
             let legacy = legacy_done_key(&build);
-            assert_eq!(parse_build_key(&legacy_done_prefix(), &legacy), Some(build.clone()));
+            assert_eq!(
+                parse_build_key(&legacy_done_prefix(), &legacy),
+                Some(build.clone())
+            );
             assert_ne!(dest.claim_key(&build), done);
         }
-        assert_eq!(parse_build_key(&legacy_done_prefix(), "_ci-test-metrics/ledger/done/j/b/x"), None);
-        assert_eq!(parse_build_key(&legacy_done_prefix(), "j/b/1/context.json"), None);
+        assert_eq!(
+            parse_build_key(&legacy_done_prefix(), "_ci-test-metrics/ledger/done/j/b/x"),
+            None
+        );
+        assert_eq!(
+            parse_build_key(&legacy_done_prefix(), "j/b/1/context.json"),
+            None
+        );
     }
 
     #[test]

@@ -261,9 +261,10 @@ async fn full(
             for id in wanted {
                 match listing.builds.get(id) {
                     Some(objects) if objects.context.is_some() => ready.push((id, objects)),
-                    _ => outcome
-                        .failures
-                        .push(format!("{id}: no such build (no context.json at {})", id.key("context.json"))),
+                    _ => outcome.failures.push(format!(
+                        "{id}: no such build (no context.json at {})",
+                        id.key("context.json")
+                    )),
                 }
             }
             (ready, Vec::new())
@@ -578,4 +579,3 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
-

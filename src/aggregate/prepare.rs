@@ -2,6 +2,7 @@
 //! parser (hashed on the way and checked against the manifest), summarised, classified and encoded
 //! into datums. Memory follows the number of builds read at once, never the size of a file.
 
+use super::discover::BuildObjects;
 use super::{ledger, BuildOutcome, OldBuilds, Options, MAX_AGE, MAX_FUTURE};
 use crate::context::Context;
 use crate::junit;
@@ -10,7 +11,6 @@ use crate::metrics::encode::{encode_build, round_duration};
 use crate::metrics::Datum;
 use crate::store::{ObjectInfo, Store};
 use crate::summary::{self, BuildSummary, FileSummary};
-use super::discover::BuildObjects;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

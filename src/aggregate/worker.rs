@@ -177,7 +177,8 @@ impl<'a> Worker<'a> {
                 return Err(format!("{id}: no sink to publish to"));
             };
             if maybe_sent && super::sink_has_build(sink, &intent).await {
-                build.reason = Some("sent by an earlier worker that stopped before recording it".into());
+                build.reason =
+                    Some("sent by an earlier worker that stopped before recording it".into());
                 build.recovered = true;
                 build.requests = 0;
             } else {
@@ -194,13 +195,17 @@ impl<'a> Worker<'a> {
                     Err(e) => {
                         drop(guard);
                         claim::release(store, held).await;
-                        return Ok(BuildVerdict::Failed(format!("{id}: could not publish: {e}")));
+                        return Ok(BuildVerdict::Failed(format!(
+                            "{id}: could not publish: {e}"
+                        )));
                     }
                 }
             }
         }
         if republish {
-            build.reason.get_or_insert_with(|| "republished (--republish)".into());
+            build
+                .reason
+                .get_or_insert_with(|| "republished (--republish)".into());
         }
         self.record_done(&mut build, &held).await?;
         Ok(BuildVerdict::Done(Box::new(build)))

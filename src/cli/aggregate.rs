@@ -1,9 +1,11 @@
 //! `ci-test-metrics aggregate`: flags, progress, and the per-job summary (table or JSON).
 
 use crate::aggregate::ledger::Destination;
-use crate::aggregate::{self, branches::BranchRules, BuildOutcome, Mode, OldBuilds, Options, Outcome};
-use crate::layout::BuildId;
+use crate::aggregate::{
+    self, branches::BranchRules, BuildOutcome, Mode, OldBuilds, Options, Outcome,
+};
 use crate::error::exit;
+use crate::layout::BuildId;
 use crate::metrics::encode::EncodeOptions;
 use crate::metrics::{cost, Sink};
 use crate::store::Store;
@@ -167,7 +169,12 @@ pub struct Args {
 
     /// Output: a per-job table, or JSON for tools (on stdout; with --sink stdout the EMF lines
     /// take stdout, so the table goes to stderr and JSON is refused).
-    #[arg(long, env = "CI_TEST_METRICS_FORMAT", value_enum, default_value = "table")]
+    #[arg(
+        long,
+        env = "CI_TEST_METRICS_FORMAT",
+        value_enum,
+        default_value = "table"
+    )]
     pub format: Format,
 }
 
@@ -198,10 +205,18 @@ fn sink_spec(args: &Args, store_url: &str) -> crate::Result<String> {
 
 /// `JOB/BRANCH/NUMBER` as in the store's keys.
 fn parse_build(s: &str) -> crate::Result<BuildId> {
-    let key = format!("{}/{}", s.trim_end_matches('/'), crate::layout::CONTEXT_FILE);
+    let key = format!(
+        "{}/{}",
+        s.trim_end_matches('/'),
+        crate::layout::CONTEXT_FILE
+    );
     crate::layout::parse_key(&key)
         .map(|(id, _)| id)
-        .map_err(|e| Error::Usage(format!("--republish {s:?}: expected JOB/BRANCH/NUMBER: {e}")))
+        .map_err(|e| {
+            Error::Usage(format!(
+                "--republish {s:?}: expected JOB/BRANCH/NUMBER: {e}"
+            ))
+        })
 }
 
 /// Opens the store and the sink (none in a dry run) and builds the run's options, exactly as the
@@ -476,7 +491,11 @@ fn table(report: &Report) -> String {
         outcome.datums,
         outcome.requests,
         if args.dry_run { "(dry run) " } else { "" },
-        if outcome.discovery == "full" { "a full sweep" } else { "the arrivals index" },
+        if outcome.discovery == "full" {
+            "a full sweep"
+        } else {
+            "the arrivals index"
+        },
         outcome.store_requests.lists + outcome.store_requests.others(),
     );
     if outcome.builds.is_empty() {

@@ -24,10 +24,15 @@
 pub mod batch;
 pub mod decode;
 
+use crate::aggregate::worker::{process_build, BuildVerdict};
+use crate::aggregate::Options;
 use crate::layout::BuildId;
+use crate::metrics::Sink;
+use crate::store::Store;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use batch::{Outcome, Plan};
 use decode::Scope;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 /// Errors that stop the function from starting (reported to Lambda as an init error).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +46,32 @@ pub enum InitError {
 /// The sink the function uses when `CI_TEST_METRICS_SINK` is unset.
 pub const DEFAULT_SINK: &str = "stdout";
 
+/// The `aggregate` flags, read from their `CI_TEST_METRICS_*` variables only.
+#[derive(Debug, clap::Parser)]
+#[command(name = "bootstrap", no_binary_name = true)]
+struct EnvArgs {
+    #[command(flatten)]
+    args: crate::cli::aggregate::Args,
+}
+
+/// The `aggregate` flags from the environment (no command line), with the function's default
+/// sink; refuses what makes no sense on Lambda.
+fn args_from_env() -> Result<crate::cli::aggregate::Args, InitError> {
+    use clap::Parser;
+    let mut args = EnvArgs::try_parse_from(std::iter::empty::<String>())
+        .map_err(|e| InitError::Config(e.to_string()))?
+        .args;
+    args.sink.get_or_insert_with(|| DEFAULT_SINK.to_string());
+    if args.dry_run || args.republish || args.full {
+        return Err(InitError::Config(
+            "CI_TEST_METRICS_DRY_RUN, _REPUBLISH and _FULL are for the aggregate command; the \
+             function processes the builds it is notified of"
+                .into(),
+        ));
+    }
+    Ok(args)
+}
+
 /// Everything one execution environment keeps between invocations.
 pub struct Function {
     scope: Scope,
@@ -48,39 +79,47 @@ pub struct Function {
     worker: tokio::sync::Mutex<Worker>,
 }
 
-/// The per-build path's state: what `aggregate` would build from the same flags.
+/// The per-build path's state: what `aggregate` builds from the same flags.
 struct Worker {
-    store_url: String,
+    store: Store,
+    sink: Sink,
+    opts: Options,
 }
 
 impl Function {
     /// Reads the configuration from the environment and opens the store, sink and SQS client.
     pub async fn from_env() -> Result<Function, InitError> {
-        let store_url = std::env::var("CI_TEST_METRICS_STORE").map_err(|_| {
-            InitError::Config(
-                "CI_TEST_METRICS_STORE is not set; set it to s3://BUCKET[/PREFIX]".into(),
-            )
-        })?;
+        let args = args_from_env()?;
+        let store_url = crate::cli::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
         let scope = Scope::of_store_url(&store_url).map_err(|e| {
             InitError::Config(format!(
                 "CI_TEST_METRICS_STORE={store_url:?}: {e}; the function serves an S3 bucket: s3://BUCKET[/PREFIX]"
             ))
         })?;
+        let (store, sink, mut opts) = crate::cli::aggregate::setup(&args).await?;
+        let sink = sink.ok_or_else(|| InitError::Config("no sink".into()))?;
+        // Unique per execution environment (several start in the same second with the same pid).
+        if let Ok(stream) = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME") {
+            opts.run_id = format!("lambda-{stream}");
+        }
+        tracing::info!(
+            store = %store.describe(),
+            destination = %opts.destination.id,
+            settle_s = opts.settle.as_secs(),
+            lease_s = opts.lease.as_secs(),
+            "ready"
+        );
         let sdk = crate::aws::load().await;
         Ok(Function {
             scope,
             sqs: aws_sdk_sqs::Client::new(&sdk),
-            worker: tokio::sync::Mutex::new(Worker { store_url }),
+            worker: tokio::sync::Mutex::new(Worker { store, sink, opts }),
         })
     }
 
     /// Handles one SQS batch: processes its builds, delays the messages to retry, and returns
     /// the partial batch response.
-    pub async fn handle(
-        &self,
-        event: aws_lambda_events::event::sqs::SqsEvent,
-        deadline: SystemTime,
-    ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    pub async fn handle(&self, event: SqsEvent, deadline: SystemTime) -> SqsBatchResponse {
         let deadline = deadline
             .duration_since(SystemTime::now())
             .ok()
@@ -124,12 +163,64 @@ impl Function {
 }
 
 impl batch::Process for Worker {
-    /// The switch to the per-build path of `aggregate`.
     async fn process(&mut self, build: BuildId) -> Outcome {
-        let _ = (&self.store_url, Duration::ZERO);
-        Outcome::Failed(format!(
-            "{build}: the per-build path (aggregate::worker::process_build) is not wired yet"
+        // Boxed: the per-build path's future is deep, and the runtime's would be deeper still.
+        let verdict = Box::pin(process_build(
+            &self.store,
+            &mut self.sink,
+            &build,
+            &self.opts,
         ))
+        .await;
+        outcome(&build, verdict)
+    }
+}
+
+/// What a verdict means for the message, logged once per build.
+fn outcome(build: &BuildId, verdict: BuildVerdict) -> Outcome {
+    match verdict {
+        BuildVerdict::Done(done) => {
+            let what = if done.published {
+                format!("{} datums sent", done.datums)
+            } else {
+                format!(
+                    "not sent: {}",
+                    done.reason.as_deref().unwrap_or("not published")
+                )
+            };
+            if done.problems.is_empty() {
+                tracing::info!(%build, tests = done.tests, "done: {what}");
+            } else {
+                tracing::warn!(
+                    %build,
+                    tests = done.tests,
+                    parse_errors = done.parse_errors,
+                    "done with data problems (recorded, not retried): {}; {what}",
+                    done.problems.join("; ")
+                );
+            }
+            Outcome::Finished
+        }
+        BuildVerdict::AlreadyDone => {
+            tracing::info!(%build, "already done for this destination; nothing sent");
+            Outcome::Finished
+        }
+        BuildVerdict::Incomplete => {
+            tracing::info!(%build, "no context.json (gone, or never written); nothing to do");
+            Outcome::Finished
+        }
+        BuildVerdict::Settling { retry_in } => {
+            tracing::info!(%build, "settling: uploaded to recently; again in {} s", retry_in.as_secs());
+            Outcome::Settling(retry_in)
+        }
+        BuildVerdict::Claimed { owner } => {
+            tracing::info!(%build, "claimed by {owner}; again later");
+            Outcome::Claimed
+        }
+        BuildVerdict::Failed(message) => {
+            tracing::warn!(%build, "failed, will be retried: {message}");
+            Outcome::Failed(message)
+        }
     }
 }
 
@@ -138,7 +229,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let function = Function::from_env().await?;
     let function = &function;
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
             let deadline = event.context.deadline();
             Ok::<_, std::convert::Infallible>(function.handle(event.payload, deadline).await)
         },

@@ -89,7 +89,10 @@ pub fn encode_build(summary: &BuildSummary, opts: &EncodeOptions) -> Vec<Datum> 
 
     if opts.per_suite {
         // An unusable context.json is recorded as a file without cases; it is no suite.
-        let suites = summary.files.iter().filter(|f| f.name != crate::layout::CONTEXT_FILE);
+        let suites = summary
+            .files
+            .iter()
+            .filter(|f| f.name != crate::layout::CONTEXT_FILE);
         for file in suites {
             let mut dims = base.clone();
             dims.push(("Suite".to_string(), truncate(suite_name(&file.name))));

@@ -56,7 +56,11 @@ impl LocalStore {
         blocking(move || put(&root, &key, &body, Publish::Replace).map(|_| ())).await
     }
 
-    pub async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<Option<String>, StoreError> {
+    pub async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+    ) -> Result<Option<String>, StoreError> {
         Stats::count(&self.stats.puts, 1);
         let root = self.root.clone();
         let key = key.to_string();
@@ -130,7 +134,11 @@ impl LocalStore {
         .await
     }
 
-    pub async fn list(&self, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Vec<ObjectInfo>, StoreError> {
         Stats::count(&self.stats.lists, 1);
         let root = self.root.clone();
         let prefix = prefix.to_string();
@@ -297,7 +305,10 @@ fn put_if_match(
     let path = resolve(root, key)?;
     let dir = path.parent().unwrap_or(root);
     check_dirs(root, dir, key, true)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("object");
     let lock_path = dir.join(format!("{TEMP_PREFIX}lock-{name}"));
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -494,38 +505,90 @@ mod tests {
     #[tokio::test]
     async fn lists_after_a_key() {
         let (_dir, s) = store();
-        for key in ["t/2026/11/30/x", "t/2026/12/01/a", "t/2026/12/01/b", "t/2026/12/02/c", "u/1"] {
+        for key in [
+            "t/2026/11/30/x",
+            "t/2026/12/01/a",
+            "t/2026/12/01/b",
+            "t/2026/12/02/c",
+            "u/1",
+        ] {
             s.put(key, Bytes::new()).await.unwrap();
         }
         let keys = |v: Vec<ObjectInfo>| v.into_iter().map(|o| o.key).collect::<Vec<_>>();
         let table: [(&str, &str, &[&str]); 5] = [
-            ("t/", "", &["t/2026/11/30/x", "t/2026/12/01/a", "t/2026/12/01/b", "t/2026/12/02/c"]),
-            ("t/", "t/2026/12/01", &["t/2026/12/01/a", "t/2026/12/01/b", "t/2026/12/02/c"]),
-            ("t/", "t/2026/12/01/a", &["t/2026/12/01/b", "t/2026/12/02/c"]),
+            (
+                "t/",
+                "",
+                &[
+                    "t/2026/11/30/x",
+                    "t/2026/12/01/a",
+                    "t/2026/12/01/b",
+                    "t/2026/12/02/c",
+                ],
+            ),
+            (
+                "t/",
+                "t/2026/12/01",
+                &["t/2026/12/01/a", "t/2026/12/01/b", "t/2026/12/02/c"],
+            ),
+            (
+                "t/",
+                "t/2026/12/01/a",
+                &["t/2026/12/01/b", "t/2026/12/02/c"],
+            ),
             ("t/", "t/2026/12/02/c", &[]),
             ("", "t/9", &["u/1"]),
         ];
         for (prefix, after, want) in table {
-            assert_eq!(keys(s.list(prefix, after).await.unwrap()), want, "{prefix} after {after}");
+            assert_eq!(
+                keys(s.list(prefix, after).await.unwrap()),
+                want,
+                "{prefix} after {after}"
+            );
         }
     }
 
     #[tokio::test]
     async fn conditional_writes() {
         let (_dir, s) = store();
-        let first = s.put_if_absent("c/k", Bytes::from_static(b"one")).await.unwrap();
+        let first = s
+            .put_if_absent("c/k", Bytes::from_static(b"one"))
+            .await
+            .unwrap();
         let etag = first.expect("created");
-        assert_eq!(s.put_if_absent("c/k", Bytes::from_static(b"two")).await.unwrap(), None);
+        assert_eq!(
+            s.put_if_absent("c/k", Bytes::from_static(b"two"))
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(s.get("c/k").await.unwrap(), Bytes::from_static(b"one"));
         let meta = s.head("c/k").await.unwrap().expect("exists");
         assert_eq!(meta.etag, etag);
         assert_eq!(s.head("c/none").await.unwrap(), None);
-        let second = s.put_if_match("c/k", Bytes::from_static(b"two"), &etag).await.unwrap();
+        let second = s
+            .put_if_match("c/k", Bytes::from_static(b"two"), &etag)
+            .await
+            .unwrap();
         assert!(second.is_some());
-        assert_eq!(s.put_if_match("c/k", Bytes::from_static(b"three"), &etag).await.unwrap(), None);
-        assert_eq!(s.put_if_match("c/none", Bytes::from_static(b"x"), &etag).await.unwrap(), None);
+        assert_eq!(
+            s.put_if_match("c/k", Bytes::from_static(b"three"), &etag)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.put_if_match("c/none", Bytes::from_static(b"x"), &etag)
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(s.get("c/k").await.unwrap(), Bytes::from_static(b"two"));
-        assert_eq!(keys_of(&s).await, ["c/k"], "no lock or temporary file is listed");
+        assert_eq!(
+            keys_of(&s).await,
+            ["c/k"],
+            "no lock or temporary file is listed"
+        );
         // Many writers at once: exactly one exclusive create wins.
         let tries = (0..16u8).map(|i| s.put_if_absent("c/race", Bytes::from(vec![i])));
         let won = futures::future::join_all(tries)
@@ -540,7 +603,12 @@ mod tests {
     }
 
     async fn keys_of(s: &LocalStore) -> Vec<String> {
-        s.list("", "").await.unwrap().into_iter().map(|o| o.key).collect()
+        s.list("", "")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
     }
 
     #[tokio::test]

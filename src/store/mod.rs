@@ -160,7 +160,11 @@ impl Store {
 
     /// Creates an object only if none exists at `key` (S3 `If-None-Match: *`; an exclusive
     /// create locally). `Some(etag)` when this call created it, `None` when it already existed.
-    pub async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<Option<String>, StoreError> {
+    pub async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+    ) -> Result<Option<String>, StoreError> {
         match self {
             Store::Local(s) => s.put_if_absent(key, body).await,
             Store::S3(s) => s.put_if_absent(key, body).await,

@@ -309,7 +309,11 @@ impl S3Store {
         }
     }
 
-    pub async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<Option<String>, StoreError> {
+    pub async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+    ) -> Result<Option<String>, StoreError> {
         self.put_conditional(key, body, None).await
     }
 
@@ -385,9 +389,12 @@ impl S3Store {
     }
 
     pub async fn reader(&self, key: &str) -> Result<BodyReader, StoreError> {
-        let out = self.get_object(key).await?.ok_or_else(|| StoreError::NotFound {
-            key: self.url_of(key),
-        })?;
+        let out = self
+            .get_object(key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                key: self.url_of(key),
+            })?;
         Ok(Box::new(BlockingBody {
             body: out.body,
             chunk: Bytes::new(),
@@ -495,8 +502,14 @@ mod tests {
     fn conditional_answers() {
         assert!(precondition_failed(Some(412), None));
         assert!(precondition_failed(None, Some("PreconditionFailed")));
-        assert!(!precondition_failed(Some(409), Some("ConditionalRequestConflict")));
-        assert!(conditional_conflict(Some(409), Some("ConditionalRequestConflict")));
+        assert!(!precondition_failed(
+            Some(409),
+            Some("ConditionalRequestConflict")
+        ));
+        assert!(conditional_conflict(
+            Some(409),
+            Some("ConditionalRequestConflict")
+        ));
         assert!(!conditional_conflict(Some(500), Some("InternalError")));
     }
 

@@ -5,6 +5,7 @@ mod common;
 mod aggregate;
 mod analyze;
 mod dashboard;
+mod lambda;
 mod metrics;
 mod parse;
 mod upload;
