@@ -10,7 +10,8 @@
 #
 # Key=Value pairs override the template's parameters (see its Parameters section); Architecture=arm64
 # also builds for arm64. CodeBucket= names the bucket for the zip; by default it is
-# STACK_NAME-code-ACCOUNT, created if missing.
+# STACK_NAME-code-ACCOUNT, created if missing. The stack creates RESULTS_BUCKET; with
+# CreateBucket=false (a bucket that exists) the queue is added to the bucket's notifications instead.
 #
 # Only the standard AWS variables are read (AWS_REGION, AWS_PROFILE, credentials,
 # AWS_ENDPOINT_URL...), so with AWS_ENDPOINT_URL pointing at ministack it deploys there unchanged.
@@ -29,7 +30,7 @@ STACK=$1 RESULTS_BUCKET=$2
 shift 2
 log() { printf '[deploy] %s\n' "$*" >&2; }
 
-ARCH=x86_64 CODE_BUCKET=
+ARCH=x86_64 CODE_BUCKET= CREATE_BUCKET=true PREFIX=
 OVERRIDES=()
 for kv in "$@"; do
   case "$kv" in
@@ -38,6 +39,8 @@ for kv in "$@"; do
   esac
   case "$kv" in
     Architecture=*) ARCH=${kv#*=} ;;
+    CreateBucket=*) CREATE_BUCKET=${kv#*=} ;;
+    Prefix=*) PREFIX=${kv#*=} ;;
     CodeBucket=*) CODE_BUCKET=${kv#*=}; continue ;;
     ResultsBucket=*|CodeKey=*) echo "deploy.sh: $kv is set by deploy.sh itself" >&2; exit 2 ;;
   esac
@@ -81,6 +84,31 @@ log "deploying stack $STACK"
   --parameter-overrides "ResultsBucket=$RESULTS_BUCKET" "CodeBucket=$CODE_BUCKET" "CodeKey=$CODE_KEY" \
   ${OVERRIDES[@]+"${OVERRIDES[@]}"} >&2
 
-# 4. Its outputs.
-"$AWS" cloudformation describe-stacks --stack-name "$STACK" \
-  --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text | tr '\t' '='
+OUTPUTS=$("$AWS" cloudformation describe-stacks --stack-name "$STACK" \
+  --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text | tr '\t' '=')
+
+# 4. A bucket the stack does not own gets the queue added to its notification configuration,
+#    keeping its other notifications (ours is replaced by Id, so a redeploy does not add twice).
+if [ "$CREATE_BUCKET" = false ]; then
+  QUEUE_ARN=$(printf '%s\n' "$OUTPUTS" | sed -n 's/^QueueArn=//p')
+  CURRENT=$("$AWS" s3api get-bucket-notification-configuration --bucket "$RESULTS_BUCKET" --output json)
+  MERGED=$(printf '%s' "$CURRENT" | python3 -c '
+import json, sys
+arn, prefix = sys.argv[1], sys.argv[2]
+text = sys.stdin.read().strip()
+conf = json.loads(text) if text else {}
+conf.pop("ResponseMetadata", None)
+rules = [{"Name": "suffix", "Value": "context.json"}] + ([{"Name": "prefix", "Value": prefix}] if prefix else [])
+queues = [q for q in conf.get("QueueConfigurations", []) if q.get("Id") != "ci-test-metrics"]
+queues.append({"Id": "ci-test-metrics", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+               "Filter": {"Key": {"FilterRules": rules}}})
+conf["QueueConfigurations"] = queues
+print(json.dumps(conf))
+' "$QUEUE_ARN" "$PREFIX")
+  log "adding the queue to s3://$RESULTS_BUCKET's notification configuration"
+  "$AWS" s3api put-bucket-notification-configuration --bucket "$RESULTS_BUCKET" \
+    --notification-configuration "$MERGED" >&2
+fi
+
+# 5. The outputs.
+printf '%s\n' "$OUTPUTS"
