@@ -84,6 +84,7 @@ mkdir -p "$WORK/weed"
   -master.telemetry=false -master.telemetry.url=http://127.0.0.1:9/ \
   -master.volumeSizeLimitMB=64 -volume.max=32 \
   -s3 -s3.port="$S3PORT" -s3.config="$WORK/s3.json" -metricsPort=0 \
+  -s3.port.iceberg=0 -s3.port.lance=0 \
   >"$WORK/weed.log" 2>&1 &
 PIDS+=($!)
 

@@ -50,7 +50,7 @@ pub struct Held {
 /// What trying to claim gave.
 #[derive(Debug)]
 pub enum Claimed {
-    Mine(Held),
+    Mine(Box<Held>),
     /// Another worker's live claim.
     Busy {
         owner: String,
@@ -97,12 +97,12 @@ pub async fn acquire(
     // A few rounds: each lost race means someone else wrote the claim, which the next round reads.
     for _ in 0..4 {
         if let Some(etag) = store.put_if_absent(key, body(&claim)).await? {
-            return Ok(Claimed::Mine(Held {
+            return Ok(Claimed::Mine(Box::new(Held {
                 key: key.into(),
                 etag,
                 claim,
                 previous: None,
-            }));
+            })));
         }
         let Some((bytes, meta)) = store.get_with_meta(key).await? else {
             continue;
@@ -129,12 +129,12 @@ pub async fn acquire(
                     );
                 }
             }
-            return Ok(Claimed::Mine(Held {
+            return Ok(Claimed::Mine(Box::new(Held {
                 key: key.into(),
                 etag,
                 claim,
                 previous: current,
-            }));
+            })));
         }
     }
     Ok(Claimed::Busy {
@@ -249,7 +249,7 @@ mod tests {
         let mine: Vec<&Held> = results
             .iter()
             .filter_map(|r| match r {
-                Ok(Claimed::Mine(h)) => Some(h),
+                Ok(Claimed::Mine(h)) => Some(&**h),
                 _ => None,
             })
             .collect();

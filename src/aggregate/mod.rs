@@ -326,6 +326,18 @@ async fn full(
                 delta.resolved.insert(key.clone());
             }
         }
+        // Unfinished builds that have no arrival marker (older uploaders) are remembered under
+        // one made from their context.json's time, so the next run looks at them again.
+        let indexed: BTreeSet<&BuildId> = listing.arrivals.values().collect();
+        for id in unresolved.iter().filter(|id| !indexed.contains(id)) {
+            let at = listing
+                .builds
+                .get(id)
+                .and_then(|o| o.context.as_ref())
+                .and_then(|c| c.last_modified)
+                .unwrap_or(opts.now);
+            delta.unresolved.insert(arrivals::key(at, id));
+        }
         write_cursor(store, opts, &delta, &mut outcome).await;
     }
     outcome.builds.sort_by(|a, b| a.id.cmp(&b.id));

@@ -150,7 +150,7 @@ impl<'a> Worker<'a> {
             .await
             .map_err(|e| format!("{id}: could not claim {key}: {e}"))?;
         let mut held = match claimed {
-            Claimed::Mine(held) => held,
+            Claimed::Mine(held) => *held,
             Claimed::Busy { owner } => return Ok(BuildVerdict::Claimed { owner }),
         };
         let mut maybe_sent = hints.maybe_sent;

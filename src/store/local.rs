@@ -98,7 +98,11 @@ impl LocalStore {
         let root = self.root.clone();
         let key = key.to_string();
         blocking(move || {
-            let path = checked_path(&root, &key)?;
+            let path = match checked_path(&root, &key) {
+                Ok(path) => path,
+                Err(StoreError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
             match std::fs::read(&path) {
                 Ok(body) => {
                     let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
@@ -566,6 +570,7 @@ mod tests {
         let meta = s.head("c/k").await.unwrap().expect("exists");
         assert_eq!(meta.etag, etag);
         assert_eq!(s.head("c/none").await.unwrap(), None);
+        assert_eq!(s.head("no/such/dir").await.unwrap(), None);
         let second = s
             .put_if_match("c/k", Bytes::from_static(b"two"), &etag)
             .await

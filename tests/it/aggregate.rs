@@ -45,6 +45,15 @@ fn aggregate(store: &Path, extra: &[&str]) -> (Output, Value) {
     (out, json)
 }
 
+/// The one destination ledger in a local store (`_ci-test-metrics/dest/ID/`).
+fn dest_dir(store: &Path) -> PathBuf {
+    let dests: Vec<PathBuf> = std::fs::read_dir(store.join("_ci-test-metrics/dest"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(dests.len(), 1, "one destination: {dests:?}");
+    dests[0].clone()
+}
+
 fn emf_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -128,7 +137,16 @@ fn sample_store_is_aggregated_once() {
     let (out, second) = aggregate(&store, &["--sink", &sink]);
     assert!(out.status.success());
     assert_eq!(second["builds"].as_array().unwrap().len(), 0);
-    assert_eq!(second["already_done"], 107);
+    assert_eq!(
+        second["discovery"], "arrivals",
+        "the first run left a cursor"
+    );
+    assert_eq!(std::fs::read(&emf).unwrap(), before);
+    // So does a full sweep, which sees every build recorded.
+    let (out, third) = aggregate(&store, &["--sink", &sink, "--full"]);
+    assert!(out.status.success());
+    assert_eq!(third["builds"].as_array().unwrap().len(), 0);
+    assert_eq!(third["already_done"], 107);
     assert_eq!(std::fs::read(&emf).unwrap(), before);
 
     // Summaries were written for analysis.
@@ -194,23 +212,19 @@ fn an_interrupted_run_is_recovered_without_duplicates() {
     let (dir, store) = sample_store();
     let emf = dir.path().join("metrics.emf");
     let sink = format!("emf:{}", emf.display());
-    let (out, _) = aggregate(&store, &["--sink", &sink]);
+    // Short leases, so the claims of a "dead" run expire within the test.
+    let (out, _) = aggregate(&store, &["--sink", &sink, "--lease", "1s"]);
     assert!(out.status.success());
-    // Simulate a run killed after its requests were accepted but before it recorded the builds:
-    // the intents are there, the `done` markers (and so the intents' completion markers) are not.
-    let done = store.join("_ci-test-metrics/ledger/done");
-    std::fs::remove_dir_all(done.join("mxnet-validation/unix-gpu")).unwrap();
-    let intents = store.join("_ci-test-metrics/ledger/intents");
-    let mut completions = 0;
-    for entry in std::fs::read_dir(&intents).unwrap().flatten() {
-        if entry.file_name().to_string_lossy().ends_with(".json.done") {
-            std::fs::remove_file(entry.path()).unwrap();
-            completions += 1;
-        }
-    }
-    assert!(completions > 0, "a finished run marks its intents complete");
+    // Simulate a run killed after the sink accepted its metrics but before it recorded the
+    // builds: the claims say `publishing`, the `done` markers are missing.
+    let dest = dest_dir(&store);
+    std::fs::remove_dir_all(dest.join("done/mxnet-validation/unix-gpu")).unwrap();
+    let claim =
+        std::fs::read_to_string(dest.join("claims/mxnet-validation/unix-gpu/master/1")).unwrap();
+    assert!(claim.contains("\"state\":\"publishing\""), "{claim}");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let before = emf_sum(&emf_lines(&emf), "Builds").0;
-    let (out, json) = aggregate(&store, &["--sink", &sink]);
+    let (out, json) = aggregate(&store, &["--sink", &sink, "--full"]);
     assert!(
         out.status.success(),
         "stderr: {}",
@@ -227,7 +241,7 @@ fn an_interrupted_run_is_recovered_without_duplicates() {
         "nothing was sent twice"
     );
     // And the ledger is whole again.
-    let (_, third) = aggregate(&store, &["--sink", &sink]);
+    let (_, third) = aggregate(&store, &["--sink", &sink, "--full"]);
     assert_eq!(third["builds"].as_array().unwrap().len(), 0);
 }
 
@@ -240,6 +254,10 @@ fn bad_builds_are_reported_and_the_others_proceed() {
         .unwrap();
     let good = format!(
         r#"{{"schema_version":1,"job":"j","branch":"master","build":1,"timestamp":"{now}"}}"#
+    );
+    let sha_mismatch = good.replace("\"build\":1", "\"build\":5").replace(
+        "}",
+        r#","files":[{"name":"a.xml","bytes":3,"sha256":"00ff"}]}"#,
     );
     // (build prefix, context.json, result files as (name, body))
     type Build<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
@@ -273,6 +291,26 @@ fn bad_builds_are_reported_and_the_others_proceed() {
             &good.replace("\"build\":1", "\"build\":4"),
             &[("bin.xml", "\u{0}\u{1}\u{2}PK\u{3}\u{4}")],
         ),
+        // a result file that is not what the manifest recorded (a later stage overwrote it)
+        (
+            "j/master/5",
+            &sha_mismatch,
+            &[(
+                "a.xml",
+                r#"<testsuite><testcase name="t" time="2"/></testsuite>"#,
+            )],
+        ),
+        // written by a newer version
+        (
+            "j/master/6",
+            &good
+                .replace("\"build\":1", "\"build\":6")
+                .replace("\"schema_version\":1", "\"schema_version\":99"),
+            &[(
+                "a.xml",
+                r#"<testsuite><testcase name="t" time="2"/></testsuite>"#,
+            )],
+        ),
     ];
     for (prefix, context, files) in builds {
         let d = store.join(prefix);
@@ -290,7 +328,7 @@ fn bad_builds_are_reported_and_the_others_proceed() {
         String::from_utf8_lossy(&out.stderr)
     );
     let builds = json["builds"].as_array().unwrap();
-    assert_eq!(builds.len(), 4);
+    assert_eq!(builds.len(), 6);
     let by_build = |n: u64| builds.iter().find(|b| b["build"] == n).unwrap();
     assert_eq!(by_build(1)["tests"], 1);
     assert!(by_build(1)["problems"].as_array().unwrap().is_empty());
@@ -308,7 +346,15 @@ fn bad_builds_are_reported_and_the_others_proceed() {
         .as_str()
         .unwrap()
         .contains("j/master/4/bin.xml"));
-    assert_eq!(emf_sum(&emf_lines(&emf), "ParseErrors").0, 1.0);
+    let problem = |n: u64| by_build(n)["problems"][0].as_str().unwrap().to_string();
+    assert!(problem(5).contains("SHA-256"), "{}", problem(5));
+    assert_eq!(by_build(5)["parse_errors"], 1);
+    assert_eq!(by_build(5)["tests"], 1, "its cases still count");
+    assert!(problem(6).contains("schema version 99"), "{}", problem(6));
+    assert_eq!(by_build(6)["parse_errors"], 0);
+    // The binary file, the unusable context.json and the changed file.
+    assert_eq!(emf_sum(&emf_lines(&emf), "ParseErrors").0, 3.0);
+    assert_eq!(by_build(2)["parse_errors"], 1);
 }
 
 #[test]
@@ -324,6 +370,38 @@ fn usage_errors_exit_1_with_a_hint() {
     let out = common::bin().args(["aggregate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--store"));
+    // An S3 store has no default sink: a trial run must not publish by surprise.
+    let out = common::bin()
+        .args(["aggregate", "--store", "s3://some-bucket"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--sink cloudwatch") && stderr.contains("--dry-run"),
+        "{stderr}"
+    );
+    // EMF on stdout and a JSON report cannot share stdout.
+    let out = common::bin()
+        .args([
+            "aggregate",
+            "--sink",
+            "stdout",
+            "--format",
+            "json",
+            "--store",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdout"));
+    // --republish needs builds or --since.
+    let out = common::bin()
+        .args(["aggregate", "--republish", "--store", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
 }
 
 /// Writes `n` small builds of one job into a local store, timestamped within the last hour.
@@ -366,6 +444,8 @@ fn a_killed_run_loses_nothing_and_duplicates_nothing() {
             "0",
             "--concurrency",
             "2",
+            "--lease",
+            "2s",
             "--sink",
             &sink,
             "--store",
@@ -376,9 +456,12 @@ fn a_killed_run_loses_nothing_and_duplicates_nothing() {
         .spawn()
         .unwrap();
     // Kill it as soon as it has recorded its first build: mid-run, whatever the machine's speed.
-    let done = store.join("_ci-test-metrics/ledger/done/kill/job/master");
     let recorded = || {
-        std::fs::read_dir(&done)
+        let dests = std::fs::read_dir(store.join("_ci-test-metrics/dest"));
+        let Some(dest) = dests.ok().and_then(|mut d| d.next()).and_then(|e| e.ok()) else {
+            return false;
+        };
+        std::fs::read_dir(dest.path().join("done/kill/job/master"))
             .map(|d| {
                 d.flatten()
                     .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
@@ -391,6 +474,8 @@ fn a_killed_run_loses_nothing_and_duplicates_nothing() {
     }
     let _ = child.kill();
     let _ = child.wait();
+    // The builds it held stay claimed until its lease (2 s) runs out.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let (out, json) = aggregate(&store, &["--sink", &sink]);
     assert!(
         out.status.success(),
@@ -523,7 +608,7 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
         );
     }
 
-    let run = || {
+    let run = |extra: &[&str]| {
         let mut cmd = common::bin();
         with_servers(&mut cmd, &s3, &cw_url);
         let out = cmd
@@ -535,8 +620,11 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
                 "0",
                 "--sink",
                 "cloudwatch",
+                "--lease",
+                "1s",
             ])
             .args(["--namespace", &namespace])
+            .args(extra)
             .args(["--store", &format!("s3://{bucket}")])
             .output()
             .unwrap();
@@ -547,12 +635,10 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
         );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
-    let first = run();
+    let first = run(&[]);
     assert_eq!(first["builds"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        first["requests"], 1,
-        "two small builds fit one PutMetricData request"
-    );
+    assert_eq!(first["requests"], 2, "one PutMetricData request per build");
+    assert_eq!(first["destination"], format!("cloudwatch-{namespace}"));
 
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&cw_url)
@@ -576,7 +662,8 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
     assert_eq!(builds.sum(), Some(2.0));
 
     // A rerun publishes nothing.
-    let second = run();
+    let second = run(&[]);
+    assert_eq!(second["discovery"], "arrivals");
     assert_eq!(second["builds"].as_array().unwrap().len(), 0);
     check(statistics(&cw, &namespace, job, "TestDuration").await);
 
@@ -591,32 +678,15 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
         .force_path_style(true)
         .build(),
     );
-    let mut keys = vec![format!("_ci-test-metrics/ledger/done/{job}/master/2")];
-    let intents = s3c
-        .list_objects_v2()
+    let done = format!("_ci-test-metrics/dest/cloudwatch-{namespace}/done/{job}/master/2");
+    s3c.delete_object()
         .bucket(&bucket)
-        .prefix("_ci-test-metrics/ledger/intents/")
+        .key(&done)
         .send()
         .await
         .unwrap();
-    keys.extend(
-        intents
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .filter(|k| k.ends_with(".done"))
-            .map(String::from),
-    );
-    assert_eq!(keys.len(), 2, "one intent, marked complete: {keys:?}");
-    for key in keys {
-        s3c.delete_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-    }
-    let third = run();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // the claim's lease
+    let third = run(&["--full"]);
     assert_eq!(third["recovered"].as_array().unwrap().len(), 1);
     check(statistics(&cw, &namespace, job, "TestDuration").await);
     assert_eq!(
@@ -655,9 +725,12 @@ fn fresh_uploads_settle_and_late_stages_are_reported() {
         r#"<testsuite><testcase name="x" time="1"/></testsuite>"#,
     )
     .unwrap();
-    let (_, json) = aggregate(&store, &["--sink", &sink]);
+    // Written by hand, so it is in no arrivals index: the full sweep finds it, once.
+    let (_, json) = aggregate(&store, &["--sink", &sink, "--full"]);
     assert_eq!(
         json["late_files"],
         serde_json::json!(["stages/job/master/1/stage2.xml"])
     );
+    let (_, json) = aggregate(&store, &["--sink", &sink, "--full"]);
+    assert_eq!(json["late_files"], serde_json::json!([]), "reported once");
 }

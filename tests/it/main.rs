@@ -4,6 +4,7 @@ mod common;
 
 mod aggregate;
 mod analyze;
+mod concurrency;
 mod dashboard;
 mod lambda;
 mod metrics;
