@@ -254,16 +254,7 @@ async fn throughput(
         .as_str()
         .expect("mapping")
         .to_string();
-    aws(
-        env,
-        &[
-            "lambda",
-            "update-event-source-mapping",
-            "--uuid",
-            &uuid,
-            "--no-enabled",
-        ],
-    );
+    set_mapping(env, &uuid, false);
 
     let dir = work.join(format!("c{label}"));
     write_build(&dir, files, tests);
@@ -274,16 +265,7 @@ async fn throughput(
     .await;
 
     let started = Instant::now();
-    aws(
-        env,
-        &[
-            "lambda",
-            "update-event-source-mapping",
-            "--uuid",
-            &uuid,
-            "--enabled",
-        ],
-    );
+    set_mapping(env, &uuid, true);
     let deadline = Instant::now() + Duration::from_secs(600);
     while done_count(&store).await < builds {
         assert!(
@@ -295,6 +277,21 @@ async fn throughput(
     let secs = started.elapsed().as_secs_f64();
     println!("concurrency {label}: {builds} builds in {secs:.1} s");
     (secs, builds)
+}
+
+/// Enables or disables an event source mapping.
+fn set_mapping(env: &Env, uuid: &str, enabled: bool) {
+    let flag = if enabled { "--enabled" } else { "--no-enabled" };
+    aws(
+        env,
+        &[
+            "lambda",
+            "update-event-source-mapping",
+            "--uuid",
+            uuid,
+            flag,
+        ],
+    );
 }
 
 /// VmHWM (kB) of the process running `function`.

@@ -121,7 +121,6 @@ fn make_builds(dir: &Path) -> Vec<Build> {
                         std::fs::write(d.join("broken.xml"), "\u{0}\u{1}\u{2}PK\u{3}\u{4}")
                             .unwrap();
                     } else {
-                        // Durations with 3 significant digits at most, so rounding keeps them.
                         let cases: String = (0..(3 + (i % 5)))
                             .map(|k| {
                                 // 0.25 … 4.5 s: 3 significant digits at most, which the
@@ -195,8 +194,8 @@ struct Line {
     doc: Value,
 }
 
-/// Every EMF document in the function's log group.
-fn lambda_emf(env: &Env, group: &str) -> Vec<Line> {
+/// Every event in the function's log group: (timestamp in ms, message).
+fn log_events(env: &Env, group: &str) -> Vec<(i64, String)> {
     let out = aws(
         env,
         &["logs", "filter-log-events", "--log-group-name", group],
@@ -206,12 +205,25 @@ fn lambda_emf(env: &Env, group: &str) -> Vec<Line> {
         .into_iter()
         .flatten()
         .filter_map(|e| {
-            let doc: Value = serde_json::from_str(e["message"].as_str()?.trim()).ok()?;
+            Some((
+                e["timestamp"].as_i64().unwrap_or(0),
+                e["message"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Every EMF document in the function's log group.
+fn lambda_emf(env: &Env, group: &str) -> Vec<Line> {
+    log_events(env, group)
+        .into_iter()
+        .filter_map(|(logged, message)| {
+            let doc: Value = serde_json::from_str(message.trim()).ok()?;
             doc.get("_aws")?;
             Some(Line {
                 job: doc["Job"].as_str()?.to_string(),
                 timestamp: doc["_aws"]["Timestamp"].as_i64()?,
-                logged: e["timestamp"].as_i64().unwrap_or(0),
+                logged,
                 doc,
             })
         })
@@ -220,15 +232,9 @@ fn lambda_emf(env: &Env, group: &str) -> Vec<Line> {
 
 /// The function's other log lines.
 fn lambda_log_text(env: &Env, group: &str) -> Vec<String> {
-    let out = aws(
-        env,
-        &["logs", "filter-log-events", "--log-group-name", group],
-    );
-    out["events"]
-        .as_array()
+    log_events(env, group)
         .into_iter()
-        .flatten()
-        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .map(|(_, message)| message)
         .filter(|m| !m.trim_start().starts_with('{'))
         .collect()
 }
