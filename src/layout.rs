@@ -17,8 +17,9 @@
 //! - A **branch** is first encoded as Jenkins' branch-api `NameEncoder` does ([`encode_branch`]:
 //!   `%`, `/`, `\`, `?`, `#`, `[`, `]` become `%25`, `%2F`, `%5C`, `%3F`, `%23`, `%5B`, `%5D`;
 //!   `""`, `.` and `..` become `%00`, `%2E` and `%2E.`), then the encoded form must be a segment.
-//! - A **file** name is the base name of the uploaded file; it must be a segment and must not be
-//!   [`CONTEXT_FILE`], which only the uploader writes.
+//! - A **file** name is the uploaded file's path relative to its pattern's base, encoded into one
+//!   segment by [`encode_file_path`] (`a/junit.xml` → `a%2Fjunit.xml`); it must be a segment and
+//!   must not be [`CONTEXT_FILE`], which only the uploader writes.
 //! - A whole relative **key** is at most [`MAX_KEY_BYTES`] bytes (S3's limit is 1024 including
 //!   the store's prefix).
 
@@ -202,6 +203,16 @@ pub fn is_reserved(key: &str) -> bool {
         .any(|p| first.eq_ignore_ascii_case(p.trim_end_matches('/')))
 }
 
+/// True when a path segment starts with `_ci-test-metrics`, in any letter case: the tool's own
+/// areas (`_ci-test-metrics/` and any later sibling such as an arrivals index). A store whose
+/// prefix or directory has such a segment would put uploads inside another store's reserved area.
+pub fn is_reserved_segment(segment: &str) -> bool {
+    let reserved = RESERVED_PREFIX.trim_end_matches('/');
+    segment
+        .get(..reserved.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(reserved))
+}
+
 /// Jenkins' branch-api `NameEncoder`: the form multibranch projects use for branch jobs
 /// (`feature/foo` → `feature%2Ffoo`). Only `%`, `/`, `\`, `?`, `#`, `[` and `]` are escaped;
 /// the empty name, `.` and `..` get just enough escaping to stop being path segments.
@@ -226,6 +237,32 @@ pub fn encode_branch(raw: &str) -> String {
         }
     }
     out
+}
+
+/// A result file's stored name: its path relative to the pattern's base, as one key segment.
+/// `%` becomes `%25` and `/` becomes `%2F`, as Jenkins encodes branches, so `a/junit.xml` and
+/// `b/junit.xml` are `a%2Fjunit.xml` and `b%2Fjunit.xml`, a flat `r.xml` stays `r.xml`, and no two
+/// paths share a name. Each part must be a segment (no `.`, `..`, backslash or control
+/// character); the result must be a valid file name ([`check_file_name`]).
+pub fn encode_file_path(parts: &[&str]) -> Result<String, LayoutError> {
+    let joined = parts.join("/");
+    if parts.is_empty() {
+        return Err(invalid("file name", &joined, "it is empty"));
+    }
+    for part in parts {
+        check_segment("file name", part).map_err(|e| match e {
+            LayoutError::Invalid { reason, .. } => {
+                invalid("file name", &joined, format!("part {part:?}: {reason}"))
+            }
+        })?;
+    }
+    let name = parts
+        .iter()
+        .map(|p| p.replace('%', "%25"))
+        .collect::<Vec<_>>()
+        .join("%2F");
+    check_file_name(&name)?;
+    Ok(name)
 }
 
 /// Checks a result file's base name.
@@ -369,6 +406,59 @@ mod tests {
                 check_file_name(name).is_err(),
                 "{name:?} should be rejected"
             );
+        }
+    }
+
+    #[test]
+    fn file_paths_are_one_segment() {
+        let ok: &[(&[&str], &str)] = &[
+            (&["r.xml"], "r.xml"),
+            (&["a", "junit.xml"], "a%2Fjunit.xml"),
+            (&["a", "b", "junit.xml"], "a%2Fb%2Fjunit.xml"),
+            (&["100%", "r.xml"], "100%25%2Fr.xml"),
+            (&["a%2Fjunit.xml"], "a%252Fjunit.xml"),
+            (&["sub", "context.json"], "sub%2Fcontext.json"),
+            (&["é", "r.xml"], "é%2Fr.xml"),
+        ];
+        for (parts, want) in ok {
+            assert_eq!(encode_file_path(parts).as_deref(), Ok(*want), "{parts:?}");
+        }
+        // Distinct paths never share a name.
+        assert_ne!(
+            encode_file_path(&["a%2Fb"]).unwrap(),
+            encode_file_path(&["a", "b"]).unwrap()
+        );
+        let long = "d".repeat(200);
+        let bad: &[&[&str]] = &[
+            &[],
+            &["context.json"],
+            &["..", "r.xml"],
+            &[".", "r.xml"],
+            &["a", ""],
+            &["a\\b", "r.xml"],
+            &["a\tb", "r.xml"],
+            &[long.as_str(), long.as_str()],
+        ];
+        for parts in bad {
+            let encoded = encode_file_path(parts);
+            assert!(encoded.is_err(), "{parts:?} should be rejected");
+            if let Ok(name) = encoded {
+                assert!(!name.contains('/'));
+            }
+        }
+    }
+
+    #[test]
+    fn reserved_segments() {
+        for s in [
+            "_ci-test-metrics",
+            "_CI-Test-Metrics",
+            "_ci-test-metrics-arrivals",
+        ] {
+            assert!(is_reserved_segment(s), "{s}");
+        }
+        for s in ["ci-test-metrics", "x_ci-test-metrics", "_ci-test", ""] {
+            assert!(!is_reserved_segment(s), "{s}");
         }
     }
 

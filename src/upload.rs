@@ -2,11 +2,15 @@
 //! with PutObject only.
 //!
 //! 1. [`find_files`] expands the patterns relative to the working directory. Only regular files
-//!    count; a file matched by several patterns counts once; two different files with the same
-//!    base name are an error (they would overwrite each other's key).
+//!    count. A file keeps its path relative to its pattern's base (the pattern's leading
+//!    directories without wildcards), encoded into one key segment
+//!    ([`crate::layout::encode_file_path`]): `**/junit.xml` stores `a/junit.xml` and
+//!    `b/junit.xml` as `a%2Fjunit.xml` and `b%2Fjunit.xml`; `build/*.xml` stores
+//!    `build/r.xml` as `r.xml`. A file matched by several patterns counts once; two different
+//!    files with the same stored name are an error (they would overwrite each other's key).
 //! 2. [`upload`] checks every key first (see [`crate::layout`]), so a bad name fails before
 //!    anything is written. Then it reads, hashes and parses each file and PUTs it to
-//!    `{job}/{branch}/{build}/{base name}`, at most `concurrency` at a time. A file that is not
+//!    `{job}/{branch}/{build}/{stored name}`, at most `concurrency` at a time. A file that is not
 //!    valid JUnit is still uploaded as the raw artifact; the manifest records the parse error.
 //! 3. Only when every file is stored does it PUT `context.json` with the manifest: its presence
 //!    tells the aggregator the build is complete. If any file failed, no `context.json` is
@@ -47,8 +51,9 @@ pub enum UploadError {
     #[error("{path}: {reason}")]
     BadName { path: PathBuf, reason: String },
     #[error(
-        "two files have the base name {name:?}: {first} and {second}; each build keeps one file \
-         per name, so copy them to distinct names first"
+        "two files would both be stored as {name:?}: {first} and {second}; match them with one \
+         pattern from a common directory (e.g. '**/junit.xml') so each keeps its relative path, \
+         or copy them to distinct names first"
     )]
     DuplicateName {
         name: String,
@@ -77,6 +82,18 @@ pub enum UploadError {
         #[source]
         source: StoreError,
     },
+    #[error(
+        "the upload did not finish within {seconds} s (--timeout, CI_TEST_METRICS_UPLOAD_TIMEOUT), \
+         so {} was not written; check AWS_ENDPOINT_URL and the network to the store",
+        crate::layout::CONTEXT_FILE
+    )]
+    TimedOut { seconds: u64 },
+    #[error(
+        "{} of the uploaded files are not valid JUnit (--strict): {}; they are stored and noted \
+         in {}",
+        files.len(), files.join(", "), crate::layout::CONTEXT_FILE
+    )]
+    NotJUnit { files: Vec<String> },
 }
 
 /// One file that could not be read or stored.
@@ -84,6 +101,8 @@ pub enum UploadError {
 pub struct FileFailure {
     pub name: String,
     pub message: String,
+    /// The file itself could not be read (an input problem, not the store's).
+    pub unreadable: bool,
 }
 
 /// The first failure in full, the others by name (they usually share one cause).
@@ -114,15 +133,22 @@ impl UploadError {
             | UploadError::Reserved { .. }
             | UploadError::Layout(_)
             | UploadError::Context(_) => exit::USAGE,
-            UploadError::Read { .. } => exit::INPUT,
-            UploadError::Failed { .. } | UploadError::Store(_) | UploadError::Arrival { .. } => {
+            UploadError::Read { .. } | UploadError::NotJUnit { .. } => exit::INPUT,
+            // Only unreadable files: an input problem; any store failure: a publishing one.
+            UploadError::Failed { failures, .. } if failures.iter().all(|f| f.unreadable) => {
+                exit::INPUT
+            }
+            UploadError::Failed { .. }
+            | UploadError::Store(_)
+            | UploadError::TimedOut { .. }
+            | UploadError::Arrival { .. } => {
                 exit::PUBLISH
             }
         }
     }
 }
 
-/// A result file to upload: where it is and the base name it is stored under.
+/// A result file to upload: where it is and the name it is stored under (one key segment).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
     pub path: PathBuf,
@@ -144,15 +170,19 @@ pub struct Outcome {
 }
 
 /// Expands glob `patterns` relative to `dir` (absolute patterns stay as they are) into the files
-/// to upload, sorted by name. An empty result is not an error here.
+/// to upload, sorted by stored name (see the module docs). An empty result is not an error here.
 pub fn find_files(dir: &Path, patterns: &[String]) -> Result<Vec<Source>, UploadError> {
-    let base = glob::Pattern::escape(&dir.to_string_lossy());
+    let escaped = glob::Pattern::escape(&dir.to_string_lossy());
     let mut sources: Vec<Source> = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
     for pattern in patterns {
-        let full = if Path::new(pattern).is_absolute() {
-            pattern.clone()
+        let (full, base) = if Path::new(pattern).is_absolute() {
+            (pattern.clone(), pattern_base(pattern))
         } else {
-            format!("{base}/{pattern}")
+            (
+                format!("{escaped}/{pattern}"),
+                dir.join(pattern_base(pattern)),
+            )
         };
         let paths = glob::glob(&full).map_err(|e| UploadError::Pattern {
             pattern: pattern.clone(),
@@ -168,18 +198,21 @@ pub fn find_files(dir: &Path, patterns: &[String]) -> Result<Vec<Source>, Upload
                 continue;
             }
             matched += 1;
-            let name = base_name(&path)?;
-            match sources.iter().find(|s| s.name == name) {
-                Some(s) if same_file(&s.path, &path) => {}
-                Some(s) => {
-                    return Err(UploadError::DuplicateName {
-                        name,
-                        first: s.path.clone(),
-                        second: path,
-                    })
-                }
-                None => sources.push(Source { path, name }),
+            // The same file through two patterns (maybe under two names) counts once.
+            let real = path.canonicalize().unwrap_or_else(|_| path.clone());
+            if seen.contains(&real) {
+                continue;
             }
+            let name = stored_name(&path, &base)?;
+            if let Some(s) = sources.iter().find(|s| s.name == name) {
+                return Err(UploadError::DuplicateName {
+                    name,
+                    first: s.path.clone(),
+                    second: path,
+                });
+            }
+            seen.push(real);
+            sources.push(Source { path, name });
         }
         if matched == 0 {
             tracing::warn!("{pattern:?} matched no file in {}", dir.display());
@@ -189,25 +222,62 @@ pub fn find_files(dir: &Path, patterns: &[String]) -> Result<Vec<Source>, Upload
     Ok(sources)
 }
 
-fn base_name(path: &Path) -> Result<String, UploadError> {
+/// A pattern's base: its leading directories up to the first one with a wildcard; the last
+/// component (the file part) never belongs to it. `build/**/*.xml` → `build`, `r.xml` → ``.
+fn pattern_base(pattern: &str) -> PathBuf {
+    let parts: Vec<&str> = pattern.split(std::path::is_separator).collect();
+    let dirs = &parts[..parts.len().saturating_sub(1)];
+    let literal = dirs
+        .iter()
+        .take_while(|p| !p.contains(['*', '?', '[']))
+        .copied()
+        .collect::<Vec<_>>();
+    let mut base = literal.join("/");
+    if pattern.starts_with(std::path::is_separator) && base.is_empty() {
+        base.push('/');
+    }
+    PathBuf::from(base)
+}
+
+/// `path` relative to `base`, encoded into one key segment.
+fn stored_name(path: &Path, base: &Path) -> Result<String, UploadError> {
     let bad = |reason: String| UploadError::BadName {
         path: path.to_path_buf(),
         reason,
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| bad("no file name".into()))?
-        .to_str()
-        .ok_or_else(|| bad("the file name is not UTF-8".into()))?;
-    crate::layout::check_file_name(name).map_err(|e| bad(e.to_string()))?;
-    Ok(name.to_string())
+    let relative = normal(path)
+        .strip_prefix(normal(base))
+        .map_err(|_| {
+            bad(format!(
+                "it is not under the pattern's base {}",
+                base.display()
+            ))
+        })?
+        .to_path_buf();
+    let mut parts = Vec::new();
+    for component in relative.components() {
+        match component {
+            std::path::Component::Normal(part) => parts.push(
+                part.to_str()
+                    .ok_or_else(|| bad("the path is not UTF-8".into()))?,
+            ),
+            _ => {
+                return Err(bad(
+                    "the pattern has `..` or `.` after its first wildcard; \
+                     move them before it"
+                        .into(),
+                ))
+            }
+        }
+    }
+    crate::layout::encode_file_path(&parts).map_err(|e| bad(e.to_string()))
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
+/// The path without `.` components (glob keeps a leading `./`; a base may have one inside).
+fn normal(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// Uploads `sources` for the build `context` names, then `context.json` (see the module docs).
@@ -287,11 +357,15 @@ async fn upload_one(
     let fail = |message: String| FileFailure {
         name: source.name.clone(),
         message,
+        unreadable: false,
     };
     let body = tokio::fs::read(&source.path)
         .await
         .map(Bytes::from)
-        .map_err(|e| fail(format!("cannot read {}: {e}", source.path.display())))?;
+        .map_err(|e| FileFailure {
+            unreadable: true,
+            ..fail(format!("cannot read {}: {e}", source.path.display()))
+        })?;
     let name = source.name.clone();
     let inspect = {
         let body = body.clone();
@@ -360,6 +434,9 @@ mod tests {
         let found = find_files(dir.path(), &pats(&["*.xml"])).unwrap();
         assert_eq!(names(&found), ["a.xml", "b.xml"]);
         let found = find_files(dir.path(), &pats(&["**/*.xml", "a.xml"])).unwrap();
+        assert_eq!(names(&found), ["a.xml", "b.xml", "sub%2Fc.xml"]);
+        // The same file through two patterns counts once, under the first pattern's name.
+        let found = find_files(dir.path(), &pats(&["sub/*.xml", "**/*.xml"])).unwrap();
         assert_eq!(names(&found), ["a.xml", "b.xml", "c.xml"]);
         let abs = format!("{}/sub/*.xml", dir.path().display());
         assert_eq!(
@@ -376,13 +453,54 @@ mod tests {
     }
 
     #[test]
-    fn same_base_name_twice_is_an_error() {
+    fn monorepo_files_keep_their_relative_path() {
         let dir = tempfile::tempdir().unwrap();
-        touch(dir.path(), "x/r.xml");
-        touch(dir.path(), "y/r.xml");
-        let err = find_files(dir.path(), &["*/r.xml".into()]).unwrap_err();
+        touch(dir.path(), "a/junit.xml");
+        touch(dir.path(), "b/junit.xml");
+        touch(dir.path(), "b/deep/100%/junit.xml");
+        touch(dir.path(), "junit.xml");
+        let pats = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (patterns, stored names)
+        let table: &[(&[&str], &[&str])] = &[
+            (
+                &["**/junit.xml"],
+                &[
+                    "a%2Fjunit.xml",
+                    "b%2Fdeep%2F100%25%2Fjunit.xml",
+                    "b%2Fjunit.xml",
+                    "junit.xml",
+                ],
+            ),
+            (&["*/junit.xml"], &["a%2Fjunit.xml", "b%2Fjunit.xml"]),
+            (
+                &["b/**/junit.xml"],
+                &["deep%2F100%25%2Fjunit.xml", "junit.xml"],
+            ),
+            (&["./b/*.xml"], &["junit.xml"]),
+            (&["b/deep/100%/junit.xml"], &["junit.xml"]),
+            (&["[ab]/junit.xml"], &["a%2Fjunit.xml", "b%2Fjunit.xml"]),
+        ];
+        for (patterns, want) in table {
+            let found = find_files(dir.path(), &pats(patterns)).unwrap();
+            assert_eq!(names(&found), *want, "{patterns:?}");
+        }
+        // Absolute patterns have a base too.
+        let abs = format!("{}/**/junit.xml", dir.path().display());
+        let found = find_files(Path::new("/"), &[abs]).unwrap();
+        assert_eq!(found.len(), 4);
+        assert!(found.iter().all(|s| !s.name.contains('/')));
+        // Two different files that would get one name are still an error.
+        let err = find_files(dir.path(), &pats(&["a/*.xml", "b/*.xml"])).unwrap_err();
         assert!(matches!(err, UploadError::DuplicateName { .. }), "{err}");
+        assert!(err.to_string().contains("**/junit.xml"), "{err}");
         assert_eq!(err.exit_code(), crate::error::exit::USAGE);
+        // Every name is one safe segment: the keys stay inside the build.
+        let build = BuildId::new("j", "b", 1).unwrap();
+        for s in find_files(dir.path(), &pats(&["**/*.xml"])).unwrap() {
+            let key = build.file_key(&s.name).unwrap();
+            assert_eq!(crate::layout::parse_key(&key).unwrap().1, s.name);
+            crate::store::check_key(&key).unwrap();
+        }
     }
 
     #[test]
@@ -396,6 +514,39 @@ mod tests {
                 "{name:?}: {err}"
             );
             std::fs::remove_file(dir.path().join(name)).unwrap();
+        }
+    }
+
+    #[test]
+    fn failures_map_to_exit_codes() {
+        use crate::error::exit;
+        let failure = |name: &str, unreadable| FileFailure {
+            name: name.into(),
+            message: "x".into(),
+            unreadable,
+        };
+        let failed = |failures: Vec<FileFailure>| UploadError::Failed { total: 3, failures };
+        let table = [
+            (failed(vec![failure("a", true)]), exit::INPUT),
+            (
+                failed(vec![failure("a", true), failure("b", true)]),
+                exit::INPUT,
+            ),
+            (
+                failed(vec![failure("a", true), failure("b", false)]),
+                exit::PUBLISH,
+            ),
+            (failed(vec![failure("b", false)]), exit::PUBLISH),
+            (UploadError::TimedOut { seconds: 3 }, exit::PUBLISH),
+            (
+                UploadError::NotJUnit {
+                    files: vec!["a".into()],
+                },
+                exit::INPUT,
+            ),
+        ];
+        for (err, code) in table {
+            assert_eq!(err.exit_code(), code, "{err}");
         }
     }
 

@@ -14,8 +14,14 @@ use clap::{Parser, Subcommand};
 /// Stages: `upload` (in every Jenkins build) → `aggregate` (on a schedule) → `dashboard` / `analyze`.
 /// Everything works without an AWS account: a directory is a store and an EMF file is a sink.
 ///
-/// Exit codes: 0 ok, 1 usage or configuration error, 2 some input could not be parsed,
-/// 3 nothing matched, 4 something could not be published or recorded.
+/// Exit codes: 0 ok, 1 usage or configuration error, 2 some input could not be read or parsed
+/// (the rest was still processed; `parse` for any broken file; `upload` for an unreadable file,
+/// and for a broken one only with --strict: by default it is uploaded, recorded and warned
+/// about, so it does not fail a CI stage; see each command's --help), 3 nothing matched,
+/// 4 something could not be published or recorded (`upload`: also a timeout).
+///
+/// Logs go to stderr, without colour when stderr is not a terminal or NO_COLOR is set; AWS errors
+/// are one line with the error code and a hint, the whole chain with -v.
 #[derive(Debug, Parser)]
 #[command(
     name = "ci-test-metrics",
@@ -56,6 +62,12 @@ pub async fn run(command: Command) -> crate::Result<u8> {
     }
 }
 
+/// Whether logs may use ANSI colours: only on a terminal, and never when `NO_COLOR` is set to
+/// a non-empty value (<https://no-color.org>).
+pub fn use_colour(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// The store URL: the flag, else `s3://$MXNET_CI_UNITTEST_ARTIFACT_BUCKET`, else
 /// `$CI_TEST_METRICS_STORE`.
 pub fn store_url(
@@ -85,6 +97,25 @@ pub fn store_url(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        let table = [
+            (true, None, true),
+            (true, Some(""), true),
+            (true, Some("1"), false),
+            (false, None, false),
+            (false, Some(""), false),
+        ];
+        for (tty, no_color, want) in table {
+            assert_eq!(
+                use_colour(tty, no_color.map(OsStr::new)),
+                want,
+                "{tty} {no_color:?}"
+            );
+        }
+    }
 
     #[test]
     fn default_store() {

@@ -4,14 +4,17 @@ use crate::context::{Context, Overrides};
 use crate::store::Store;
 use crate::upload::{self, UploadError};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Upload this build's JUnit result files, then its context.json, to S3 or a directory.
 ///
 /// Each file matching PATTERN (globs, relative to --working-dir) goes to
-/// `{job}/{branch}/{build}/{file name}` in the store; then `context.json` (who, what, where, and
-/// a manifest with each file's size, SHA-256 and test count) is written last, marking the build
-/// complete. Only PutObject is used: a role allowed `s3:PutObject` on `arn:aws:s3:::BUCKET/*` is
-/// enough.
+/// `{job}/{branch}/{build}/{name}` in the store, where the name is the file's path below the
+/// pattern's leading wildcard-free directories, `/` encoded as `%2F` (and `%` as `%25`):
+/// `**/junit.xml` stores `a/junit.xml` as `a%2Fjunit.xml`, `build/*.xml` stores `build/r.xml` as
+/// `r.xml`. Then `context.json` (who, what, where, and a manifest with each file's size, SHA-256
+/// and test count) is written last, marking the build complete. Only PutObject is used: a role
+/// allowed `s3:PutObject` on `arn:aws:s3:::BUCKET/*` is enough.
 ///
 /// Inside Jenkins every value comes from the build's variables (JOB_NAME, BRANCH_NAME,
 /// BUILD_NUMBER, BUILD_URL, GIT_COMMIT, CHANGE_AUTHOR, CHANGE_BRANCH, CHANGE_TARGET, CHANGE_ID,
@@ -19,12 +22,25 @@ use std::path::PathBuf;
 /// `mxnet-validation/unix-cpu/PR-16336` the job is `mxnet-validation/unix-cpu` and the branch
 /// `PR-16336`; in keys the branch is encoded as Jenkins does (`feature/foo` → `feature%2Ffoo`).
 ///
-/// Names are checked, never rewritten: a job, branch or file name with `..`, a leading `/`, a
-/// backslash, a control character, or over 255 bytes is refused, and nothing may be written
-/// under `_ci-test-metrics/`.
+/// Names are checked, never guessed: a job, branch or file name with `..`, a leading `/`, a
+/// backslash, a control character, or over 255 bytes is refused; nothing may be written under
+/// `_ci-test-metrics/`, and a store URL inside it (`s3://BUCKET/_ci-test-metrics`) or a mistyped
+/// one (`s3:/BUCKET`, `S3://BUCKET`) is refused with the corrected form.
 ///
-/// Exit codes: 0 uploaded (or --soft-fail), 1 bad flags or names, 2 a file could not be read,
-/// 3 no file matched, 4 the store refused or failed.
+/// A result file that is not valid JUnit is still uploaded as the raw artifact, its parse error
+/// is recorded in the manifest, and the aggregator counts it in ParseErrors: it is visible
+/// without failing the stage. By default that is a warning and exit 0; with --strict it is
+/// exit 2 (after everything was uploaded).
+///
+/// The whole upload is bounded by --timeout (default 60 s): connecting, every attempt and every
+/// retry included, and each retried attempt is logged as a warning. With --soft-fail a timeout,
+/// like any other failure, prints one warning line and exits 0, so an unreachable store never
+/// stalls or fails the build.
+///
+/// Exit codes: 0 uploaded (also with files that are not JUnit, unless --strict; or any failure
+/// with --soft-fail), 1 bad flags, names or store URL, 2 a file could not be read, or with
+/// --strict a file is not valid JUnit, 3 no file matched, 4 the store refused, failed or timed
+/// out (context.json is then not written).
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {
@@ -79,9 +95,19 @@ pub struct Args {
     /// When no file matches, still write context.json (an empty manifest) and exit 0.
     #[arg(long)]
     pub allow_empty: bool,
-    /// Never fail the build: on any error print a warning and exit 0.
+    /// Never fail the build: on any error (a timeout included) print a one-line warning and
+    /// exit 0.
     #[arg(long)]
     pub soft_fail: bool,
+    /// Exit 2 when a matched file is not valid JUnit (it is still uploaded and recorded).
+    #[arg(long)]
+    pub strict: bool,
+    /// Give up after this many seconds for the whole upload, retries included; each attempt
+    /// gets a third of it (raise it for very large files) and connecting a sixth (5 s at most).
+    #[arg(long, value_name = "SECONDS", env = "CI_TEST_METRICS_UPLOAD_TIMEOUT",
+          default_value_t = DEFAULT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
     /// Files uploaded at the same time.
     #[arg(long, value_name = "N", default_value_t = upload::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -93,6 +119,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
+
+/// The whole upload's time limit unless --timeout says otherwise: a CI stage can afford it.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -112,6 +141,13 @@ Examples:
       --branch feature/foo --build 42 --commit $(git rev-parse HEAD) 'build/**/*.xml'
   # → ./ci-results/mxnet-validation/unix-cpu/feature%2Ffoo/42/{*.xml, context.json}
 
+  # A monorepo: every package's junit.xml, each under its own relative path:
+  ci-test-metrics upload --soft-fail '**/junit.xml'
+  # → …/42/{packages%2Fa%2Fjunit.xml, packages%2Fb%2Fjunit.xml, context.json}
+
+  # A tighter limit for the whole upload (or CI_TEST_METRICS_UPLOAD_TIMEOUT=20):
+  ci-test-metrics upload --soft-fail --timeout 20 'nosetests_*.xml'
+
   # See what would be uploaded, as JSON:
   ci-test-metrics upload --dry-run --format json --store s3://my-bucket '*.xml'
 
@@ -119,7 +155,13 @@ Against a local S3 server, set AWS_ENDPOINT_URL (path-style addressing is then u
 
 pub async fn run(args: Args) -> crate::Result<u8> {
     let soft_fail = args.soft_fail;
-    match run_inner(args).await {
+    let seconds = args.timeout;
+    let deadline = tokio::time::timeout(Duration::from_secs(seconds), run_inner(args));
+    let result = match deadline.await {
+        Ok(result) => result,
+        Err(_) => Err(UploadError::TimedOut { seconds }.into()),
+    };
+    match result {
         Ok(code) => Ok(code),
         Err(e) if soft_fail => {
             eprintln!(
@@ -179,10 +221,13 @@ async fn run_inner(args: Args) -> crate::Result<u8> {
         }
         .into());
     }
-    let store = Store::open(&url).await.map_err(|e| match e {
-        crate::store::StoreError::InvalidUrl { .. } => crate::Error::Usage(e.to_string()),
-        e => e.into(),
-    })?;
+    let timeouts = crate::store::s3::Timeouts::within(Duration::from_secs(args.timeout));
+    let store = Store::open_with(&url, timeouts)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::InvalidUrl { .. } => crate::Error::Usage(e.to_string()),
+            e => e.into(),
+        })?;
     let outcome = upload::upload(
         &store,
         context,
@@ -199,7 +244,27 @@ async fn run_inner(args: Args) -> crate::Result<u8> {
         ),
         Format::Text => print_text(&outcome),
     }
-    Ok(crate::error::exit::OK)
+    let broken: Vec<String> = outcome
+        .context
+        .files
+        .iter()
+        .filter(|f| f.error.is_some())
+        .map(|f| f.name.clone())
+        .collect();
+    if broken.is_empty() {
+        Ok(crate::error::exit::OK)
+    } else if args.strict {
+        Err(UploadError::NotJUnit { files: broken }.into())
+    } else {
+        tracing::warn!(
+            "{} file(s) are not valid JUnit ({}); uploaded and noted in {}; exit 0 \
+             (--strict exits 2)",
+            broken.len(),
+            broken.join(", "),
+            crate::layout::CONTEXT_FILE
+        );
+        Ok(crate::error::exit::OK)
+    }
 }
 
 fn print_text(outcome: &upload::Outcome) {

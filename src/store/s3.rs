@@ -7,9 +7,13 @@
 //!   so the uploader needs `s3:PutObject` on `arn:aws:s3:::BUCKET/*` and nothing else.
 //! - The SDK's standard retry mode retries 5xx answers, throttling, and timeouts with
 //!   exponential backoff and jitter, up to [`MAX_ATTEMPTS`] attempts (`AWS_MAX_ATTEMPTS`
-//!   overrides); connect and per-attempt timeouts bound a stuck connection.
+//!   overrides). Every retried failure is logged as a warning with its attempt number and error
+//!   code ([`RetryLog`]), so a retry is never silent.
+//! - [`Timeouts`] bound connecting, the first byte of an answer, each attempt and each call:
+//!   [`Timeouts::BULK`] for the aggregator's big reads, [`Timeouts::within`] for a CI step.
 //! - SDK errors become [`StoreError`] kinds: `NoSuchKey` or a bare 404 is `NotFound`, 403 is
-//!   `AccessDenied`; messages carry the SDK's whole error chain, never credentials.
+//!   `AccessDenied`; messages are one line with the error code and a hint
+//!   ([`crate::aws::summary`]), never credentials; the whole chain is logged under `-v`.
 
 use super::{check_key, BodyReader, Meta, ObjectInfo, Stats, StoreError};
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -110,6 +114,14 @@ pub fn parse_url(url: &str) -> Result<(String, String), StoreError> {
         return Ok((bucket.into(), String::new()));
     }
     check_key(prefix).map_err(|e| invalid(&format!("bad prefix: {e}")))?;
+    if let Some(i) = prefix
+        .split('/')
+        .position(crate::layout::is_reserved_segment)
+    {
+        let outside: Vec<&str> = prefix.split('/').take(i).collect();
+        let fix = format!("s3://{bucket}/{}", outside.join("/"));
+        return Err(invalid(&super::reserved_reason(fix.trim_end_matches('/'))));
+    }
     Ok((bucket.into(), format!("{prefix}/")))
 }
 
@@ -135,24 +147,82 @@ fn classify(status: Option<u16>, code: Option<&str>) -> Kind {
     }
 }
 
+/// The IAM action an S3 operation needs, from its error type's path
+/// (`aws_sdk_s3::operation::put_object::PutObjectError` → `s3:PutObject`).
+fn s3_action(error_type: &str) -> Option<&'static str> {
+    let operation = error_type
+        .split("::operation::")
+        .nth(1)?
+        .split("::")
+        .next()?;
+    Some(match operation {
+        "put_object" => "s3:PutObject",
+        "get_object" | "head_object" => "s3:GetObject",
+        "list_objects_v2" | "list_objects" => "s3:ListBucket",
+        "delete_object" => "s3:DeleteObject",
+        _ => return None,
+    })
+}
+
 fn env_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
+/// How long S3 calls may take. The SDK enforces each bound and retries within `operation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a TCP (and TLS) connection.
+    pub connect: Duration,
+    /// One HTTP exchange up to the answer's headers (the SDK's "read timeout": it wraps sending
+    /// the request body too, so it bounds a PUT's upload).
+    pub read: Duration,
+    /// One attempt, from sending to the parsed answer (a streamed body is read afterwards).
+    pub attempt: Duration,
+    /// One call: every attempt and back-off.
+    pub operation: Duration,
+}
+
+impl Timeouts {
+    /// Generous bounds for the aggregator, whose GETs can be large and whose runs are not a
+    /// build's critical path.
+    pub const BULK: Timeouts = Timeouts {
+        connect: Duration::from_secs(10),
+        read: Duration::from_secs(60),
+        attempt: Duration::from_secs(120),
+        operation: Duration::from_secs(600),
+    };
+
+    /// Bounds for a step that must finish within `total` (the uploader in a CI stage): a call
+    /// never outlives `total`, an attempt (and its HTTP exchange) takes at most a third of it, so
+    /// a stuck connection leaves time for retries, and connecting a sixth (5 s at most). A larger
+    /// `total` gives big files longer attempts.
+    pub fn within(total: Duration) -> Timeouts {
+        let attempt = total / 3;
+        Timeouts {
+            connect: (total / 6).min(Duration::from_secs(5)),
+            read: attempt,
+            attempt,
+            operation: total,
+        }
+    }
+}
+
 /// The S3 client's configuration: the shared one, plus path-style addressing with a custom
-/// endpoint, timeouts, and (unless `AWS_MAX_ATTEMPTS` is set) our retry policy.
-fn client_config(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Config {
+/// endpoint, `timeouts`, retry logging, and (unless `AWS_MAX_ATTEMPTS` is set) our retry policy.
+fn client_config(sdk: &aws_config::SdkConfig, timeouts: Timeouts) -> aws_sdk_s3::Config {
     // A custom endpoint rarely resolves virtual-hosted bucket names; path-style always works.
     let custom_endpoint = sdk.endpoint_url().is_some()
         || env_set("AWS_ENDPOINT_URL")
         || env_set("AWS_ENDPOINT_URL_S3");
     let mut conf = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(custom_endpoint)
+        .interceptor(RetryLog)
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .operation_attempt_timeout(Duration::from_secs(120))
-                .operation_timeout(Duration::from_secs(600))
+                .connect_timeout(timeouts.connect)
+                .read_timeout(timeouts.read)
+                .operation_attempt_timeout(timeouts.attempt)
+                .operation_timeout(timeouts.operation)
                 .build(),
         );
     if !env_set("AWS_MAX_ATTEMPTS") {
@@ -166,12 +236,104 @@ fn client_config(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Config {
     conf.build()
 }
 
+/// Logs every failed attempt of an S3 call that the SDK retries (no answer, 5xx, throttling) as
+/// one warning line: operation, key, attempt number out of the maximum, the error code or kind,
+/// and whether it retries. Final answers (404, 403, 412) are left to the caller's error, so an
+/// expected "not found" is not a warning; no retry goes unseen.
+#[derive(Debug)]
+pub struct RetryLog;
+
+/// The attempt's path (the key, before the endpoint is resolved; no query), kept from before the
+/// attempt: the request is gone once sent.
+#[derive(Debug, Clone)]
+struct AttemptTarget(String);
+
+impl aws_smithy_types::config_bag::Storable for AttemptTarget {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_sdk_s3::config::Intercept for RetryLog {
+    fn name(&self) -> &'static str {
+        "RetryLog"
+    }
+
+    fn read_before_attempt(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let uri = context.request().uri();
+        let target = uri.split('?').next().unwrap_or_default().to_string();
+        cfg.interceptor_state().store_put(AttemptTarget(target));
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let Some(Err(err)) = context.output_or_error() else {
+            return Ok(());
+        };
+        let status = context.response().map(|r| r.status().as_u16());
+        let code = err.as_operation_error().and_then(operation_error_code);
+        let connector = err.as_connector_error();
+        let timeout = err.is_timeout_error() || connector.is_some_and(|c| c.is_timeout());
+        if !crate::aws::retryable_attempt(status, code.as_deref(), timeout, connector.is_some()) {
+            // A final answer (404, 403, 412, …): the caller reports it; nothing is retried.
+            return Ok(());
+        }
+        let what =
+            crate::aws::attempt_failure(status, code.as_deref(), timeout, connector.is_some());
+        let attempt = cfg
+            .load::<aws_smithy_runtime_api::client::retries::RequestAttempts>()
+            .map_or(1, |a| a.attempts());
+        let max = cfg.load::<RetryConfig>().map_or(1, |r| r.max_attempts());
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map_or("S3 call", |m| m.name());
+        let target = cfg
+            .load::<AttemptTarget>()
+            .map_or("", |t| t.0.trim_start_matches('/'));
+        let next = if attempt < max {
+            "retrying"
+        } else {
+            "giving up"
+        };
+        tracing::warn!("{operation} {target}: attempt {attempt} of {max} failed: {what}; {next}");
+        Ok(())
+    }
+}
+
+/// The service's error code of a failed attempt, for the S3 operations the stores call.
+fn operation_error_code(
+    err: &aws_smithy_runtime_api::client::interceptors::context::Error,
+) -> Option<String> {
+    use aws_sdk_s3::operation::{
+        get_object::GetObjectError, list_objects_v2::ListObjectsV2Error, put_object::PutObjectError,
+    };
+    let code = if let Some(e) = err.downcast_ref::<PutObjectError>() {
+        e.code()
+    } else if let Some(e) = err.downcast_ref::<GetObjectError>() {
+        e.code()
+    } else if let Some(e) = err.downcast_ref::<ListObjectsV2Error>() {
+        e.code()
+    } else {
+        None
+    };
+    code.map(str::to_string)
+}
+
 impl S3Store {
-    pub async fn open(url: &str) -> Result<S3Store, StoreError> {
+    /// Opens `s3://BUCKET[/PREFIX]` with calls bounded by `timeouts`.
+    pub async fn open(url: &str, timeouts: Timeouts) -> Result<S3Store, StoreError> {
         let (bucket, prefix) = parse_url(url)?;
         let sdk = crate::aws::load().await;
         Ok(S3Store {
-            client: aws_sdk_s3::Client::from_conf(client_config(&sdk)),
+            client: aws_sdk_s3::Client::from_conf(client_config(&sdk, timeouts)),
             bucket,
             prefix,
             stats: Arc::default(),
@@ -189,11 +351,21 @@ impl S3Store {
     {
         let status = err.raw_response().map(|r| r.status().as_u16());
         let key = self.url_of(key);
-        let message = crate::aws::describe(&err);
-        match classify(status, err.code()) {
-            Kind::NotFound => StoreError::NotFound { key },
+        let kind = classify(status, err.code());
+        if kind == Kind::NotFound {
+            return StoreError::NotFound { key };
+        }
+        // The whole chain only under -v; the error itself is one line with a hint.
+        tracing::info!("{key}: {}", crate::aws::describe(&err));
+        let action = s3_action(std::any::type_name::<E>());
+        let resource = match action {
+            Some("s3:ListBucket") => format!("arn:aws:s3:::{}", self.bucket),
+            _ => format!("arn:aws:s3:::{}/{}*", self.bucket, self.prefix),
+        };
+        let message = crate::aws::summary(&err, action.map(|a| (a, resource.as_str())));
+        match kind {
             Kind::AccessDenied => StoreError::AccessDenied { key, message },
-            Kind::Other => StoreError::Other { key, message },
+            _ => StoreError::Other { key, message },
         }
     }
 
@@ -457,6 +629,8 @@ mod tests {
             "s3://b//x",
             "s3://b b/x",
             "b/x",
+            "s3://b/_ci-test-metrics",
+            "s3://b/p/_CI-TEST-METRICS/q",
         ] {
             assert!(parse_url(url).is_err(), "{url} should be rejected");
         }
@@ -487,15 +661,69 @@ mod tests {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .endpoint_url("http://127.0.0.1:9")
             .build();
-        let conf = client_config(&sdk);
+        let upload = Timeouts::within(Duration::from_secs(60));
+        let conf = client_config(&sdk, upload);
         let retry = conf.retry_config().expect("a retry policy");
         assert_eq!(retry.mode(), aws_sdk_s3::config::retry::RetryMode::Standard);
         if !env_set("AWS_MAX_ATTEMPTS") {
             assert_eq!(retry.max_attempts(), MAX_ATTEMPTS);
         }
         let timeouts = conf.timeout_config().expect("timeouts");
-        assert!(timeouts.connect_timeout().is_some());
-        assert!(timeouts.operation_attempt_timeout().is_some());
+        assert_eq!(timeouts.connect_timeout(), Some(upload.connect));
+        assert_eq!(timeouts.read_timeout(), Some(upload.read));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(upload.attempt));
+        assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn timeouts_fit_inside_the_whole_step() {
+        for secs in [1, 3, 10, 60, 600, 3600] {
+            let total = Duration::from_secs(secs);
+            let t = Timeouts::within(total);
+            assert_eq!(t.operation, total, "{secs}");
+            // Room for at least three attempts, and a connect and a first byte inside one.
+            assert!(t.attempt * 3 <= total, "{secs}: {t:?}");
+            assert!(
+                t.connect < t.attempt && t.read <= t.attempt,
+                "{secs}: {t:?}"
+            );
+        }
+        assert_eq!(
+            Timeouts::within(Duration::from_secs(60)).attempt,
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            Timeouts::within(Duration::from_secs(60)).connect,
+            Duration::from_secs(5)
+        );
+        // The aggregator's reads keep generous bounds.
+        assert!(Timeouts::BULK.attempt >= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn actions_from_operations() {
+        use aws_sdk_s3::operation::{
+            get_object::GetObjectError, list_objects_v2::ListObjectsV2Error,
+            put_object::PutObjectError,
+        };
+        let table = [
+            (
+                std::any::type_name::<PutObjectError>(),
+                Some("s3:PutObject"),
+            ),
+            (
+                std::any::type_name::<GetObjectError>(),
+                Some("s3:GetObject"),
+            ),
+            (
+                std::any::type_name::<ListObjectsV2Error>(),
+                Some("s3:ListBucket"),
+            ),
+            ("std::io::Error", None),
+        ];
+        for (type_name, want) in table {
+            assert_eq!(s3_action(type_name), want, "{type_name}");
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@ use ci_test_metrics::context::Context;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod safety;
+
 /// Every variable the uploader reads, so the caller's environment (maybe a real Jenkins) never leaks in.
 const JENKINS_VARS: &[&str] = &[
     "JOB_NAME",
@@ -256,23 +258,64 @@ fn usage_errors_and_exit_codes() {
     assert!(!dry.exists());
 }
 
+/// A monorepo's `**/junit.xml`: every file keeps its relative path as one encoded key segment,
+/// the manifest names the stored names, and the aggregator reads the build without a problem.
 #[test]
-fn same_base_name_twice_is_refused() {
+fn monorepo_paths_coexist_and_aggregate() {
     let dir = tempfile::tempdir().unwrap();
-    for sub in ["a", "b"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        std::fs::write(dir.path().join(sub).join("r.xml"), "<testsuite/>").unwrap();
+    let work = dir.path().join("work");
+    let xml = std::fs::read(fixtures().join("nosetests_unittest.xml")).unwrap();
+    for sub in ["pkg/a", "pkg/b", "pkg/100%"] {
+        std::fs::create_dir_all(work.join(sub)).unwrap();
+        std::fs::write(work.join(sub).join("junit.xml"), &xml).unwrap();
     }
     let store = dir.path().join("store");
     let out = run(upload(PR_BUILD)
         .arg("--store")
         .arg(&store)
         .arg("-C")
-        .arg(dir.path())
-        .arg("*/r.xml"));
+        .arg(&work)
+        // The same files twice, through a second pattern: still counted once.
+        .args(["**/junit.xml", "pkg/*/junit.xml"]));
+    assert_eq!(out.status.code(), Some(0));
+    let prefix = "mxnet-validation/unix-cpu/PR-16336/7/";
+    let names = [
+        "pkg%2F100%25%2Fjunit.xml",
+        "pkg%2Fa%2Fjunit.xml",
+        "pkg%2Fb%2Fjunit.xml",
+    ];
+    let mut want: Vec<String> = names.iter().map(|n| format!("{prefix}{n}")).collect();
+    want.insert(0, format!("{prefix}context.json"));
+    assert_eq!(tree(&store), want);
+    let json = std::fs::read(store.join(prefix).join("context.json")).unwrap();
+    let ctx = Context::from_json("context.json", &json).unwrap();
+    let manifest: Vec<&str> = ctx.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(manifest, names, "the manifest names the stored names");
+    assert!(ctx.files.iter().all(|f| f.tests == Some(3)));
+
+    // Two different files that would share a name are still refused, and nothing is written.
+    let refused = dir.path().join("refused");
+    let out = run(upload(PR_BUILD)
+        .arg("--store")
+        .arg(&refused)
+        .arg("-C")
+        .arg(&work)
+        .args(["pkg/a/*.xml", "pkg/b/*.xml"]));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("r.xml"));
-    assert!(!store.exists());
+    assert!(stderr(&out).contains("junit.xml"), "{}", stderr(&out));
+    assert!(!refused.exists());
+
+    // The aggregator finds every file the manifest names.
+    let emf = dir.path().join("metrics.emf");
+    let out = run(common::bin()
+        .args(["aggregate", "--settle", "0", "--store"])
+        .arg(&store)
+        .arg("--sink")
+        .arg(format!("emf:{}", emf.display())));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains("missing"), "{}", stderr(&out));
+    let emf = std::fs::read_to_string(&emf).unwrap();
+    assert!(emf.contains("\"Tests\":9"), "three files of 3 tests: {emf}");
 }
 
 /// Crafted job, branch and file names never land outside their place, and never under the
