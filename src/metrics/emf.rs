@@ -10,11 +10,24 @@
 //!   "TestDuration":{"Values":[0.25,1.0],"Counts":[3,1],"Min":0.25,"Max":1.0,"Count":4,"Sum":1.75}}
 //! ```
 //!
-//! Distributions use EMF's histogram object, Values/Counts with Min, Max, Count and Sum (the
-//! form AWS's own EMF libraries write), and at most [`MAX_VALUES_PER_METRIC`] values each; a longer one continues on the next line. A metric name
-//! appears once per line, so repeated names also start a new line. Datums are validated like
-//! every sink's ([`super::validate`]): invalid ones are an error and nothing is written; ones
-//! outside CloudWatch's timestamp window are written (the file is the record) with a warning.
+//! EMF's limits, and how this encoder keeps them:
+//!
+//! - **At most [`MAX_METRICS_PER_LINE`] metrics per document** (the MetricDirective's `Metrics`
+//!   array): a fuller line continues on the next one. A metric name appears once per line, so a
+//!   repeated name also starts a new line.
+//! - **At most [`MAX_VALUES_PER_METRIC`] values per array.** A longer distribution continues on
+//!   the next line with the same timestamp and dimensions; CloudWatch adds the pieces up.
+//! - **No counts in the documented form.** The specification's metric value is a number or an
+//!   array of numbers, each counted once, so 2,000 test durations could not fit in 100 values.
+//!   Distributions therefore use the histogram object that AWS's own EMF libraries write
+//!   (aws-embedded-metrics-java's `Histogram`, awslabs/metrique's EMF format): `Values` with
+//!   integer `Counts` of the same length, plus `Min`, `Max`, `Count` and `Sum`, which CloudWatch
+//!   Logs extracts with percentiles intact. A bin with count 0 is left out (it holds no sample and
+//!   must not move `Min` or `Max`), and a distribution with no samples writes nothing.
+//!
+//! Datums are validated like every sink's ([`super::validate`]): invalid ones are an error and
+//! nothing is written; ones outside CloudWatch's timestamp window are written (the file is the
+//! record) with a warning.
 
 use super::{validate_all, Datum, MetricsError, PublishReport, Value};
 use serde_json::{json, Map};
@@ -179,21 +192,42 @@ pub fn encode_lines(namespace: &str, datums: &[Datum]) -> Vec<String> {
     lines.iter().map(|l| render(namespace, l)).collect()
 }
 
-/// A datum's value in EMF form; distributions may need several.
+/// A datum's value in EMF form: one for a scalar; for a distribution one histogram object per
+/// [`MAX_VALUES_PER_METRIC`] bins that hold samples, none when no bin does.
 fn emf_values(value: &Value) -> Vec<serde_json::Value> {
     match value {
         Value::Scalar(v) => vec![json!(v)],
-        Value::Distribution { values, counts } => values
-            .chunks(MAX_VALUES_PER_METRIC)
-            .zip(counts.chunks(MAX_VALUES_PER_METRIC))
-            .map(|(v, c)| {
-                let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = v.iter().zip(c).map(|(v, c)| v * c).sum();
-                let count: f64 = c.iter().sum();
-                json!({"Values": v, "Counts": c, "Min": min, "Max": max, "Count": count, "Sum": sum})
-            })
-            .collect(),
+        Value::Distribution { values, counts } => {
+            let bins: Vec<(f64, f64)> = values
+                .iter()
+                .zip(counts)
+                .filter(|(_, c)| **c > 0.0)
+                .map(|(v, c)| (*v, *c))
+                .collect();
+            bins.chunks(MAX_VALUES_PER_METRIC)
+                .map(|chunk| {
+                    let min = chunk.iter().map(|b| b.0).fold(f64::INFINITY, f64::min);
+                    let max = chunk.iter().map(|b| b.0).fold(f64::NEG_INFINITY, f64::max);
+                    let sum: f64 = chunk.iter().map(|(v, c)| v * c).sum();
+                    let count: f64 = chunk.iter().map(|b| b.1).sum();
+                    let values: Vec<f64> = chunk.iter().map(|b| b.0).collect();
+                    let counts: Vec<serde_json::Value> =
+                        chunk.iter().map(|b| count_json(b.1)).collect();
+                    json!({"Values": values, "Counts": counts, "Min": min, "Max": max,
+                           "Count": count_json(count), "Sum": sum})
+                })
+                .collect()
+        }
+    }
+}
+
+/// A count as AWS's EMF libraries write it: an integer when it is one (they always are for
+/// test durations), else the number as it is.
+fn count_json(c: f64) -> serde_json::Value {
+    if c.fract() == 0.0 && c <= u64::MAX as f64 {
+        json!(c as u64)
+    } else {
+        json!(c)
     }
 }
 
@@ -286,7 +320,7 @@ mod tests {
         assert_eq!(first["Tests"], 12.0);
         assert_eq!(
             first["TestDuration"],
-            json!({"Values": [0.25, 1.0], "Counts": [3.0, 1.0], "Min": 0.25, "Max": 1.0, "Count": 4.0, "Sum": 1.75})
+            json!({"Values": [0.25, 1.0], "Counts": [3, 1], "Min": 0.25, "Max": 1.0, "Count": 4, "Sum": 1.75})
         );
         assert_eq!(lines[1]["Job"], "c");
         assert_eq!(lines[1]["Tests"], 2.0);
@@ -329,6 +363,128 @@ mod tests {
         assert!(lines.iter().all(|l| l["TestDuration"]["Values"]
             .as_array()
             .is_none_or(|v| v.len() <= MAX_VALUES_PER_METRIC)));
+    }
+
+    /// Every line keeps EMF's limits, whatever the distribution: ≤ 100 metrics, ≤ 100 values an
+    /// array, integer counts > 0 of the same length, Min/Max/Count/Sum that agree with the bins,
+    /// and every sample (and no zero-count bin) written exactly once.
+    #[test]
+    fn distributions_keep_emf_limits() {
+        let dist = |values: Vec<f64>, counts: Vec<f64>| Value::Distribution { values, counts };
+        let ramp = |n: usize| (0..n).map(|i| i as f64 * 0.5).collect::<Vec<_>>();
+        // (what, distribution, lines with a TestDuration, samples, Min of the first piece)
+        let cases: Vec<(&str, Value, usize, f64, Option<f64>)> = vec![
+            ("one bin", dist(vec![2.0], vec![7.0]), 1, 7.0, Some(2.0)),
+            (
+                "100 bins",
+                dist(ramp(100), vec![1.0; 100]),
+                1,
+                100.0,
+                Some(0.0),
+            ),
+            (
+                "101 bins",
+                dist(ramp(101), vec![1.0; 101]),
+                2,
+                101.0,
+                Some(0.0),
+            ),
+            (
+                "150 bins",
+                dist(ramp(150), vec![3.0; 150]),
+                2,
+                450.0,
+                Some(0.0),
+            ),
+            (
+                "zero-count bins do not set Min or count as values",
+                dist(vec![0.1, 5.0, 9.0], vec![0.0, 2.0, 0.0]),
+                1,
+                2.0,
+                Some(5.0),
+            ),
+            (
+                "zeros are dropped before splitting",
+                dist(ramp(150), (0..150).map(|i| (i % 2) as f64).collect()),
+                1,
+                75.0,
+                Some(0.5),
+            ),
+            (
+                "no samples writes nothing",
+                dist(vec![1.0, 2.0], vec![0.0, 0.0]),
+                0,
+                0.0,
+                None,
+            ),
+        ];
+        for (what, value, want_lines, want_samples, want_min) in cases {
+            let (values, counts) = match &value {
+                Value::Distribution { values, counts } => (values.clone(), counts.clone()),
+                Value::Scalar(_) => unreachable!(),
+            };
+            let datums = vec![
+                datum("Tests", "a", Value::Scalar(1.0)),
+                datum("TestDuration", "a", value),
+            ];
+            let lines = parse(&encode_lines("NS", &datums));
+            let pieces: Vec<&J> = lines.iter().filter_map(|l| l.get("TestDuration")).collect();
+            assert_eq!(pieces.len(), want_lines, "{what}: lines");
+            let mut samples = 0.0;
+            let mut seen: Vec<(f64, u64)> = Vec::new();
+            for line in &lines {
+                let defs = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .unwrap();
+                assert!(defs.len() <= MAX_METRICS_PER_LINE, "{what}");
+                for def in defs {
+                    assert!(line.get(def["Name"].as_str().unwrap()).is_some(), "{what}");
+                }
+            }
+            for p in &pieces {
+                let vs: Vec<f64> = p["Values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect();
+                let cs: Vec<u64> = p["Counts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_u64().expect("integer count"))
+                    .collect();
+                assert!(
+                    !vs.is_empty() && vs.len() <= MAX_VALUES_PER_METRIC,
+                    "{what}: {} values",
+                    vs.len()
+                );
+                assert_eq!(vs.len(), cs.len(), "{what}");
+                assert!(cs.iter().all(|c| *c > 0), "{what}: zero count written");
+                let min = vs.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = vs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                assert_eq!(p["Min"].as_f64(), Some(min), "{what}");
+                assert_eq!(p["Max"].as_f64(), Some(max), "{what}");
+                assert_eq!(p["Count"].as_u64(), Some(cs.iter().sum::<u64>()), "{what}");
+                let sum: f64 = vs.iter().zip(&cs).map(|(v, c)| v * *c as f64).sum();
+                assert!((p["Sum"].as_f64().unwrap() - sum).abs() < 1e-9, "{what}");
+                samples += cs.iter().sum::<u64>() as f64;
+                seen.extend(vs.into_iter().zip(cs));
+            }
+            assert_eq!(samples, want_samples, "{what}: samples");
+            assert_eq!(
+                pieces.first().and_then(|p| p["Min"].as_f64()),
+                want_min,
+                "{what}: Min"
+            );
+            let want: Vec<(f64, u64)> = values
+                .into_iter()
+                .zip(counts)
+                .filter(|(_, c)| *c > 0.0)
+                .map(|(v, c)| (v, c as u64))
+                .collect();
+            assert_eq!(seen, want, "{what}: bins written once, in order");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod analyze;
 mod attribution;
 mod concurrency;
 mod dashboard;
+mod lambda;
 mod metrics;
 mod parse;
 mod upload;
