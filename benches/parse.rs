@@ -8,7 +8,8 @@
 //!    reference: a bare quick-xml event loop ([`xmlscan`], run as a child process of this
 //!    bench) over the same files. On a 1,000,000-case file (about 170 MB): best wall and CPU
 //!    time of 5 interleaved rounds of each, as ratios to the bare loop. On the 1 GB file: the
-//!    peak RSS of each (the child's `ru_maxrss` from `wait4`). Output goes to /dev/null.
+//!    peak RSS of each (the child's `ru_maxrss` from `wait4`; Linux carries the forking
+//!    bench's RSS into it, so it is an upper bound: `/usr/bin/time -v` shows the command's own). Output goes to /dev/null.
 //!    The big files are deleted at the end. Set `CTM_BENCH_GB` to another size in GB (`0` skips
 //!    the 1 GB file; section 3 then runs on the 1,000,000-case file only).
 //!
