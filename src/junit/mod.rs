@@ -14,6 +14,18 @@ mod time;
 
 pub use model::{Declared, Report, Status, TestCase};
 pub use parser::{
-    parse_bytes, parse_path, parse_reader, parse_stream, parse_stream_ref, ParseError,
+    parse_bytes, parse_path, parse_reader, parse_stream, parse_stream_ref, stream_path, ParseError,
     StreamSummary,
 };
+
+/// A small deterministic generator (xorshift64) for the tests' random inputs.
+#[cfg(test)]
+fn test_rng() -> impl FnMut() -> u64 {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

@@ -79,8 +79,12 @@ impl Report {
     pub fn count(&self, status: Status) -> usize {
         self.cases.iter().filter(|c| c.status == status).count()
     }
-    /// Sum of the known case times.
+    /// Sum of the known case times, saturating at `Duration::MAX` (a plain sum panics on
+    /// overflow, and a file may claim any time).
     pub fn time(&self) -> Duration {
-        self.cases.iter().filter_map(|c| c.time).sum()
+        self.cases
+            .iter()
+            .filter_map(|c| c.time)
+            .fold(Duration::ZERO, Duration::saturating_add)
     }
 }

@@ -64,7 +64,7 @@ pub struct StreamSummary {
     pub file: String,
     /// Cases per [`Status`], indexed by `Status as usize`.
     counts: [usize; 4],
-    /// Sum of the known case times.
+    /// Sum of the known case times (saturating at `Duration::MAX`).
     pub time: Duration,
     /// Totals the file claims about itself.
     pub declared: Declared,
@@ -88,12 +88,20 @@ impl StreamSummary {
     }
 }
 
-/// Parses a whole file from disk, streaming.
+/// Parses a whole file from disk, streaming, and keeps the cases.
 pub fn parse_path(path: &Path) -> Report {
+    let mut cases = Vec::new();
+    let summary = stream_path(path, |case| cases.push(case.clone()));
+    report(summary, cases)
+}
+
+/// Like [`parse_stream_ref`], for a file on disk. A file that cannot be opened is an error at
+/// `0:0` naming the file.
+pub fn stream_path<F: FnMut(&TestCase)>(path: &Path, on_case: F) -> StreamSummary {
     let name = path.display().to_string();
     match std::fs::File::open(path) {
-        Ok(f) => parse_reader(&name, f),
-        Err(e) => Report {
+        Ok(f) => parse_stream_ref(&name, f, on_case),
+        Err(e) => StreamSummary {
             file: name.clone(),
             error: Some(ParseError {
                 file: name,
@@ -101,7 +109,7 @@ pub fn parse_path(path: &Path) -> Report {
                 column: 0,
                 message: format!("cannot open: {e}"),
             }),
-            ..Report::default()
+            ..StreamSummary::default()
         },
     }
 }
@@ -115,6 +123,10 @@ pub fn parse_bytes(name: &str, bytes: &[u8]) -> Report {
 pub fn parse_reader<R: Read>(name: &str, reader: R) -> Report {
     let mut cases = Vec::new();
     let summary = parse_stream(name, reader, |case| cases.push(case));
+    report(summary, cases)
+}
+
+fn report(summary: StreamSummary, cases: Vec<TestCase>) -> Report {
     Report {
         file: summary.file,
         cases,
@@ -163,6 +175,7 @@ pub fn parse_stream_ref<R: Read, F: FnMut(&TestCase)>(
         root_declared: Declared::default(),
         child_declared: Declared::default(),
         warnings: Warnings::default(),
+        pairs: Vec::new(),
     };
     let outcome = match encoding::utf8_reader(reader) {
         Ok(input) => {
@@ -214,6 +227,8 @@ struct Parser<F> {
     /// Totals declared on the suites directly under a `<testsuites>` root.
     child_declared: Declared,
     warnings: Warnings,
+    /// The attributes of the tag [`Parser::empty_case`] is reading; reused.
+    pairs: Vec<Pair>,
 }
 
 /// Warnings of one file, at most [`MAX_WARNINGS`] kept.
@@ -239,6 +254,9 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         loop {
             self.skip_text(xml)?;
             xml.get_mut().mark();
+            if self.empty_case(xml) {
+                continue;
+            }
             let at = xml.buffer_position();
             buf.clear();
             match xml.read_event_into(&mut buf) {
@@ -428,7 +446,8 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                     self.in_case = false;
                     self.summary.counts[self.case.status as usize] += 1;
                     if let Some(t) = self.case.time {
-                        self.summary.time += t;
+                        // Saturating: two times near `Duration::MAX` must not panic.
+                        self.summary.time = self.summary.time.saturating_add(t);
                     }
                     (self.on_case)(&self.case);
                 }
@@ -473,7 +492,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         let mut disabled = None::<u64>;
         attributes(e, at, |key, value, amp| {
             let count = || {
-                std::str::from_utf8(value)
+                std::str::from_utf8(value.bytes())
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
@@ -496,6 +515,14 @@ impl<F: FnMut(&TestCase)> Parser<F> {
 
     /// Reads a `<testcase>` start tag into the reused case.
     fn case_attributes(&mut self, e: &BytesStart, at: u64) -> Result<(), Failure> {
+        self.read_case(|f| attributes(e, at, f))
+    }
+
+    /// Resets the reused case and fills it from the attributes `each` hands to its callback.
+    fn read_case(
+        &mut self,
+        each: impl FnOnce(&mut dyn FnMut(&[u8], Raw<'_>, bool)) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
         let Parser {
             case,
             warnings,
@@ -509,7 +536,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         case.time = None;
         case.status = Status::Passed;
         let mut bad_time = None;
-        attributes(e, at, |key, value, amp| match key {
+        each(&mut |key, value, amp| match key {
             b"name" => set(&mut case.name, &text(warnings, value, amp)),
             b"classname" => set(&mut case.classname, &text(warnings, value, amp)),
             b"file" => {
@@ -527,10 +554,10 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                     Err(bad) => bad_time = Some((raw.into_owned(), bad)),
                 }
             }
-            b"status" if skipped_status(value) => case.status = Status::Skipped,
+            b"status" if skipped_status(value.bytes()) => case.status = Status::Skipped,
             b"result"
-                if value.eq_ignore_ascii_case(b"skipped")
-                    || value.eq_ignore_ascii_case(b"suppressed") =>
+                if value.bytes().eq_ignore_ascii_case(b"skipped")
+                    || value.bytes().eq_ignore_ascii_case(b"suppressed") =>
             {
                 case.status = Status::Skipped
             }
@@ -546,6 +573,68 @@ impl<F: FnMut(&TestCase)> Parser<F> {
             ));
         }
         Ok(())
+    }
+
+    /// The common case, read without quick-xml: an empty `<testcase …/>` inside the root,
+    /// not nested in another testcase, whose attributes [`pair`] accepts, wholly in the buffer.
+    /// Does what [`Parser::open`] does for it, in one pass over the tag instead of quick-xml's
+    /// and then the attribute scan. Returns false, having consumed and changed nothing, for
+    /// anything else; the general path then reads it.
+    fn empty_case<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> bool {
+        if self.in_case || self.stack.is_empty() {
+            return false;
+        }
+        let mut stream = xml.stream();
+        let Ok(buf) = stream.fill_buf() else {
+            return false;
+        };
+        // quick-xml ends an element name at XML whitespace only.
+        let Some(tag) = buf
+            .strip_prefix(b"<testcase")
+            .filter(|t| matches!(t.first(), Some(b' ' | b'\t' | b'\r' | b'\n')))
+        else {
+            return false;
+        };
+        let mut pairs = std::mem::take(&mut self.pairs);
+        pairs.clear();
+        let mut i = 0;
+        let len = loop {
+            i += tag[i..]
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            if tag[i..].starts_with(b"/>") {
+                break Some(i);
+            }
+            if tag[i..].starts_with(b">") {
+                break None; // a start tag: the general path keeps quick-xml's element stack
+            }
+            match pair(tag, i, true) {
+                Some(p) => {
+                    i = p.next;
+                    pairs.push(p);
+                }
+                None => break None,
+            }
+        };
+        let Some(len) = len else {
+            self.pairs = pairs;
+            return false;
+        };
+        let attrs = &tag[..len];
+        let utf8 = std::str::from_utf8(attrs).ok();
+        let read = self.read_case(|f| {
+            for p in &pairs {
+                f(&attrs[p.local.clone()], raw_value(attrs, utf8, p), p.amp);
+            }
+            Ok(())
+        });
+        debug_assert!(read.is_ok(), "handing out pairs cannot fail");
+        self.pairs = pairs;
+        self.in_case = true;
+        self.closed(Kind::Case);
+        stream.consume(b"<testcase".len() + len + 2);
+        true
     }
 
     fn finish(mut self) -> StreamSummary {
@@ -584,14 +673,39 @@ impl<F: FnMut(&TestCase)> Parser<F> {
     }
 }
 
+/// An attribute value as the scanner found it: a slice of a tag already known to be UTF-8,
+/// or bytes still to check.
+#[derive(Clone, Copy)]
+enum Raw<'v> {
+    Utf8(&'v str),
+    Bytes(&'v [u8]),
+}
+
+impl<'v> Raw<'v> {
+    #[inline]
+    fn bytes(self) -> &'v [u8] {
+        match self {
+            Raw::Utf8(s) => s.as_bytes(),
+            Raw::Bytes(b) => b,
+        }
+    }
+}
+
 /// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
 /// Borrows when it can: no allocation for plain UTF-8 without references. `amp`: whether
 /// `raw` contains `&` (known from the attribute scan).
-fn text<'v>(warnings: &mut Warnings, raw: &'v [u8], amp: bool) -> Cow<'v, str> {
-    let raw = &raw[..raw.len().min(MAX_VALUE)];
-    let text = match std::str::from_utf8(raw) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(raw),
+#[inline]
+fn text<'v>(warnings: &mut Warnings, raw: Raw<'v>, amp: bool) -> Cow<'v, str> {
+    let text = match raw {
+        Raw::Utf8(text) if text.len() <= MAX_VALUE => Cow::Borrowed(text),
+        _ => {
+            let raw = raw.bytes();
+            let raw = &raw[..raw.len().min(MAX_VALUE)];
+            match std::str::from_utf8(raw) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(raw),
+            }
+        }
     };
     if !amp {
         return text;
@@ -615,7 +729,7 @@ fn set(target: &mut String, value: &str) {
 /// Calls `f(local name, raw value, contains '&')` for each attribute of a tag. A small scanner
 /// handles the well-formed case quickly; anything it does not accept goes through quick-xml's
 /// attribute parser, whose verdict (and error message) counts.
-fn attributes<F: FnMut(&[u8], &[u8], bool)>(
+fn attributes<F: FnMut(&[u8], Raw<'_>, bool)>(
     e: &BytesStart,
     at: u64,
     mut f: F,
@@ -627,7 +741,7 @@ fn attributes<F: FnMut(&[u8], &[u8], bool)>(
     for attr in e.attributes().with_checks(false) {
         let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
         let amp = memchr::memchr(b'&', &attr.value).is_some();
-        f(attr.key.local_name().as_ref(), &attr.value, amp);
+        f(attr.key.local_name().as_ref(), Raw::Bytes(&attr.value), amp);
     }
     Ok(())
 }
@@ -644,52 +758,104 @@ fn no_lt_in_tag(e: &BytesStart, at: u64) -> Result<(), Failure> {
 }
 
 /// `name="value"` pairs separated by whitespace; `None` at the first thing that is not one
-/// (including a `<` anywhere).
-fn scan_attributes(mut rest: &[u8], f: &mut impl FnMut(&[u8], &[u8], bool)) -> Option<()> {
+/// (including a `<` anywhere). UTF-8 is checked once for the whole tag.
+fn scan_attributes(raw: &[u8], f: &mut impl FnMut(&[u8], Raw<'_>, bool)) -> Option<()> {
+    let utf8 = std::str::from_utf8(raw).ok();
+    let mut i = 0;
     loop {
-        rest = rest.trim_ascii_start();
-        if rest.is_empty() {
+        i += raw[i..]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        if i == raw.len() {
             return Some(());
         }
-        // Names are short: a plain loop beats memchr's setup here.
-        let eq = rest.iter().position(|&b| b == b'=')?;
-        let name = rest[..eq].trim_ascii_end();
-        if name.is_empty()
-            || name
-                .iter()
-                .any(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<'))
-        {
-            return None;
-        }
-        rest = rest[eq + 1..].trim_ascii_start();
-        let quote = *rest.first()?;
-        if quote != b'"' && quote != b'\'' {
-            return None;
-        }
-        rest = &rest[1..];
-        let mut amp = false;
-        let mut from = 0;
-        let end = loop {
-            let i = from + memchr::memchr3(quote, b'<', b'&', &rest[from..])?;
-            match rest[i] {
-                b'<' => return None,
-                b'&' => {
-                    amp = true;
-                    from = i + 1;
-                }
-                _ => break i,
+        let p = pair(raw, i, false)?;
+        f(&raw[p.local.clone()], raw_value(raw, utf8, &p), p.amp);
+        i = p.next;
+    }
+}
+
+/// One attribute found by [`pair`], as offsets into the tag.
+struct Pair {
+    /// The name without its namespace prefix.
+    local: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+    /// Whether the value contains `&`.
+    amp: bool,
+    /// Just after the closing quote.
+    next: usize,
+}
+
+/// The `name="value"` pair that starts at `raw[i]` (not whitespace), followed by whitespace,
+/// the end, or with `in_tag` also `/` or `>`; `None` for anything else, such as a `<`
+/// anywhere. With `in_tag` (scanning a whole tag rather than quick-xml's attribute bytes) a
+/// `/` or `>` in a name is refused too, since it may end the tag.
+fn pair(raw: &[u8], i: usize, in_tag: bool) -> Option<Pair> {
+    // Names are short: a plain loop beats memchr's setup here. One pass over the name finds
+    // `=`, the namespace prefix and where trailing whitespace starts.
+    let (mut j, mut local_start, mut name_end) = (i, i, None);
+    loop {
+        match *raw.get(j)? {
+            b'=' => break,
+            b'"' | b'\'' | b'<' => return None,
+            b'/' | b'>' if in_tag => return None,
+            b if b.is_ascii_whitespace() => {
+                name_end.get_or_insert(j);
             }
-        };
-        let value = &rest[..end];
-        rest = &rest[end + 1..];
-        if rest.first().is_some_and(|b| !b.is_ascii_whitespace()) {
-            return None;
+            _ if name_end.is_some() => return None, // whitespace inside the name
+            b':' => local_start = j + 1,
+            _ => {}
         }
-        let local = match name.iter().rposition(|&b| b == b':') {
-            Some(i) => &name[i + 1..],
-            None => name,
-        };
-        f(local, value, amp);
+        j += 1;
+    }
+    let name_end = name_end.unwrap_or(j);
+    if name_end == i {
+        return None;
+    }
+    let mut open = j + 1;
+    while raw.get(open).is_some_and(u8::is_ascii_whitespace) {
+        open += 1;
+    }
+    let quote = *raw.get(open)?;
+    if quote != b'"' && quote != b'\'' {
+        return None;
+    }
+    let start = open + 1;
+    let mut amp = false;
+    let mut from = start;
+    let end = loop {
+        let j = from + memchr::memchr3(quote, b'<', b'&', &raw[from..])?;
+        match raw[j] {
+            b'<' => return None,
+            b'&' => {
+                amp = true;
+                from = j + 1;
+            }
+            _ => break j,
+        }
+    };
+    let next = end + 1;
+    match raw.get(next) {
+        None => {}
+        Some(b) if b.is_ascii_whitespace() => {}
+        Some(b'/' | b'>') if in_tag => {}
+        Some(_) => return None,
+    }
+    Some(Pair {
+        local: local_start..name_end,
+        value: start..end,
+        amp,
+        next,
+    })
+}
+
+/// A pair's value; `utf8` is the whole tag when it is valid UTF-8. The delimiters are ASCII,
+/// so a slice of a UTF-8 tag between them is UTF-8 too.
+fn raw_value<'v>(raw: &'v [u8], utf8: Option<&'v str>, p: &Pair) -> Raw<'v> {
+    match utf8 {
+        Some(tag) => Raw::Utf8(&tag[p.value.clone()]),
+        None => Raw::Bytes(&raw[p.value.clone()]),
     }
 }
 
@@ -992,13 +1158,7 @@ mod tests {
     /// whitespace was cut; the cases of a cut file are a prefix of the whole file's cases.
     #[test]
     fn truncations_and_byte_flips_never_panic() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rand = super::super::test_rng();
         let mut runs = 0;
         for (name, bytes) in fixture_files() {
             let whole = parse_bytes(&name, &bytes);
@@ -1039,6 +1199,57 @@ mod tests {
             }
         }
         assert!(runs > 10_000, "{runs}");
+    }
+
+    #[test]
+    fn empty_testcase_fast_path_reads_like_the_general_one() {
+        // Read whole, empty `<testcase/>` tags take the fast path; read a byte at a time, no tag
+        // is ever wholly buffered, so every one takes the general path. Both must agree on odd
+        // tags too, which the fast path must hand over untouched.
+        let tags = [
+            r#"<testcase name="a" classname='c' time="1.5" file="f.py" line="3"/>"#,
+            r#"<testcase  name = "a"  time = '2' />"#,
+            "<testcase\n\tname=\"a\"\r\n/>",
+            r#"<testcase name="a>b" classname="x/y"/>"#,
+            r#"<testcase name="it's" classname='say "hi"'/>"#,
+            r#"<testcase name="&lt;&amp;&#65;" classname="&x;"/>"#,
+            r#"<testcase j:name="a" a/b="1"/>"#,
+            r#"<testcase name="a" time="-1"/>"#,
+            r#"<testcase name="a" status="notrun"/>"#,
+            r#"<testcase name="a" result="suppressed"/>"#,
+            r#"<testcase name="a">x</testcase>"#,
+            r#"<testcase name="a" ><skipped/></testcase>"#,
+            r#"<testcase name="a"/ >"#,
+            r#"<testcase name="a"b="c"/>"#,
+            r#"<testcase name=a/>"#,
+            r#"<testcase name="a" b/>"#,
+            r#"<testcase name="a<b"/>"#,
+            r#"<testcase name="a" < />"#,
+            "<testcase\x0cname=\"a\"/>",
+            "<testcase name=\"é☺\" classname='ü'/>",
+            r#"<testcase/>"#,
+            r#"<testcase />"#,
+            r#"<testcases name="a"/>"#,
+        ];
+        for tag in tags {
+            for wrap in [
+                "<testsuite name='s'>{}<testcase name='next'/></testsuite>",
+                "<testsuites><testcase name='x'>{}</testcase></testsuites>",
+                "<testsuite>{}",
+            ] {
+                let doc = wrap.replace("{}", tag);
+                let whole = parse(&doc);
+                let slow = parse_reader("t.xml", Chunks(doc.as_bytes(), 1));
+                assert_eq!(whole.cases, slow.cases, "{doc}");
+                assert_eq!(whole.error, slow.error, "{doc}");
+                assert_eq!(whole.warnings, slow.warnings, "{doc}");
+            }
+        }
+        let r = parse(&format!("<testsuite name='s'>{}</testsuite>", tags[0]));
+        assert_eq!(r.cases[0].name, "a");
+        assert_eq!(r.cases[0].classname, "c");
+        assert_eq!(r.cases[0].time, Some(Duration::from_millis(1500)));
+        assert_eq!(r.cases[0].file.as_deref(), Some("f.py"));
     }
 
     #[test]

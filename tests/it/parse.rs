@@ -691,6 +691,13 @@ const FIXTURES: &[Expect] = &[
         error: None,
     },
     Expect {
+        // The sum of its times saturates at Duration::MAX instead of panicking.
+        file: "huge-times.xml",
+        counts: [3, 0, 0, 0],
+        time: 18_446_744_073_709_551_615.999_999_999,
+        error: None,
+    },
+    Expect {
         file: "xxe.xml",
         counts: [1, 1, 0, 0],
         time: 0.3,
@@ -978,14 +985,19 @@ fn run_parse(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// One JSON object per line of `parse`'s output.
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
 #[test]
 fn parse_command_json_lines() {
     let (code, stdout, stderr) = run_parse(&["pytest-xunit1.xml", "googletest.xml"]);
     assert_eq!(code, 0, "{stderr}");
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
+    let lines = json_lines(&stdout);
     assert_eq!(lines.len(), 2);
     let keys: Vec<&str> = lines[0]
         .as_object()
@@ -1038,10 +1050,7 @@ fn parse_command_json_lines() {
 fn parse_command_reports_broken_files_and_goes_on() {
     let (code, stdout, stderr) = run_parse(&["truncated.xml", "no-such-file.xml", "nose.xml"]);
     assert_eq!(code, 2, "{stderr}");
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&stdout);
     assert_eq!(lines.len(), 3, "every file is printed");
     let truncated = &lines[0];
     assert_eq!(truncated["tests"], 2);
@@ -1104,6 +1113,82 @@ fn parse_command_table_and_usage() {
         stdout.contains("Examples:") && stdout.contains("--format"),
         "{stdout}"
     );
+}
+
+/// A generated file of `n` cases in one suite, case `i` taking `time(i)` seconds.
+fn generated(dir: &Path, n: usize, time: impl Fn(usize) -> f64) -> PathBuf {
+    let mut xml = String::from("<testsuite name='gen'>\n");
+    for i in 0..n {
+        let status = if i % 7 == 3 { "<failure/>" } else { "" };
+        xml.push_str(&format!(
+            "  <testcase classname='c{}' name='t{i}' time='{:.3}'>{status}</testcase>\n",
+            i % 5,
+            time(i)
+        ));
+    }
+    xml.push_str("</testsuite>\n");
+    let path = dir.join(format!("gen-{n}.xml"));
+    std::fs::write(&path, xml).unwrap();
+    path
+}
+
+#[test]
+fn parse_command_streams_json_cases_in_order() {
+    // Enough cases that the output crosses many buffer flushes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = generated(dir.path(), 20_000, |i| (i % 1000) as f64 / 100.0);
+    let (code, stdout, stderr) = run_parse(&[path.to_str().unwrap(), "huge-times.xml"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), 2);
+    let cases = lines[0]["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 20_000);
+    assert_eq!(lines[0]["tests"], 20_000);
+    let failed = cases.iter().filter(|c| c["status"] == "failed").count();
+    assert_eq!(lines[0]["failures"], failed);
+    assert_eq!(failed, (0..20_000).filter(|i| i % 7 == 3).count());
+    for (i, c) in cases.iter().enumerate() {
+        assert_eq!(c["name"], format!("t{i}"), "cases in file order");
+    }
+    // Times near Duration::MAX: printed, and their sum saturates instead of panicking.
+    assert_eq!(lines[1]["tests"], 3);
+    assert!(lines[1]["time"].as_f64().unwrap() > 1.8e19, "{}", lines[1]);
+}
+
+#[test]
+fn parse_command_table_keeps_the_slowest_first_read_on_ties() {
+    // 30 cases: t10..t19 share the top time; of 15 equal times the first ten read are kept.
+    let dir = tempfile::tempdir().unwrap();
+    let path = generated(dir.path(), 30, |i| match i {
+        10..=24 => 9.0,
+        _ => i as f64 / 100.0,
+    });
+    let (code, stdout, stderr) = run_parse(&["--format", "table", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let slowest: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Slowest tests:"))
+        .skip(2)
+        .collect();
+    let names: Vec<String> = slowest
+        .iter()
+        .map(|l| {
+            l.split(" › ")
+                .nth(2)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let want: Vec<String> = (10..20).map(|i| format!("t{i}")).collect();
+    assert_eq!(names, want, "{stdout}");
+    assert!(
+        slowest.iter().all(|l| l.trim_start().starts_with("9.000s")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("      30      26       4"), "{stdout}");
 }
 
 #[test]
