@@ -212,17 +212,17 @@ pub async fn run(
     let worker = Worker::new(store, sink, opts);
     let mut outcome = match &opts.mode {
         Mode::Arrivals => match read_cursor(store, &opts.destination).await? {
-            Some((cursor, _)) => from_arrivals(store, &worker, cursor, opts, progress).await?,
+            Some(read) => from_arrivals(store, &worker, read, opts, progress).await?,
             None => {
                 tracing::info!(
                     "first run for destination {}: sweeping the whole store once; later runs \
                      read only the arrivals index",
                     opts.destination.id
                 );
-                full(store, &worker, opts, progress).await?
+                full(store, &worker, opts, progress, Some(None)).await?
             }
         },
-        Mode::Full | Mode::Builds(_) => full(store, &worker, opts, progress).await?,
+        Mode::Full | Mode::Builds(_) => full(store, &worker, opts, progress, None).await?,
     };
     let after = store.stats();
     outcome.store_requests = Requests {
@@ -234,12 +234,13 @@ pub async fn run(
     Ok(outcome)
 }
 
-/// The whole-store sweep.
+/// The whole-store sweep; `cursor` is the destination's cursor when the caller already read it.
 async fn full(
     store: &Store,
     worker: &Worker<'_>,
     opts: &Options,
     progress: &dyn Progress,
+    cursor: Option<Option<(Cursor, String)>>,
 ) -> Result<Outcome, AggregateError> {
     let listing = Listing::new(store.list("").await?, &opts.destination);
     let mut outcome = Outcome {
@@ -338,7 +339,7 @@ async fn full(
                 .unwrap_or(opts.now);
             delta.unresolved.insert(arrivals::key(at, id));
         }
-        write_cursor(store, opts, &delta, &mut outcome).await;
+        write_cursor(store, opts, &delta, cursor, &mut outcome).await;
     }
     outcome.builds.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(outcome)
@@ -348,7 +349,7 @@ async fn full(
 async fn from_arrivals(
     store: &Store,
     worker: &Worker<'_>,
-    cursor: Cursor,
+    (cursor, etag): (Cursor, String),
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Outcome, AggregateError> {
@@ -406,7 +407,14 @@ async fn from_arrivals(
         outcome.add(id, verdict, progress);
     }
     if !opts.dry_run && !opts.republish {
-        write_cursor(store, opts, &delta, &mut outcome).await;
+        write_cursor(
+            store,
+            opts,
+            &delta,
+            Some(Some((cursor, etag))),
+            &mut outcome,
+        )
+        .await;
     }
     outcome.builds.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(outcome)
@@ -458,16 +466,26 @@ async fn read_cursor(
 }
 
 /// Applies a run's findings to the current cursor, retrying when another run wrote it first. A
-/// failure only costs the next run a longer listing.
-async fn write_cursor(store: &Store, opts: &Options, delta: &Delta, outcome: &mut Outcome) {
+/// failure only costs the next run a longer listing. `known` is the cursor (and ETag, or `None`
+/// for none) as the run read it, tried first; after a conflict the cursor is read again.
+async fn write_cursor(
+    store: &Store,
+    opts: &Options,
+    delta: &Delta,
+    mut known: Option<Option<(Cursor, String)>>,
+    outcome: &mut Outcome,
+) {
     let key = opts.destination.cursor_key();
     for _ in 0..8 {
-        let current = match read_cursor(store, &opts.destination).await {
-            Ok(current) => current,
-            Err(e) => {
-                tracing::warn!("could not read {key} ({e}); the next run lists more");
-                return;
-            }
+        let current = match known.take() {
+            Some(current) => current,
+            None => match read_cursor(store, &opts.destination).await {
+                Ok(current) => current,
+                Err(e) => {
+                    tracing::warn!("could not read {key} ({e}); the next run lists more");
+                    return;
+                }
+            },
         };
         let (mut cursor, etag) = match current {
             Some((cursor, etag)) => (cursor, Some(etag)),

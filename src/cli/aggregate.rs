@@ -303,9 +303,13 @@ pub async fn run(args: Args) -> crate::Result<u8> {
     progress.finish();
 
     let jobs = per_job(&outcome);
-    let sink_name = args.sink.clone().unwrap_or_else(|| {
-        sink_spec(&args, &store.describe()).unwrap_or_else(|_| "cloudwatch".into())
-    });
+    // A dry run opens no sink; setup then took the flag, or the store's default (sink_spec).
+    let sink_name = match (&sink, &args.sink) {
+        (Some(sink), _) => sink.describe(),
+        (None, Some(flag)) => flag.clone(),
+        (None, None) if matches!(store, Store::S3(_)) => "cloudwatch".into(),
+        (None, None) => LOCAL_DEFAULT_SINK.into(),
+    };
     let report = Report {
         outcome: &outcome,
         jobs: &jobs,

@@ -131,12 +131,16 @@ impl EmfSink {
         }))
     }
 
+    /// `stdout` or `emf:PATH`.
+    pub fn describe(&self) -> String {
+        self.path
+            .as_deref()
+            .map_or("stdout".into(), |p| format!("emf:{p}"))
+    }
+
     fn error(&self, message: String) -> MetricsError {
         MetricsError::Publish {
-            sink: self
-                .path
-                .as_deref()
-                .map_or("stdout".into(), |p| format!("emf:{p}")),
+            sink: self.describe(),
             message,
         }
     }

@@ -238,6 +238,14 @@ impl Sink {
         }
     }
 
+    /// The sink as `--sink` names it: `cloudwatch`, `emf:PATH` or `stdout`.
+    pub fn describe(&self) -> String {
+        match self {
+            Sink::CloudWatch(_) => "cloudwatch".into(),
+            Sink::Emf(s) => s.describe(),
+        }
+    }
+
     /// Publishes datums in as few requests as the limits allow; all or an error.
     pub async fn publish(&mut self, datums: &[Datum]) -> Result<PublishReport, MetricsError> {
         match self {

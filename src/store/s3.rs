@@ -62,6 +62,19 @@ fn missing_is_none<T>(e: StoreError) -> Result<Option<T>, StoreError> {
     }
 }
 
+/// An object's metadata from a HEAD or GET answer's headers.
+fn meta(
+    etag: Option<&str>,
+    modified: Option<&aws_sdk_s3::primitives::DateTime>,
+    length: Option<i64>,
+) -> Meta {
+    Meta {
+        etag: etag.unwrap_or_default().to_string(),
+        last_modified: to_time(modified),
+        size: length.unwrap_or(0).max(0) as u64,
+    }
+}
+
 fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<time::OffsetDateTime> {
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
 }
@@ -517,11 +530,11 @@ impl S3Store {
             .send()
             .await
         {
-            Ok(out) => Ok(Some(Meta {
-                etag: out.e_tag().unwrap_or_default().to_string(),
-                last_modified: to_time(out.last_modified()),
-                size: out.content_length().unwrap_or(0).max(0) as u64,
-            })),
+            Ok(out) => Ok(Some(meta(
+                out.e_tag(),
+                out.last_modified(),
+                out.content_length(),
+            ))),
             Err(e) => missing_is_none(self.error(key, e)),
         }
     }
@@ -550,11 +563,7 @@ impl S3Store {
         let Some(out) = self.get_object(key).await? else {
             return Ok(None);
         };
-        let meta = Meta {
-            etag: out.e_tag().unwrap_or_default().to_string(),
-            last_modified: to_time(out.last_modified()),
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-        };
+        let meta = meta(out.e_tag(), out.last_modified(), out.content_length());
         let body = out.body.collect().await.map_err(|e| StoreError::Other {
             key: self.url_of(key),
             message: crate::aws::describe(&e),
