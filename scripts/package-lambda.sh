@@ -62,7 +62,7 @@ if [ "$HOST" != "$TRIPLE" ]; then
       exit 3
     fi
     export "$LINKER_VAR=$CROSS_CC"
-    # C dependencies (aws-lc-sys) are compiled with the same cross compiler.
+    # C dependencies (ring) are compiled with the same cross compiler.
     export "CC_${TRIPLE//-/_}=$CROSS_CC"
   fi
 fi

@@ -28,13 +28,17 @@ if ! "$VENV/bin/python" -c 'import ministack, cbor2' 2>/dev/null || [ ! -x "$VEN
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages: chromium for the HTML report test, openssl for the HTTPS client test.
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing Debian chromium for the HTML report test"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || log "could not install chromium; the HTML screenshot test will fail under CI"
+    log "installing Debian ${need[*]}"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null) \
+      || log "could not install ${need[*]}; the tests that need them will fail"
   else
-    log "chromium not found and cannot apt-get install it; the HTML screenshot test will fail under CI"
+    log "${need[*]} not found and cannot apt-get install; the tests that need them will fail"
   fi
 fi
 

@@ -9,19 +9,36 @@
 //! Messages never carry credentials: they are built from the error code, the service's message,
 //! the HTTP status and the names of variables, never from the request.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls;
 
 /// Loads the shared SDK configuration from the environment.
 ///
 /// When no region is configured anywhere, `us-east-1` is used so local servers work without setup.
 pub async fn load() -> SdkConfig {
-    let region =
-        aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .load()
-        .await
+    let conf = loader().load().await;
+    if conf.region().is_some() {
+        return conf;
+    }
+    conf.into_builder()
+        .region(Region::from_static("us-east-1"))
+        .build()
+}
+
+/// The loader behind [`load`], for callers that override a setting (tests set the endpoint and
+/// credentials). It carries the HTTPS client: rustls with the `ring` provider and the system's
+/// root certificates (`SSL_CERT_FILE` and `SSL_CERT_DIR` are honoured). The SDK crates are built
+/// without a default client, so every configuration has to come from here: a client without one
+/// panics on its first call, and so do region and credential providers built apart from the
+/// loader (the loader's own chains share its client).
+pub fn loader() -> ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
 /// An SDK error with its whole chain of causes (the SDK's `Display` alone says little). Long:

@@ -640,7 +640,7 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
     assert_eq!(first["requests"], 2, "one PutMetricData request per build");
     assert_eq!(first["destination"], format!("cloudwatch-{namespace}"));
 
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let conf = ci_test_metrics::aws::loader()
         .endpoint_url(&cw_url)
         .load()
         .await;
@@ -670,7 +670,7 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
     // A run that sent build 2 but died before recording it: CloudWatch is asked, nothing is resent.
     let s3c = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(
-            &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            &ci_test_metrics::aws::loader()
                 .endpoint_url(&s3)
                 .load()
                 .await,

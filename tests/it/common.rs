@@ -101,7 +101,7 @@ pub fn unique_bucket(test: &str) -> String {
 /// Creates a bucket with the admin identity through the SDK.
 pub async fn create_bucket(endpoint: &str, bucket: &str) {
     aws_env();
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let conf = ci_test_metrics::aws::loader()
         .endpoint_url(endpoint)
         .load()
         .await;

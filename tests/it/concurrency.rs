@@ -243,7 +243,7 @@ async fn four_runs_on_seaweedfs_and_cloudwatch_publish_each_build_once() {
         wait_all(vec![aggregate(&url, "cloudwatch", &["--full"], servers)]);
     });
 
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let conf = ci_test_metrics::aws::loader()
         .endpoint_url(&cw_url)
         .load()
         .await;

@@ -10,4 +10,5 @@ mod dashboard;
 mod lambda;
 mod metrics;
 mod parse;
+mod tls;
 mod upload;

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     common::aws_env();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    ci_test_metrics::aws::loader()
         .endpoint_url(endpoint)
         .load()
         .await

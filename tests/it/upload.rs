@@ -477,7 +477,7 @@ fn uploader_creds() -> (String, String) {
 /// An S3 client for SeaweedFS with the given static credentials.
 async fn s3_client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
     common::aws_env();
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let conf = ci_test_metrics::aws::loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(Credentials::new(key, secret, None, None, "test"))
