@@ -10,8 +10,7 @@
 //!   way on every delivery).
 //! - It is **retried** (a batch item failure) when any of its builds must wait: still settling,
 //!   claimed by another worker, or a transient failure. Each retry says when: the settle time's
-//!   rest, a short wait for a claim, or an exponential backoff for failures
-//!   ([`retry_after`]). The caller moves the message's visibility to that time, so SQS delivers it
+//!   rest, or an exponential backoff for a claim and for failures ([`retry_after`]). The caller moves the message's visibility to that time, so SQS delivers it
 //!   again then instead of after the queue's whole visibility timeout. A message that fails every
 //!   delivery reaches the dead-letter queue after the queue's `maxReceiveCount`.
 //! - A build named by several messages of one batch (parallel stages rewriting `context.json`) is
@@ -27,11 +26,15 @@ use std::time::{Duration, Instant};
 
 /// How long a message waits before SQS delivers it again, at most (SQS's limit is 12 hours).
 pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600 - 60);
-/// How long a build claimed by another worker waits: that worker usually finishes within it.
-pub const CLAIM_WAIT: Duration = Duration::from_secs(60);
+/// The first wait for a build claimed by another worker; it doubles with each delivery, up to
+/// [`MAX_BACKOFF`]. A live holder usually finishes within the first wait, so the message goes
+/// soon after ("already done"); a dead holder's claim runs out with its lease (default 10 m on
+/// Lambda), which the doubling waits reach in 6 deliveries (10+20+…+320 s = 630 s), fewer than the
+/// template's `MaxReceiveCount` of 10, so the message is not sent to the dead-letter queue.
+pub const CLAIM_WAIT: Duration = Duration::from_secs(10);
 /// The first wait after a transient failure; it doubles with each delivery, up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(30);
-/// The longest wait after a transient failure.
+/// The longest wait for a claim or after a transient failure.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// Builds are not started with less than this left before the deadline.
 pub const MIN_TIME_LEFT: Duration = Duration::from_secs(5);
@@ -55,12 +58,15 @@ pub fn retry_after(outcome: &Outcome, receive_count: u32) -> Option<Duration> {
     match outcome {
         Outcome::Finished => None,
         Outcome::Settling(rest) => Some((*rest + Duration::from_secs(1)).min(MAX_DELAY)),
-        Outcome::Claimed => Some(CLAIM_WAIT),
-        Outcome::Failed(_) => {
-            let doublings = receive_count.saturating_sub(1).min(16);
-            Some((FIRST_BACKOFF * 2u32.pow(doublings)).min(MAX_BACKOFF))
-        }
+        Outcome::Claimed => Some(doubling(CLAIM_WAIT, receive_count)),
+        Outcome::Failed(_) => Some(doubling(FIRST_BACKOFF, receive_count)),
     }
+}
+
+/// `first`, doubled for each delivery after the first, at most [`MAX_BACKOFF`].
+fn doubling(first: Duration, receive_count: u32) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    (first * 2u32.pow(doublings)).min(MAX_BACKOFF)
 }
 
 /// Moving one message's visibility, so SQS delivers it again after `after`.
@@ -289,7 +295,10 @@ mod tests {
             (Outcome::Finished, 1, None),
             (Outcome::Settling(s(90)), 1, Some(s(91))),
             (Outcome::Settling(s(86_400)), 1, Some(MAX_DELAY)),
-            (Outcome::Claimed, 3, Some(CLAIM_WAIT)),
+            (Outcome::Claimed, 1, Some(s(10))),
+            (Outcome::Claimed, 3, Some(s(40))),
+            (Outcome::Claimed, 7, Some(s(640))),
+            (Outcome::Claimed, 8, Some(MAX_BACKOFF)),
             (Outcome::Failed("x".into()), 1, Some(s(30))),
             (Outcome::Failed("x".into()), 2, Some(s(60))),
             (Outcome::Failed("x".into()), 5, Some(s(480))),
@@ -343,7 +352,7 @@ mod tests {
                 ],
                 vec![(1, Outcome::Claimed), (2, Outcome::Failed("503".into()))],
                 vec!["m0", "m1"],
-                vec![60, 30],
+                vec![10, 30],
                 vec![1, 2],
             ),
             (
@@ -373,9 +382,9 @@ mod tests {
             (
                 "a message waits for its slowest build",
                 vec![s3_body(&["j/main/1/context.json", "j/main/2/context.json"])],
-                vec![(1, Outcome::Settling(s(10))), (2, Outcome::Claimed)],
+                vec![(1, Outcome::Settling(s(20))), (2, Outcome::Claimed)],
                 vec!["m0"],
-                vec![60],
+                vec![21],
                 vec![1, 2],
             ),
         ];
