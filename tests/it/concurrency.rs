@@ -1,15 +1,16 @@
 //! Exactly once under concurrency: several `aggregate` processes over one store and destination,
-//! started together, staggered, and one killed with SIGKILL; then an upgrade over a first-version
-//! ledger. The truth is counted while seeding; the sinks are read back independently.
+//! started together, staggered, and one killed with SIGKILL while it holds a claim (a later run
+//! must take its claims over); then an upgrade over a first-version ledger. The truth is counted
+//! while seeding; the sinks are read back independently.
 
 use crate::common;
 use ci_test_metrics::context::Context;
 use ci_test_metrics::store::Store;
 use ci_test_metrics::upload::{self, Source};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Per (job, branch class): builds, tests, and the sum of test durations.
 type Truth = BTreeMap<(String, String), (u64, u64, f64)>;
@@ -109,13 +110,78 @@ fn start(n: usize, apart: Duration, run: impl Fn() -> Child) -> Vec<Child> {
         .collect()
 }
 
-/// Kills one run with SIGKILL once it is under way, and waits for it.
-fn kill_midway(mut child: Child) {
-    std::thread::sleep(Duration::from_millis(700));
-    let _ = Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status();
+/// The builds a run (by its pid) is in the middle of: its claims that are neither given back nor
+/// followed by a done marker (a finished build keeps its claim; the marker supersedes it).
+async fn claims_held_by(store: &Store, pid: u32) -> Vec<String> {
+    let owner_suffix = format!("-{pid}");
+    // One listing of claims and done markers; only unfinished claims are read.
+    let objects = store.list("_ci-test-metrics/dest/").await.unwrap();
+    let keys: BTreeSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    let mut held = Vec::new();
+    for key in keys.iter().filter(|k| k.contains("/claims/")) {
+        if keys.contains(key.replace("/claims/", "/done/").as_str()) {
+            continue;
+        }
+        let Ok(body) = store.get(key).await else {
+            continue;
+        };
+        let Ok(claim) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            continue;
+        };
+        if claim["owner"]
+            .as_str()
+            .is_some_and(|o| o.ends_with(&owner_suffix))
+            && claim["state"] != "released"
+        {
+            held.push(key.to_string());
+        }
+    }
+    held
+}
+
+/// Kills one run with SIGKILL while it is in the middle of a build, and waits for it. Returns the
+/// claims of the builds it left unfinished, which a later run must take over.
+fn kill_while_claiming(
+    mut child: Child,
+    store: &Store,
+    rt: &tokio::runtime::Handle,
+) -> Vec<String> {
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rt.block_on(claims_held_by(store, pid)).is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run to be killed ended before it claimed a build"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the run to be killed claimed nothing in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
     let _ = child.wait();
+    let held = rt.block_on(claims_held_by(store, pid));
+    assert!(
+        !held.is_empty(),
+        "the kill landed between builds; nothing was left unfinished"
+    );
+    held
+}
+
+/// Each claim the killed run left unfinished now has another owner: a later run took it over.
+async fn assert_taken_over(store: &Store, held: &[String], killed: &str) {
+    for key in held {
+        let claim: serde_json::Value =
+            serde_json::from_slice(&store.get(key).await.unwrap()).unwrap();
+        assert!(
+            !claim["owner"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(killed),
+            "{key} is still the killed run's: {claim}"
+        );
+    }
 }
 
 /// Builds per (job, class) in EMF lines: (Builds, Tests, TestDuration sum).
@@ -206,10 +272,13 @@ fn four_runs_on_a_local_store_and_an_emf_file_publish_each_build_once() {
     // One of four killed mid-run on the last 50, then a rerun once its leases ran out.
     runtime.block_on(seed(&store, dir.path(), 150, 200, &mut truth));
     let mut runs = start(4, Duration::ZERO, run);
-    kill_midway(runs.remove(0));
+    let victim = runs.remove(0);
+    let killed = format!("-{}", victim.id());
+    let held = kill_while_claiming(victim, &store, runtime.handle());
     wait_all(runs);
     std::thread::sleep(Duration::from_millis(3100));
     wait_all(vec![aggregate(&store_url, &sink, &["--full"], None)]);
+    runtime.block_on(assert_taken_over(&store, &held, &killed));
 
     assert_truth(&emf_truth(&emf), &truth);
     runtime.block_on(assert_one_done_each(&store, &truth));
@@ -237,10 +306,14 @@ async fn four_runs_on_seaweedfs_and_cloudwatch_publish_each_build_once() {
     seed(&store, work.path(), 100, 200, &mut truth).await;
     tokio::task::block_in_place(|| {
         let mut runs = start(4, Duration::from_millis(200), run);
-        kill_midway(runs.remove(1));
+        let victim = runs.remove(1);
+        let killed = format!("-{}", victim.id());
+        let rt = tokio::runtime::Handle::current();
+        let held = kill_while_claiming(victim, &store, &rt);
         wait_all(runs);
         std::thread::sleep(Duration::from_millis(3100));
         wait_all(vec![aggregate(&url, "cloudwatch", &["--full"], servers)]);
+        rt.block_on(assert_taken_over(&store, &held, &killed));
     });
 
     let conf = ci_test_metrics::aws::loader()
