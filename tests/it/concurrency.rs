@@ -9,7 +9,7 @@ use ci_test_metrics::store::Store;
 use ci_test_metrics::upload::{self, Source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// Per (job, branch class): builds, tests, and the sum of test durations.
