@@ -9,6 +9,7 @@
 mod encoding;
 mod model;
 pub mod parser;
+mod scan;
 mod source;
 mod time;
 

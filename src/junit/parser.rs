@@ -27,6 +27,7 @@
 
 use super::encoding;
 use super::model::{Declared, Report, Status, TestCase};
+use super::scan::{self, End, Pair};
 use super::source::Source;
 use super::time::parse_seconds;
 use quick_xml::events::{BytesStart, Event};
@@ -490,14 +491,14 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         let mut declared = Declared::default();
         let mut skipped = None::<u64>;
         let mut disabled = None::<u64>;
-        attributes(e, at, |key, value, amp| {
+        attributes(e, at, |key, value| {
             let count = || {
-                std::str::from_utf8(value.bytes())
+                std::str::from_utf8(value.raw)
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
             match key {
-                b"name" => name = text(&mut self.warnings, value, amp).into_owned(),
+                b"name" => name = text(&mut self.warnings, value).into_owned(),
                 b"tests" => declared.tests = count(),
                 b"failures" => declared.failures = count(),
                 b"errors" => declared.errors = count(),
@@ -521,7 +522,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
     /// Resets the reused case and fills it from the attributes `each` hands to its callback.
     fn read_case(
         &mut self,
-        each: impl FnOnce(&mut dyn FnMut(&[u8], Raw<'_>, bool)) -> Result<(), Failure>,
+        each: impl FnOnce(&mut dyn FnMut(&[u8], Value<'_>)) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
         let Parser {
             case,
@@ -536,11 +537,11 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         case.time = None;
         case.status = Status::Passed;
         let mut bad_time = None;
-        each(&mut |key, value, amp| match key {
-            b"name" => set(&mut case.name, &text(warnings, value, amp)),
-            b"classname" => set(&mut case.classname, &text(warnings, value, amp)),
+        each(&mut |key, value| match key {
+            b"name" => set(&mut case.name, &text(warnings, value)),
+            b"classname" => set(&mut case.classname, &text(warnings, value)),
             b"file" => {
-                let value = text(warnings, value, amp);
+                let value = text(warnings, value);
                 match &mut case.file {
                     Some(file) => set(file, &value),
                     None => case.file = Some(value.into_owned()),
@@ -548,16 +549,16 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                 has_file = true;
             }
             b"time" => {
-                let raw = text(warnings, value, amp);
+                let raw = text(warnings, value);
                 match parse_seconds(&raw) {
                     Ok(t) => case.time = t,
                     Err(bad) => bad_time = Some((raw.into_owned(), bad)),
                 }
             }
-            b"status" if skipped_status(value.bytes()) => case.status = Status::Skipped,
+            b"status" if skipped_status(value.raw) => case.status = Status::Skipped,
             b"result"
-                if value.bytes().eq_ignore_ascii_case(b"skipped")
-                    || value.bytes().eq_ignore_ascii_case(b"suppressed") =>
+                if value.raw.eq_ignore_ascii_case(b"skipped")
+                    || value.raw.eq_ignore_ascii_case(b"suppressed") =>
             {
                 case.status = Status::Skipped
             }
@@ -576,10 +577,10 @@ impl<F: FnMut(&TestCase)> Parser<F> {
     }
 
     /// The common case, read without quick-xml: an empty `<testcase …/>` inside the root,
-    /// not nested in another testcase, whose attributes [`pair`] accepts, wholly in the buffer.
-    /// Does what [`Parser::open`] does for it, in one pass over the tag instead of quick-xml's
-    /// and then the attribute scan. Returns false, having consumed and changed nothing, for
-    /// anything else; the general path then reads it.
+    /// not nested in another testcase, whose attributes [`scan::attributes`] accepts, wholly in
+    /// the buffer. Does what [`Parser::open`] does for it, in one pass over the tag instead of
+    /// quick-xml's and then the attribute scan. Returns false, having consumed and changed
+    /// nothing, for anything else; the general path then reads it.
     fn empty_case<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> bool {
         if self.in_case || self.stack.is_empty() {
             return false;
@@ -597,35 +598,15 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         };
         let mut pairs = std::mem::take(&mut self.pairs);
         pairs.clear();
-        let mut i = 0;
-        let len = loop {
-            i += tag[i..]
-                .iter()
-                .take_while(|b| b.is_ascii_whitespace())
-                .count();
-            if tag[i..].starts_with(b"/>") {
-                break Some(i);
-            }
-            if tag[i..].starts_with(b">") {
-                break None; // a start tag: the general path keeps quick-xml's element stack
-            }
-            match pair(tag, i, true) {
-                Some(p) => {
-                    i = p.next;
-                    pairs.push(p);
-                }
-                None => break None,
-            }
-        };
-        let Some(len) = len else {
+        let end = scan::attributes(tag, true, |p| pairs.push(p));
+        let Some(End::Empty(len)) = end else {
+            // A start tag goes to the general path too: it keeps quick-xml's element stack.
             self.pairs = pairs;
             return false;
         };
-        let attrs = &tag[..len];
-        let utf8 = std::str::from_utf8(attrs).ok();
         let read = self.read_case(|f| {
             for p in &pairs {
-                f(&attrs[p.local.clone()], raw_value(attrs, utf8, p), p.amp);
+                f(&tag[p.local.clone()], Value::of(tag, p));
             }
             Ok(())
         });
@@ -673,41 +654,43 @@ impl<F: FnMut(&TestCase)> Parser<F> {
     }
 }
 
-/// An attribute value as the scanner found it: a slice of a tag already known to be UTF-8,
-/// or bytes still to check.
+/// An attribute value as written, and what the scan learnt about it.
 #[derive(Clone, Copy)]
-enum Raw<'v> {
-    Utf8(&'v str),
-    Bytes(&'v [u8]),
+struct Value<'v> {
+    raw: &'v [u8],
+    /// Whether `raw` contains `&`.
+    amp: bool,
+    /// True only when `raw` is known to be ASCII.
+    ascii: bool,
 }
 
-impl<'v> Raw<'v> {
-    #[inline]
-    fn bytes(self) -> &'v [u8] {
-        match self {
-            Raw::Utf8(s) => s.as_bytes(),
-            Raw::Bytes(b) => b,
+impl<'v> Value<'v> {
+    fn of(bytes: &'v [u8], p: &Pair) -> Self {
+        Value {
+            raw: &bytes[p.value.clone()],
+            amp: p.amp,
+            ascii: p.ascii,
         }
     }
 }
 
-/// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
-/// Borrows when it can: no allocation for plain UTF-8 without references. `amp`: whether
-/// `raw` contains `&` (known from the attribute scan).
+/// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes, invalid UTF-8
+/// replaced. Borrows when it can: no allocation for plain UTF-8 without references.
 #[inline]
-fn text<'v>(warnings: &mut Warnings, raw: Raw<'v>, amp: bool) -> Cow<'v, str> {
-    let text = match raw {
-        Raw::Utf8(text) if text.len() <= MAX_VALUE => Cow::Borrowed(text),
-        _ => {
-            let raw = raw.bytes();
-            let raw = &raw[..raw.len().min(MAX_VALUE)];
-            match std::str::from_utf8(raw) {
-                Ok(text) => Cow::Borrowed(text),
-                Err(_) => String::from_utf8_lossy(raw),
-            }
+fn text<'v>(warnings: &mut Warnings, value: Value<'v>) -> Cow<'v, str> {
+    let raw = &value.raw[..value.raw.len().min(MAX_VALUE)];
+    let text = if value.ascii {
+        debug_assert!(raw.is_ascii());
+        // SAFETY: `Value::ascii` promises ASCII, which is UTF-8. (Validating again is the
+        // largest single cost of reading a case, since these values are short.)
+        Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(raw) })
+    } else {
+        match std::str::from_utf8(raw) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
         }
     };
-    if !amp {
+    if !value.amp {
         return text;
     }
     match quick_xml::escape::unescape(&text) {
@@ -726,22 +709,30 @@ fn set(target: &mut String, value: &str) {
     target.push_str(value);
 }
 
-/// Calls `f(local name, raw value, contains '&')` for each attribute of a tag. A small scanner
-/// handles the well-formed case quickly; anything it does not accept goes through quick-xml's
-/// attribute parser, whose verdict (and error message) counts.
-fn attributes<F: FnMut(&[u8], Raw<'_>, bool)>(
+/// Calls `f(local name, value)` for each attribute of a tag. The
+/// [`scan`] handles the well-formed case quickly; anything it does not accept goes through
+/// quick-xml's attribute parser, whose verdict (and error message) counts.
+fn attributes<F: FnMut(&[u8], Value<'_>)>(
     e: &BytesStart,
     at: u64,
     mut f: F,
 ) -> Result<(), Failure> {
-    if scan_attributes(e.attributes_raw(), &mut f).is_some() {
+    let raw = e.attributes_raw();
+    let scanned = scan::attributes(raw, false, |p| {
+        f(&raw[p.local.clone()], Value::of(raw, &p));
+    });
+    if scanned.is_some() {
         return Ok(());
     }
     no_lt_in_tag(e, at)?;
     for attr in e.attributes().with_checks(false) {
         let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
-        let amp = memchr::memchr(b'&', &attr.value).is_some();
-        f(attr.key.local_name().as_ref(), Raw::Bytes(&attr.value), amp);
+        let value = Value {
+            raw: &attr.value,
+            amp: memchr::memchr(b'&', &attr.value).is_some(),
+            ascii: false,
+        };
+        f(attr.key.local_name().as_ref(), value);
     }
     Ok(())
 }
@@ -754,108 +745,6 @@ fn no_lt_in_tag(e: &BytesStart, at: u64) -> Result<(), Failure> {
             "malformed XML: `<` inside a tag (not allowed in attribute values)".into(),
         )),
         None => Ok(()),
-    }
-}
-
-/// `name="value"` pairs separated by whitespace; `None` at the first thing that is not one
-/// (including a `<` anywhere). UTF-8 is checked once for the whole tag.
-fn scan_attributes(raw: &[u8], f: &mut impl FnMut(&[u8], Raw<'_>, bool)) -> Option<()> {
-    let utf8 = std::str::from_utf8(raw).ok();
-    let mut i = 0;
-    loop {
-        i += raw[i..]
-            .iter()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count();
-        if i == raw.len() {
-            return Some(());
-        }
-        let p = pair(raw, i, false)?;
-        f(&raw[p.local.clone()], raw_value(raw, utf8, &p), p.amp);
-        i = p.next;
-    }
-}
-
-/// One attribute found by [`pair`], as offsets into the tag.
-struct Pair {
-    /// The name without its namespace prefix.
-    local: std::ops::Range<usize>,
-    value: std::ops::Range<usize>,
-    /// Whether the value contains `&`.
-    amp: bool,
-    /// Just after the closing quote.
-    next: usize,
-}
-
-/// The `name="value"` pair that starts at `raw[i]` (not whitespace), followed by whitespace,
-/// the end, or with `in_tag` also `/` or `>`; `None` for anything else, such as a `<`
-/// anywhere. With `in_tag` (scanning a whole tag rather than quick-xml's attribute bytes) a
-/// `/` or `>` in a name is refused too, since it may end the tag.
-fn pair(raw: &[u8], i: usize, in_tag: bool) -> Option<Pair> {
-    // Names are short: a plain loop beats memchr's setup here. One pass over the name finds
-    // `=`, the namespace prefix and where trailing whitespace starts.
-    let (mut j, mut local_start, mut name_end) = (i, i, None);
-    loop {
-        match *raw.get(j)? {
-            b'=' => break,
-            b'"' | b'\'' | b'<' => return None,
-            b'/' | b'>' if in_tag => return None,
-            b if b.is_ascii_whitespace() => {
-                name_end.get_or_insert(j);
-            }
-            _ if name_end.is_some() => return None, // whitespace inside the name
-            b':' => local_start = j + 1,
-            _ => {}
-        }
-        j += 1;
-    }
-    let name_end = name_end.unwrap_or(j);
-    if name_end == i {
-        return None;
-    }
-    let mut open = j + 1;
-    while raw.get(open).is_some_and(u8::is_ascii_whitespace) {
-        open += 1;
-    }
-    let quote = *raw.get(open)?;
-    if quote != b'"' && quote != b'\'' {
-        return None;
-    }
-    let start = open + 1;
-    let mut amp = false;
-    let mut from = start;
-    let end = loop {
-        let j = from + memchr::memchr3(quote, b'<', b'&', &raw[from..])?;
-        match raw[j] {
-            b'<' => return None,
-            b'&' => {
-                amp = true;
-                from = j + 1;
-            }
-            _ => break j,
-        }
-    };
-    let next = end + 1;
-    match raw.get(next) {
-        None => {}
-        Some(b) if b.is_ascii_whitespace() => {}
-        Some(b'/' | b'>') if in_tag => {}
-        Some(_) => return None,
-    }
-    Some(Pair {
-        local: local_start..name_end,
-        value: start..end,
-        amp,
-        next,
-    })
-}
-
-/// A pair's value; `utf8` is the whole tag when it is valid UTF-8. The delimiters are ASCII,
-/// so a slice of a UTF-8 tag between them is UTF-8 too.
-fn raw_value<'v>(raw: &'v [u8], utf8: Option<&'v str>, p: &Pair) -> Raw<'v> {
-    match utf8 {
-        Some(tag) => Raw::Utf8(&tag[p.value.clone()]),
-        None => Raw::Bytes(&raw[p.value.clone()]),
     }
 }
 

@@ -1,0 +1,314 @@
+//! The tag scanner: finds a tag's `name="value"` attributes (and, in a buffer, where the tag
+//! ends) in one pass, without quick-xml.
+//!
+//! The bytes that give a tag its structure (`"`, `'`, `=`, `<`, `>`, `&`) are found 64 at a
+//! time as a bit mask ([`Structural`]); everything between them is only looked at where it
+//! must be (attribute names, and the few bytes around `=` and after a value). Anything the
+//! scanner does not accept is left to quick-xml, whose verdict counts; see [`attributes`].
+
+use std::ops::Range;
+
+/// One attribute found by [`attributes`], as offsets into the scanned bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pair {
+    /// The name without its namespace prefix.
+    pub(crate) local: Range<usize>,
+    pub(crate) value: Range<usize>,
+    /// Whether the value contains `&`.
+    pub(crate) amp: bool,
+    /// Whether the value is known to be ASCII (so UTF-8); false when it may not be.
+    pub(crate) ascii: bool,
+}
+
+/// How the attributes scanned by [`attributes`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// At the end of the bytes (attributes only, as quick-xml hands them out).
+    Bytes,
+    /// At `/>`, which starts at this offset: an empty element.
+    Empty(usize),
+    /// At `>`, at this offset: a start tag.
+    Start(usize),
+}
+
+/// Scans `name="value"` pairs separated by whitespace, handing each to `f` as soon as it is
+/// complete, and returns how they ended. Returns `None` at the first thing that is not such a
+/// pair (including a `<` anywhere, and a tag not complete within `raw`); the pairs before it have
+/// been handed out.
+///
+/// With `in_tag`, `raw` is the rest of a tag just after its element name: the scan ends at
+/// `>` or `/>` outside a value, and a `/` in a name is refused (it may end the tag). Without,
+/// `raw` is the attribute bytes of a tag that quick-xml read, and the scan ends at their end.
+/// A value must be followed by whitespace, the end, or with `in_tag` also `/` or `>`.
+pub(crate) fn attributes(raw: &[u8], in_tag: bool, mut f: impl FnMut(Pair)) -> Option<End> {
+    let mut marks = Structural::new(raw);
+    // Where the text before the next `=` (an attribute name) or the tag's end starts.
+    let mut from = 0;
+    loop {
+        let Some(at) = marks.next() else {
+            // The end of the bytes: only whitespace may follow the last pair.
+            return (!in_tag && is_space(&raw[from..])).then_some(End::Bytes);
+        };
+        match raw[at] {
+            b'=' => {
+                let local = name(&raw[from..at], in_tag)?;
+                let local = local.start + from..local.end + from;
+                let open = marks.next()?;
+                let quote = raw[open];
+                if !matches!(quote, b'"' | b'\'') || !is_space(&raw[at + 1..open]) {
+                    return None;
+                }
+                let mut amp = false;
+                let close = loop {
+                    let i = marks.next()?;
+                    match raw[i] {
+                        b'<' => return None,
+                        b'&' => amp = true,
+                        b if b == quote => break i,
+                        _ => {}
+                    }
+                };
+                match raw.get(close + 1) {
+                    None => {}
+                    Some(b) if b.is_ascii_whitespace() => {}
+                    Some(b'/' | b'>') if in_tag => {}
+                    Some(_) => return None,
+                }
+                f(Pair {
+                    local,
+                    value: open + 1..close,
+                    amp,
+                    ascii: marks.ascii,
+                });
+                from = close + 1;
+            }
+            b'>' if in_tag => {
+                let before = &raw[from..at];
+                return match before.split_last() {
+                    Some((b'/', rest)) if is_space(rest) => Some(End::Empty(at - 1)),
+                    _ if is_space(before) => Some(End::Start(at)),
+                    _ => None,
+                };
+            }
+            // `&` is an ordinary byte in a name; a quote or `<` outside a value is refused.
+            b'&' => {}
+            _ => return None,
+        }
+    }
+}
+
+/// The local name (after any `prefix:`) of an attribute written as `text` before its `=`:
+/// optional leading and trailing whitespace around a non-empty name without whitespace,
+/// quotes or `<` (the caller has seen none of those), nor, with `in_tag`, a `/`.
+fn name(text: &[u8], in_tag: bool) -> Option<Range<usize>> {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
+    let mut local = start;
+    let mut end = text.len();
+    for (i, &b) in text.iter().enumerate().skip(start) {
+        match b {
+            b if b.is_ascii_whitespace() => {
+                end = i;
+                break;
+            }
+            b'/' if in_tag => return None,
+            b':' => local = i + 1,
+            _ => {}
+        }
+    }
+    if !is_space(&text[end..]) {
+        return None; // whitespace inside the name
+    }
+    Some(local..end)
+}
+
+fn is_space(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
+/// The offsets of the structural bytes `"`, `'`, `=`, `<`, `>` and `&` in a slice, in order.
+/// Classifies 64 bytes at a time, and only as far as it is asked to go.
+struct Structural<'a> {
+    bytes: &'a [u8],
+    /// Offset of the block that `mask` describes.
+    block: usize,
+    /// The structural bytes of that block not yet handed out, bit `i` for `block + i`.
+    mask: u64,
+    /// Whether all the blocks classified so far (everything before `block + 64`) are ASCII.
+    ascii: bool,
+}
+
+impl<'a> Structural<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        let (mask, ascii) = classify(bytes);
+        Structural {
+            bytes,
+            block: 0,
+            mask,
+            ascii,
+        }
+    }
+}
+
+impl Iterator for Structural<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.block += 64;
+            if self.block >= self.bytes.len() {
+                return None;
+            }
+            let (mask, ascii) = classify(&self.bytes[self.block..]);
+            self.mask = mask;
+            self.ascii &= ascii;
+        }
+        let i = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.block + i)
+    }
+}
+
+/// The structural bytes among the first 64 of `bytes` (fewer at the end) as a bit mask, and
+/// whether those 64 bytes are all ASCII.
+#[inline]
+fn classify(bytes: &[u8]) -> (u64, bool) {
+    match bytes.first_chunk::<64>() {
+        Some(block) => classify_block(block),
+        None => {
+            let mut block = [0u8; 64]; // NUL is not structural
+            block[..bytes.len()].copy_from_slice(bytes);
+            classify_block(&block)
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn classify_block(block: &[u8; 64]) -> (u64, bool) {
+    use std::arch::x86_64::*;
+    let (mut mask, mut high) = (0u64, 0);
+    for (k, chunk) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of x86_64; `chunk` is 16 readable bytes and `loadu` needs no
+        // alignment.
+        let (bits, non_ascii) = unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let hits = _mm_or_si128(
+                _mm_or_si128(_mm_or_si128(eq(b'"'), eq(b'\'')), eq(b'=')),
+                _mm_or_si128(_mm_or_si128(eq(b'<'), eq(b'>')), eq(b'&')),
+            );
+            (_mm_movemask_epi8(hits) as u16, _mm_movemask_epi8(v))
+        };
+        mask |= u64::from(bits) << (16 * k);
+        high |= non_ascii;
+    }
+    (mask, high == 0)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn classify_block(block: &[u8; 64]) -> (u64, bool) {
+    classify_block_plain(block)
+}
+
+/// [`classify_block`] one byte at a time: the portable version, and the reference in tests.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn classify_block_plain(block: &[u8; 64]) -> (u64, bool) {
+    let mask = block.iter().enumerate().fold(0, |mask, (i, b)| {
+        let hit = matches!(b, b'"' | b'\'' | b'=' | b'<' | b'>' | b'&');
+        mask | (u64::from(hit) << i)
+    });
+    (mask, block.is_ascii())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(raw: &str, in_tag: bool) -> (Vec<(String, String, bool)>, Option<End>) {
+        let mut pairs = Vec::new();
+        let end = attributes(raw.as_bytes(), in_tag, |p| {
+            pairs.push((raw[p.local].to_string(), raw[p.value].to_string(), p.amp))
+        });
+        (pairs, end)
+    }
+
+    #[test]
+    fn classify_matches_the_plain_version() {
+        let mut rand = super::super::test_rng();
+        let alphabet = b"\"'=<>&/ a\n\x00\xff";
+        for n in 0..2000 {
+            let mut block = [0u8; 64];
+            for b in &mut block {
+                let r = rand();
+                *b = if n % 2 == 0 && r & 0x80 != 0 {
+                    b'x' // wholly ASCII blocks too
+                } else if r % 3 == 0 {
+                    alphabet[(r >> 8) as usize % alphabet.len()]
+                } else {
+                    (r >> 16) as u8
+                };
+            }
+            assert_eq!(classify_block(&block), classify_block_plain(&block));
+        }
+    }
+
+    #[test]
+    fn structural_offsets_cross_blocks() {
+        let text = format!("{}=\"{}'>{}", " ".repeat(63), "x".repeat(70), "<");
+        let got: Vec<usize> = Structural::new(text.as_bytes()).collect();
+        assert_eq!(got, [63, 64, 135, 136, 137]);
+    }
+
+    #[test]
+    fn tags_and_attribute_bytes() {
+        let own = |s: &[(&str, &str, bool)]| -> Vec<(String, String, bool)> {
+            s.iter()
+                .map(|(k, v, a)| (k.to_string(), v.to_string(), *a))
+                .collect()
+        };
+        assert_eq!(
+            scan(" a='1' j:b = \"x>y'&amp;\"\t/>rest", true),
+            (
+                own(&[("a", "1", false), ("b", "x>y'&amp;", true)]),
+                Some(End::Empty(25))
+            )
+        );
+        assert_eq!(
+            scan(" a='1'>", true),
+            (own(&[("a", "1", false)]), Some(End::Start(6)))
+        );
+        assert_eq!(scan(" >", true), (own(&[]), Some(End::Start(1))));
+        assert_eq!(
+            scan(" a='1' ", false),
+            (own(&[("a", "1", false)]), Some(End::Bytes))
+        );
+        assert_eq!(
+            scan(" a/b='1'", false),
+            (own(&[("a/b", "1", false)]), Some(End::Bytes))
+        );
+        assert_eq!(scan(" a&b='1'", false).1, Some(End::Bytes));
+        // Refused, after handing out the pairs before the problem.
+        for (raw, in_tag, handed) in [
+            (" a='1' b/>", true, 1),
+            (" a='1' / >", true, 1),
+            (" a/b='1'/>", true, 0),
+            (" a='1'b='2'/>", true, 0),
+            (" a=1/>", true, 0),
+            (" a b='1'/>", true, 0),
+            (" ='1'/>", true, 0),
+            (" a='1<'/>", true, 0),
+            (" a='1' < />", true, 1),
+            (" a='1' \"/>", true, 1),
+            (" a='1'/x", true, 1),
+            (" a='1' b='2", true, 1),
+            (" a='1'", true, 1),
+            (" a='1' b", false, 1),
+            (" a='1'/", false, 0),
+        ] {
+            let (pairs, end) = scan(raw, in_tag);
+            assert_eq!((pairs.len(), end), (handed, None), "{raw:?}");
+        }
+    }
+}
