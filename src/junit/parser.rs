@@ -176,11 +176,16 @@ pub fn parse_stream_ref<R: Read, F: FnMut(&TestCase)>(
         root_declared: Declared::default(),
         child_declared: Declared::default(),
         warnings: Warnings::default(),
+        names: Names::default(),
         pairs: Vec::new(),
     };
     let outcome = match encoding::utf8_reader(reader) {
         Ok(input) => {
             let mut xml = Reader::from_reader(Source::new(input, MAX_EVENT));
+            // The parser matches end tags itself ([`Parser::end`]): most are read without
+            // quick-xml, whose own element stack would not know them.
+            xml.config_mut().check_end_names = false;
+            xml.config_mut().allow_unmatched_ends = true;
             let outcome = parser.run(&mut xml);
             outcome.map_err(|(offset, message)| {
                 let (line, column) = xml.get_ref().line_col(offset);
@@ -228,7 +233,9 @@ struct Parser<F> {
     /// Totals declared on the suites directly under a `<testsuites>` root.
     child_declared: Declared,
     warnings: Warnings,
-    /// The attributes of the tag [`Parser::empty_case`] is reading; reused.
+    /// The names of the open elements, for matching end tags.
+    names: Names,
+    /// The attributes of the tag [`Parser::tag_in_buffer`] is reading; reused.
     pairs: Vec<Pair>,
 }
 
@@ -255,15 +262,18 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         loop {
             self.skip_text(xml)?;
             xml.get_mut().mark();
-            if self.empty_case(xml) {
+            if self.tag_in_buffer(xml)? {
                 continue;
             }
             let at = xml.buffer_position();
             buf.clear();
             match xml.read_event_into(&mut buf) {
-                Ok(Event::Start(e)) => self.open(&e, false, at)?,
-                Ok(Event::Empty(e)) => self.open(&e, true, at)?,
-                Ok(Event::End(_)) => self.close(),
+                Ok(Event::Start(e)) => {
+                    self.open(e.name().as_ref(), Tag::Xml(&e), false, at)?;
+                    self.names.push(e.name().as_ref());
+                }
+                Ok(Event::Empty(e)) => self.open(e.name().as_ref(), Tag::Xml(&e), true, at)?,
+                Ok(Event::End(e)) => self.end(e.name().as_ref(), at)?,
                 Ok(Event::Eof) => return self.eof(xml.buffer_position()),
                 Ok(Event::Text(t))
                     if self.stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) =>
@@ -363,9 +373,14 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         }
     }
 
-    fn open(&mut self, e: &BytesStart, empty: bool, at: u64) -> Result<(), Failure> {
-        let local = e.local_name();
-        let name = local.as_ref();
+    /// An element starts: `qname` is its name as written, `tag` gives its attributes.
+    fn open(&mut self, qname: &[u8], tag: Tag<'_>, empty: bool, at: u64) -> Result<(), Failure> {
+        // The local name, after the first `:`, as quick-xml's `local_name`. (Names are short:
+        // a plain search beats memchr's call.)
+        let name = match qname.iter().position(|&b| b == b':') {
+            Some(i) => &qname[i + 1..],
+            None => qname,
+        };
         let parent = self.stack.last().copied();
         if parent.is_none() {
             if self.root_seen {
@@ -384,7 +399,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         }
         let kind = match name {
             b"testsuite" => {
-                let (suite, declared) = self.suite_attributes(e, at)?;
+                let (suite, declared) = self.suite_attributes(&tag, at)?;
                 match parent {
                     None => self.root_declared = declared,
                     Some(Kind::Suites) if self.stack.len() == 1 => {
@@ -396,17 +411,17 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                 Kind::Suite
             }
             b"testsuites" if parent.is_none() => {
-                self.root_declared = self.suite_attributes(e, at)?.1;
+                self.root_declared = self.suite_attributes(&tag, at)?.1;
                 Kind::Suites
             }
             b"testcase" if !self.in_case => {
-                self.case_attributes(e, at)?;
+                self.read_case(&tag, at)?;
                 self.in_case = true;
                 Kind::Case
             }
             _ => {
                 // Attributes not read here are still checked for what quick-xml lets through.
-                no_lt_in_tag(e, at)?;
+                tag.no_lt(at)?;
                 match name {
                     b"testsuites" => Kind::Suites,
                     b"error" | b"failure" | b"skipped" if parent == Some(Kind::Case) => {
@@ -430,8 +445,29 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         Ok(())
     }
 
+    /// An end tag named `qname` (trailing whitespace trimmed), read at `at`. It must close the
+    /// innermost open element; the errors are quick-xml's own, which no longer checks this
+    /// (see [`parse_stream_ref`]) since the parser reads most tags without it.
+    fn end(&mut self, qname: &[u8], at: u64) -> Result<(), Failure> {
+        use quick_xml::errors::{Error, IllFormedError};
+        let decode = |b: &[u8]| std::str::from_utf8(b).unwrap_or_default().to_owned();
+        let error = match self.names.top() {
+            Some(open) if open == qname => {
+                self.close();
+                return Ok(());
+            }
+            Some(open) => IllFormedError::MismatchedEndTag {
+                expected: decode(open),
+                found: decode(qname),
+            },
+            None => IllFormedError::UnmatchedEndTag(decode(qname)),
+        };
+        Err((at, format!("malformed XML: {}", Error::IllFormed(error))))
+    }
+
+    /// Closes the innermost open element, whose end tag matched.
     fn close(&mut self) {
-        // quick-xml checks that end tags match, so the top of the stack is the element closed.
+        self.names.pop();
         if let Some(kind) = self.stack.pop() {
             self.closed(kind);
         }
@@ -486,12 +522,12 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         }
     }
 
-    fn suite_attributes(&mut self, e: &BytesStart, at: u64) -> Result<(String, Declared), Failure> {
+    fn suite_attributes(&mut self, tag: &Tag<'_>, at: u64) -> Result<(String, Declared), Failure> {
         let mut name = String::new();
         let mut declared = Declared::default();
         let mut skipped = None::<u64>;
         let mut disabled = None::<u64>;
-        attributes(e, at, |key, value| {
+        tag.attributes(at, |key, value| {
             let count = || {
                 std::str::from_utf8(value.raw)
                     .ok()
@@ -514,16 +550,8 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         Ok((name, declared))
     }
 
-    /// Reads a `<testcase>` start tag into the reused case.
-    fn case_attributes(&mut self, e: &BytesStart, at: u64) -> Result<(), Failure> {
-        self.read_case(|f| attributes(e, at, f))
-    }
-
     /// Resets the reused case and fills it from the attributes `each` hands to its callback.
-    fn read_case(
-        &mut self,
-        each: impl FnOnce(&mut dyn FnMut(&[u8], Value<'_>)) -> Result<(), Failure>,
-    ) -> Result<(), Failure> {
+    fn read_case(&mut self, tag: &Tag<'_>, at: u64) -> Result<(), Failure> {
         let Parser {
             case,
             warnings,
@@ -537,7 +565,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         case.time = None;
         case.status = Status::Passed;
         let mut bad_time = None;
-        each(&mut |key, value| match key {
+        tag.attributes(at, |key, value| match key {
             b"name" => set(&mut case.name, &text(warnings, value)),
             b"classname" => set(&mut case.classname, &text(warnings, value)),
             b"file" => {
@@ -576,46 +604,66 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         Ok(())
     }
 
-    /// The common case, read without quick-xml: an empty `<testcase …/>` inside the root,
-    /// not nested in another testcase, whose attributes [`scan::attributes`] accepts, wholly in
-    /// the buffer. Does what [`Parser::open`] does for it, in one pass over the tag instead of
-    /// quick-xml's and then the attribute scan. Returns false, having consumed and changed
-    /// nothing, for anything else; the general path then reads it.
-    fn empty_case<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> bool {
-        if self.in_case || self.stack.is_empty() {
-            return false;
+    /// The common case, read without quick-xml: a start, empty or end tag inside the root
+    /// element, wholly in the buffer, that the [`scan`] accepts (and for an end tag, one that
+    /// closes the innermost element). Does what the general path does for it, in one pass over
+    /// the tag instead of quick-xml's and then the attribute scan. Returns false, having
+    /// consumed and changed nothing, for anything else; the general path then reads it.
+    fn tag_in_buffer<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> Result<bool, Failure> {
+        if self.stack.is_empty() {
+            return Ok(false);
         }
         let mut stream = xml.stream();
+        let at = stream.get_ref().position();
         let Ok(buf) = stream.fill_buf() else {
-            return false;
+            return Ok(false);
         };
-        // quick-xml ends an element name at XML whitespace only.
-        let Some(tag) = buf
-            .strip_prefix(b"<testcase")
-            .filter(|t| matches!(t.first(), Some(b' ' | b'\t' | b'\r' | b'\n')))
-        else {
-            return false;
+        let Some(markup) = buf.strip_prefix(b"<") else {
+            return Ok(false);
+        };
+        if let Some(end) = markup.strip_prefix(b"/") {
+            let Some(len) = memchr::memchr(b'>', end) else {
+                return Ok(false);
+            };
+            let qname = trim_xml_end(&end[..len]);
+            if self.names.top() != Some(qname) {
+                return Ok(false); // the general path names the mismatch
+            }
+            self.close();
+            stream.consume(len + 3);
+            return Ok(true);
+        }
+        let Some((qname, rest)) = element_name(markup) else {
+            return Ok(false);
         };
         let mut pairs = std::mem::take(&mut self.pairs);
         pairs.clear();
-        let end = scan::attributes(tag, true, |p| pairs.push(p));
-        let Some(End::Empty(len)) = end else {
-            // A start tag goes to the general path too: it keeps quick-xml's element stack.
-            self.pairs = pairs;
-            return false;
+        let end = match rest.first() {
+            Some(b'>') => Some(End::Start(0)),
+            Some(b'/') => rest.get(1).filter(|&&b| b == b'>').map(|_| End::Empty(0)),
+            _ => scan::attributes(rest, true, |p| pairs.push(p)),
         };
-        let read = self.read_case(|f| {
-            for p in &pairs {
-                f(&tag[p.local.clone()], Value::of(tag, p));
+        let (empty, len) = match end {
+            Some(End::Empty(len)) => (true, len + 2),
+            Some(End::Start(len)) => (false, len + 1),
+            _ => {
+                self.pairs = pairs;
+                return Ok(false);
             }
-            Ok(())
-        });
-        debug_assert!(read.is_ok(), "handing out pairs cannot fail");
+        };
+        let tag = Tag::Scanned {
+            bytes: rest,
+            pairs: &pairs,
+        };
+        let opened = self.open(qname, tag, empty, at);
+        if opened.is_ok() && !empty {
+            self.names.push(qname);
+        }
         self.pairs = pairs;
-        self.in_case = true;
-        self.closed(Kind::Case);
-        stream.consume(b"<testcase".len() + len + 2);
-        true
+        opened?;
+        let len = 1 + qname.len() + len;
+        stream.consume(len);
+        Ok(true)
     }
 
     fn finish(mut self) -> StreamSummary {
@@ -654,6 +702,90 @@ impl<F: FnMut(&TestCase)> Parser<F> {
     }
 }
 
+/// A start tag's attributes: scanned from the buffer by [`Parser::tag_in_buffer`], or in an
+/// event quick-xml read.
+enum Tag<'a> {
+    Scanned { bytes: &'a [u8], pairs: &'a [Pair] },
+    Xml(&'a BytesStart<'a>),
+}
+
+impl Tag<'_> {
+    /// Calls `f(local name, value)` for each attribute.
+    #[inline]
+    fn attributes(&self, at: u64, mut f: impl FnMut(&[u8], Value<'_>)) -> Result<(), Failure> {
+        match self {
+            Tag::Scanned { bytes, pairs } => {
+                for p in *pairs {
+                    f(&bytes[p.local.clone()], Value::of(bytes, p));
+                }
+                Ok(())
+            }
+            Tag::Xml(e) => attributes(e, at, f),
+        }
+    }
+
+    /// Refuses a `<` in the tag (the scan already has).
+    fn no_lt(&self, at: u64) -> Result<(), Failure> {
+        match self {
+            Tag::Scanned { .. } => Ok(()),
+            Tag::Xml(e) => no_lt_in_tag(e, at),
+        }
+    }
+}
+
+/// The names of the open elements, as written, innermost last (quick-xml's own check of end
+/// tags is off: most tags never reach it).
+#[derive(Default)]
+struct Names {
+    bytes: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl Names {
+    fn push(&mut self, name: &[u8]) {
+        self.starts.push(self.bytes.len());
+        self.bytes.extend_from_slice(name);
+    }
+
+    fn pop(&mut self) {
+        if let Some(start) = self.starts.pop() {
+            self.bytes.truncate(start);
+        }
+    }
+
+    fn top(&self) -> Option<&[u8]> {
+        self.starts.last().map(|&start| &self.bytes[start..])
+    }
+}
+
+/// XML whitespace, which ends an element name for quick-xml (unlike a form feed).
+fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trailing XML whitespace removed, as quick-xml trims the name in an end tag.
+fn trim_xml_end(bytes: &[u8]) -> &[u8] {
+    let len = bytes
+        .iter()
+        .rposition(|&b| !is_xml_space(b))
+        .map_or(0, |i| i + 1);
+    &bytes[..len]
+}
+
+/// The element name at the start of `markup` (just after `<`) and what follows it: XML
+/// whitespace, `>` or `/`. `None` for a declaration, comment, processing instruction or end
+/// tag, a name with a byte that would make quick-xml read the tag differently (quotes, `<`,
+/// `=`, `&`, a form feed), or a name that runs to the end of the buffer.
+fn element_name(markup: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = markup
+        .iter()
+        .position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>')?;
+    let (name, rest) = markup.split_at(len);
+    let plain = |b: &u8| !matches!(b, b'"' | b'\'' | b'<' | b'=' | b'&');
+    let first_ok = name.first().is_some_and(|b| !matches!(b, b'!' | b'?'));
+    (first_ok && name.iter().all(plain) && rest[0] != b'\x0c').then_some((name, rest))
+}
+
 /// An attribute value as written, and what the scan learnt about it.
 #[derive(Clone, Copy)]
 struct Value<'v> {
@@ -676,7 +808,7 @@ impl<'v> Value<'v> {
 
 /// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes, invalid UTF-8
 /// replaced. Borrows when it can: no allocation for plain UTF-8 without references.
-#[inline]
+#[inline(always)]
 fn text<'v>(warnings: &mut Warnings, value: Value<'v>) -> Cow<'v, str> {
     let raw = &value.raw[..value.raw.len().min(MAX_VALUE)];
     let text = if value.ascii {
@@ -704,6 +836,7 @@ fn text<'v>(warnings: &mut Warnings, value: Value<'v>) -> Cow<'v, str> {
 }
 
 /// Replaces `target`'s text, keeping its allocation.
+#[inline(always)]
 fn set(target: &mut String, value: &str) {
     target.clear();
     target.push_str(value);

@@ -100,27 +100,32 @@ pub(crate) fn attributes(raw: &[u8], in_tag: bool, mut f: impl FnMut(Pair)) -> O
 /// The local name (after any `prefix:`) of an attribute written as `text` before its `=`:
 /// optional leading and trailing whitespace around a non-empty name without whitespace,
 /// quotes or `<` (the caller has seen none of those), nor, with `in_tag`, a `/`.
+#[inline(always)]
 fn name(text: &[u8], in_tag: bool) -> Option<Range<usize>> {
-    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
-    let mut local = start;
-    let mut end = text.len();
-    for (i, &b) in text.iter().enumerate().skip(start) {
-        match b {
-            b if b.is_ascii_whitespace() => {
-                end = i;
-                break;
-            }
+    let mut i = 0;
+    while i < text.len() && text[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    if i == text.len() {
+        return None;
+    }
+    let mut local = i;
+    while i < text.len() {
+        match text[i] {
+            b if b.is_ascii_whitespace() => break,
             b'/' if in_tag => return None,
             b':' => local = i + 1,
             _ => {}
         }
+        i += 1;
     }
-    if !is_space(&text[end..]) {
+    if i < text.len() && !is_space(&text[i..]) {
         return None; // whitespace inside the name
     }
-    Some(local..end)
+    Some(local..i)
 }
 
+#[inline(always)]
 fn is_space(bytes: &[u8]) -> bool {
     bytes.iter().all(u8::is_ascii_whitespace)
 }
@@ -187,23 +192,39 @@ fn classify(bytes: &[u8]) -> (u64, bool) {
 #[inline]
 fn classify_block(block: &[u8; 64]) -> (u64, bool) {
     use std::arch::x86_64::*;
-    let (mut mask, mut high) = (0u64, 0);
-    for (k, chunk) in block.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is part of x86_64; `chunk` is 16 readable bytes and `loadu` needs no
-        // alignment.
-        let (bits, non_ascii) = unsafe {
-            let v = _mm_loadu_si128(chunk.as_ptr().cast());
-            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+    // SAFETY: SSE2 is part of x86_64; each load reads 16 of the block's 64 bytes, and `loadu`
+    // needs no alignment.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let apos = _mm_set1_epi8(b'\'' as i8);
+        let equals = _mm_set1_epi8(b'=' as i8);
+        let lt = _mm_set1_epi8(b'<' as i8);
+        let gt = _mm_set1_epi8(b'>' as i8);
+        let amp = _mm_set1_epi8(b'&' as i8);
+        let p = block.as_ptr();
+        let bits = |k: usize| {
+            let v = _mm_loadu_si128(p.add(16 * k).cast());
             let hits = _mm_or_si128(
-                _mm_or_si128(_mm_or_si128(eq(b'"'), eq(b'\'')), eq(b'=')),
-                _mm_or_si128(_mm_or_si128(eq(b'<'), eq(b'>')), eq(b'&')),
+                _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, apos)),
+                    _mm_cmpeq_epi8(v, equals),
+                ),
+                _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(v, gt)),
+                    _mm_cmpeq_epi8(v, amp),
+                ),
             );
-            (_mm_movemask_epi8(hits) as u16, _mm_movemask_epi8(v))
+            (
+                u64::from(_mm_movemask_epi8(hits) as u16) << (16 * k),
+                _mm_movemask_epi8(v),
+            )
         };
-        mask |= u64::from(bits) << (16 * k);
-        high |= non_ascii;
+        let (m0, h0) = bits(0);
+        let (m1, h1) = bits(1);
+        let (m2, h2) = bits(2);
+        let (m3, h3) = bits(3);
+        (m0 | m1 | m2 | m3, (h0 | h1 | h2 | h3) == 0)
     }
-    (mask, high == 0)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
