@@ -313,7 +313,15 @@ impl<F: FnMut(&TestCase)> Parser<F> {
             if available.is_empty() {
                 return Ok(());
             }
-            let text_len = memchr::memchr(b'<', available).unwrap_or(available.len());
+            // Text between tags is mostly a line break and an indent: look at a few bytes
+            // before calling memchr.
+            let near = available.len().min(16);
+            let text_len = match available[..near].iter().position(|&b| b == b'<') {
+                Some(i) => i,
+                None => {
+                    memchr::memchr(b'<', &available[near..]).map_or(available.len(), |i| near + i)
+                }
+            };
             if outside {
                 if let Some(i) = available[..text_len]
                     .iter()
@@ -325,9 +333,14 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                 }
             }
             let at_markup = text_len < available.len();
+            // Only `<!` may start a comment or CDATA section.
+            let plain_markup = available.get(text_len + 1).is_some_and(|&b| b != b'!');
             stream.consume(text_len);
             if !at_markup {
                 continue;
+            }
+            if plain_markup {
+                return Ok(());
             }
             let pos = stream.get_ref().position();
             let head = stream
@@ -777,13 +790,26 @@ fn trim_xml_end(bytes: &[u8]) -> &[u8] {
 /// tag, a name with a byte that would make quick-xml read the tag differently (quotes, `<`,
 /// `=`, `&`, a form feed), or a name that runs to the end of the buffer.
 fn element_name(markup: &[u8]) -> Option<(&[u8], &[u8])> {
-    let len = markup
-        .iter()
-        .position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>')?;
-    let (name, rest) = markup.split_at(len);
-    let plain = |b: &u8| !matches!(b, b'"' | b'\'' | b'<' | b'=' | b'&');
-    let first_ok = name.first().is_some_and(|b| !matches!(b, b'!' | b'?'));
-    (first_ok && name.iter().all(plain) && rest[0] != b'\x0c').then_some((name, rest))
+    /// Per byte: 0 in a name, 1 ends it, 2 refused.
+    const CLASS: [u8; 256] = {
+        let mut class = [0u8; 256];
+        let mut ends: &[u8] = b" \t\r\n/>";
+        while let [b, rest @ ..] = ends {
+            class[*b as usize] = 1;
+            ends = rest;
+        }
+        let mut refused: &[u8] = b"\"'<=&\x0c";
+        while let [b, rest @ ..] = refused {
+            class[*b as usize] = 2;
+            refused = rest;
+        }
+        class
+    };
+    if matches!(markup.first(), Some(b'!' | b'?')) {
+        return None;
+    }
+    let len = markup.iter().position(|&b| CLASS[b as usize] != 0)?;
+    (len > 0 && CLASS[markup[len] as usize] == 1).then(|| markup.split_at(len))
 }
 
 /// An attribute value as written, and what the scan learnt about it.
