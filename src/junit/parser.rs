@@ -163,6 +163,7 @@ pub fn parse_stream_ref<R: Read, F: FnMut(&TestCase)>(
         on_case,
         stack: Vec::new(),
         suites: Vec::new(),
+        suite_set: false,
         case: TestCase {
             suite: String::new(),
             classname: String::new(),
@@ -224,6 +225,8 @@ struct Parser<F> {
     stack: Vec<Kind>,
     /// Names of the open `<testsuite>` elements.
     suites: Vec<String>,
+    /// Whether `case.suite` holds the innermost suite's name (cleared when `suites` changes).
+    suite_set: bool,
     /// The open `<testcase>` when `in_case` (nested testcases are ignored); reused.
     case: TestCase,
     in_case: bool,
@@ -421,6 +424,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                     _ => {}
                 }
                 self.suites.push(suite);
+                self.suite_set = false;
                 Kind::Suite
             }
             b"testsuites" if parent.is_none() => {
@@ -490,6 +494,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         match kind {
             Kind::Suite => {
                 self.suites.pop();
+                self.suite_set = false;
             }
             Kind::Case => {
                 if self.in_case {
@@ -569,9 +574,13 @@ impl<F: FnMut(&TestCase)> Parser<F> {
             case,
             warnings,
             suites,
+            suite_set,
             ..
         } = self;
-        set(&mut case.suite, suites.last().map_or("", String::as_str));
+        if !*suite_set {
+            set(&mut case.suite, suites.last().map_or("", String::as_str));
+            *suite_set = true;
+        }
         case.classname.clear();
         case.name.clear();
         let mut has_file = false;
