@@ -11,6 +11,7 @@ mod model;
 pub mod parser;
 mod scan;
 mod source;
+mod tag;
 mod time;
 
 pub use model::{Declared, Report, Status, TestCase};

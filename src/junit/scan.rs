@@ -97,6 +97,47 @@ pub(crate) fn attributes(raw: &[u8], in_tag: bool, mut f: impl FnMut(Pair)) -> O
     }
 }
 
+/// XML whitespace, which ends an element name for quick-xml (unlike a form feed).
+pub(crate) fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trailing XML whitespace removed, as quick-xml trims the name in an end tag.
+pub(crate) fn trim_xml_end(bytes: &[u8]) -> &[u8] {
+    let len = bytes
+        .iter()
+        .rposition(|&b| !is_xml_space(b))
+        .map_or(0, |i| i + 1);
+    &bytes[..len]
+}
+
+/// The element name at the start of `markup` (just after `<`) and what follows it: XML
+/// whitespace, `>` or `/`. `None` for a declaration, comment, processing instruction or end
+/// tag, a name with a byte that would make quick-xml read the tag differently (quotes, `<`,
+/// `=`, `&`, a form feed), or a name that runs to the end of the buffer.
+pub(crate) fn element_name(markup: &[u8]) -> Option<(&[u8], &[u8])> {
+    /// Per byte: 0 in a name, 1 ends it, 2 refused.
+    const CLASS: [u8; 256] = {
+        let mut class = [0u8; 256];
+        let mut ends: &[u8] = b" \t\r\n/>";
+        while let [b, rest @ ..] = ends {
+            class[*b as usize] = 1;
+            ends = rest;
+        }
+        let mut refused: &[u8] = b"\"'<=&\x0c";
+        while let [b, rest @ ..] = refused {
+            class[*b as usize] = 2;
+            refused = rest;
+        }
+        class
+    };
+    if matches!(markup.first(), Some(b'!' | b'?')) {
+        return None;
+    }
+    let len = markup.iter().position(|&b| CLASS[b as usize] != 0)?;
+    (len > 0 && CLASS[markup[len] as usize] == 1).then(|| markup.split_at(len))
+}
+
 /// The local name (after any `prefix:`) of an attribute written as `text` before its `=`:
 /// optional leading and trailing whitespace around a non-empty name without whitespace,
 /// quotes or `<` (the caller has seen none of those), nor, with `in_tag`, a `/`.
