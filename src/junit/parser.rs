@@ -1,9 +1,13 @@
-//! The streaming parser: quick-xml events in, [`TestCase`]s out through a callback.
+//! The streaming parser: tags in, [`TestCase`]s out through a callback. This module owns what
+//! the elements mean (root, suites, cases, statuses, declared totals, warnings); [`markup`]
+//! reads the tags.
 //!
-//! Only start tags and their attributes are read. Text, CDATA and comments are skipped in the
-//! byte stream with `memchr` before quick-xml sees them, so `<system-out>` bodies are never
-//! buffered. Memory is bounded by the largest single tag ([`MAX_EVENT`]) plus the cases the
-//! caller keeps.
+//! Only tags and their attributes are read. Text, CDATA and comments are skipped in the byte
+//! stream with `memchr`, so `<system-out>` bodies are never buffered. Tags inside the root
+//! that are wholly in the buffer and plainly written are read straight from it
+//! ([`super::scan`]); everything else (the prolog, DOCTYPE, the root tag, anything odd or
+//! crossing the buffer's end) goes through quick-xml, and both give the same results. Memory
+//! is bounded by the largest single tag ([`MAX_EVENT`]) plus the cases the caller keeps.
 //!
 //! Decisions a reader of the results should know:
 //! - **Root**: `<testsuites>` or `<testsuite>`; any other root element is an error.
@@ -21,9 +25,10 @@
 //! - **Lengths**: one tag (with its attributes) or declaration may span at most [`MAX_EVENT`]
 //!   bytes, otherwise the file is an error; kept attribute values are cut at [`MAX_VALUE`] bytes.
 //! - **Totals** are counted from the cases; declared totals only produce warnings.
-//! - **Well-formedness**: besides quick-xml's checks (matching end tags, closed tags, comments
-//!   and CDATA), a `<` inside a tag, text or a second element outside the root, and an end of
-//!   input with open elements are errors.
+//! - **Well-formedness**: besides quick-xml's checks (closed tags, comments and CDATA), an end
+//!   tag that does not close the innermost open element (checked by the parser, with
+//!   quick-xml's message), a `<` inside a tag, text or a second element outside the root, and
+//!   an end of input with open elements are errors.
 
 mod markup;
 

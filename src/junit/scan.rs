@@ -306,7 +306,7 @@ mod tests {
                 let r = rand();
                 *b = if n % 2 == 0 && r & 0x80 != 0 {
                     b'x' // wholly ASCII blocks too
-                } else if r % 3 == 0 {
+                } else if r.is_multiple_of(3) {
                     alphabet[(r >> 8) as usize % alphabet.len()]
                 } else {
                     (r >> 16) as u8

@@ -14,6 +14,8 @@ use quick_xml::Reader;
 use std::io::{BufRead, Read};
 
 impl<F: FnMut(&TestCase)> Parser<F> {
+    /// Reads the whole input, handing each element to [`Parser::open`] and [`Parser::end`];
+    /// stops at the first error.
     pub(super) fn run<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> Result<(), Failure> {
         let mut buf = Vec::with_capacity(4096);
         loop {
