@@ -3,8 +3,9 @@
 //! - the totals count exactly the cases handed out, per status, and their time is the
 //!   (saturating) sum of the cases' times, each finite and non-negative;
 //! - owned and lent cases, whole input and small reads, all see the same cases and the same
-//!   verdict (error or not). Reads of at most 8 bytes never buffer a whole `<testcase …/>`, so
-//!   they take the parser's general path: this compares it with the fast path for empty cases;
+//!   verdict (error or not);
+//! - the fast path that reads tags from the buffer and the general path (every tag through
+//!   quick-xml, `parse_reader_general`) see the same cases, warnings and error, to the column;
 //! - no entity is expanded: the names read never hold more text than the input could spell
 //!   out (3 UTF-8 bytes per input byte at most, what decoding and U+FFFD replacement can grow);
 //! - an error names a position (line and column from 1).
@@ -90,6 +91,13 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(owned.cases, lent);
     assert_eq!(owned.error, summary.error);
     assert_eq!(owned.time(), summary.time);
+    let general = junit::parser::parse_reader_general("fuzz.xml", data);
+    assert_eq!(general.cases, lent, "fast path vs quick-xml alone");
+    assert_eq!(general.error, summary.error, "fast path vs quick-xml alone");
+    assert_eq!(
+        general.warnings, summary.warnings,
+        "fast path vs quick-xml alone"
+    );
     let chunk = 1 + data.first().map_or(0, |b| usize::from(b % 8));
     let chunked = junit::parse_reader("fuzz.xml", Chunks(data, chunk));
     assert_eq!(chunked.cases, lent, "read {chunk} bytes at a time");

@@ -1,6 +1,7 @@
 //! JUnit XML: the model of a result file and a streaming parser for every common dialect.
 //!
-//! The parser reads events with quick-xml and never builds a DOM. It never resolves DTDs or
+//! The parser reads tags with its own scanner where they are plain and with quick-xml
+//! elsewhere, and never builds a DOM. It never resolves DTDs or
 //! entities, bounds attribute and text lengths, and turns every malformed input into a
 //! [`ParseError`] that names the file and the line:column, keeping the cases read before it.
 //! [`parse_stream`] hands cases to a callback and keeps none, for files of any size; the other
@@ -9,7 +10,9 @@
 mod encoding;
 mod model;
 pub mod parser;
+mod scan;
 mod source;
+mod tag;
 mod time;
 
 pub use model::{Declared, Report, Status, TestCase};

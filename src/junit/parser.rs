@@ -1,9 +1,13 @@
-//! The streaming parser: quick-xml events in, [`TestCase`]s out through a callback.
+//! The streaming parser: tags in, [`TestCase`]s out through a callback. This module owns what
+//! the elements mean (root, suites, cases, statuses, declared totals, warnings); [`markup`]
+//! reads the tags.
 //!
-//! Only start tags and their attributes are read. Text, CDATA and comments are skipped in the
-//! byte stream with `memchr` before quick-xml sees them, so `<system-out>` bodies are never
-//! buffered. Memory is bounded by the largest single tag ([`MAX_EVENT`]) plus the cases the
-//! caller keeps.
+//! Only tags and their attributes are read. Text, CDATA and comments are skipped in the byte
+//! stream with `memchr`, so `<system-out>` bodies are never buffered. Tags inside the root
+//! that are wholly in the buffer and plainly written are read straight from it
+//! ([`super::scan`]); everything else (the prolog, DOCTYPE, the root tag, anything odd or
+//! crossing the buffer's end) goes through quick-xml, and both give the same results. Memory
+//! is bounded by the largest single tag ([`MAX_EVENT`]) plus the cases the caller keeps.
 //!
 //! Decisions a reader of the results should know:
 //! - **Root**: `<testsuites>` or `<testsuite>`; any other root element is an error.
@@ -21,19 +25,22 @@
 //! - **Lengths**: one tag (with its attributes) or declaration may span at most [`MAX_EVENT`]
 //!   bytes, otherwise the file is an error; kept attribute values are cut at [`MAX_VALUE`] bytes.
 //! - **Totals** are counted from the cases; declared totals only produce warnings.
-//! - **Well-formedness**: besides quick-xml's checks (matching end tags, closed tags, comments
-//!   and CDATA), a `<` inside a tag, text or a second element outside the root, and an end of
-//!   input with open elements are errors.
+//! - **Well-formedness**: besides quick-xml's checks (closed tags, comments and CDATA), an end
+//!   tag that does not close the innermost open element (checked by the parser, with
+//!   quick-xml's message), a `<` inside a tag, text or a second element outside the root, and
+//!   an end of input with open elements are errors.
+
+mod markup;
 
 use super::encoding;
 use super::model::{Declared, Report, Status, TestCase};
+use super::scan::Pair;
 use super::source::Source;
+use super::tag::{text, Tag};
 use super::time::parse_seconds;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::reader::BinaryStream;
+use markup::Names;
 use quick_xml::Reader;
-use std::borrow::Cow;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
@@ -154,7 +161,29 @@ pub fn parse_stream_ref<R: Read, F: FnMut(&TestCase)>(
     reader: R,
     on_case: F,
 ) -> StreamSummary {
+    stream(name, reader, on_case, true)
+}
+
+/// Like [`parse_reader`], with every tag read by quick-xml: the parser's fast path
+/// ([`Parser::tag_in_buffer`]) turned off. The reference the fast path is checked against, by
+/// the tests and the fuzz target; small reads are no such reference, since the encoding sniffer
+/// and the look-ahead for comments put whole short tags in the buffer anyway.
+#[allow(dead_code)] // used by tests and by fuzz/, which compiles these sources on its own
+pub(crate) fn parse_reader_general<R: Read>(name: &str, reader: R) -> Report {
+    let mut cases = Vec::new();
+    let summary = stream(name, reader, |case| cases.push(case.clone()), false);
+    report(summary, cases)
+}
+
+/// [`parse_stream_ref`], with the fast path on or off.
+fn stream<R: Read, F: FnMut(&TestCase)>(
+    name: &str,
+    reader: R,
+    on_case: F,
+    fast: bool,
+) -> StreamSummary {
     let mut parser = Parser {
+        fast,
         summary: StreamSummary {
             file: name.to_string(),
             ..StreamSummary::default()
@@ -162,6 +191,7 @@ pub fn parse_stream_ref<R: Read, F: FnMut(&TestCase)>(
         on_case,
         stack: Vec::new(),
         suites: Vec::new(),
+        suite_set: false,
         case: TestCase {
             suite: String::new(),
             classname: String::new(),
@@ -175,11 +205,16 @@ pub fn parse_stream_ref<R: Read, F: FnMut(&TestCase)>(
         root_declared: Declared::default(),
         child_declared: Declared::default(),
         warnings: Warnings::default(),
+        names: Names::default(),
         pairs: Vec::new(),
     };
     let outcome = match encoding::utf8_reader(reader) {
         Ok(input) => {
             let mut xml = Reader::from_reader(Source::new(input, MAX_EVENT));
+            // The parser matches end tags itself ([`Parser::end`]): most are read without
+            // quick-xml, whose own element stack would not know them.
+            xml.config_mut().check_end_names = false;
+            xml.config_mut().allow_unmatched_ends = true;
             let outcome = parser.run(&mut xml);
             outcome.map_err(|(offset, message)| {
                 let (line, column) = xml.get_ref().line_col(offset);
@@ -209,15 +244,19 @@ enum Kind {
 }
 
 /// A failure at a byte offset, with its message.
-type Failure = (u64, String);
+pub(crate) type Failure = (u64, String);
 
 struct Parser<F> {
+    /// Whether tags may be read from the buffer without quick-xml (always, but in tests).
+    fast: bool,
     summary: StreamSummary,
     on_case: F,
     /// Open elements, outermost first.
     stack: Vec<Kind>,
     /// Names of the open `<testsuite>` elements.
     suites: Vec<String>,
+    /// Whether `case.suite` holds the innermost suite's name (cleared when `suites` changes).
+    suite_set: bool,
     /// The open `<testcase>` when `in_case` (nested testcases are ignored); reused.
     case: TestCase,
     in_case: bool,
@@ -227,19 +266,21 @@ struct Parser<F> {
     /// Totals declared on the suites directly under a `<testsuites>` root.
     child_declared: Declared,
     warnings: Warnings,
-    /// The attributes of the tag [`Parser::empty_case`] is reading; reused.
+    /// The names of the open elements, for matching end tags.
+    names: Names,
+    /// The attributes of the tag [`Parser::tag_in_buffer`] is reading; reused.
     pairs: Vec<Pair>,
 }
 
 /// Warnings of one file, at most [`MAX_WARNINGS`] kept.
 #[derive(Default)]
-struct Warnings {
+pub(crate) struct Warnings {
     kept: Vec<String>,
     suppressed: usize,
 }
 
 impl Warnings {
-    fn push(&mut self, message: String) {
+    pub(crate) fn push(&mut self, message: String) {
         if self.kept.len() < MAX_WARNINGS {
             self.kept.push(message);
         } else {
@@ -249,111 +290,6 @@ impl Warnings {
 }
 
 impl<F: FnMut(&TestCase)> Parser<F> {
-    fn run<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> Result<(), Failure> {
-        let mut buf = Vec::with_capacity(4096);
-        loop {
-            self.skip_text(xml)?;
-            xml.get_mut().mark();
-            if self.empty_case(xml) {
-                continue;
-            }
-            let at = xml.buffer_position();
-            buf.clear();
-            match xml.read_event_into(&mut buf) {
-                Ok(Event::Start(e)) => self.open(&e, false, at)?,
-                Ok(Event::Empty(e)) => self.open(&e, true, at)?,
-                Ok(Event::End(_)) => self.close(),
-                Ok(Event::Eof) => return self.eof(xml.buffer_position()),
-                Ok(Event::Text(t))
-                    if self.stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) =>
-                {
-                    return Err((at, self.outside_root_message()));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let message = if xml.get_ref().over_limit {
-                        format!(
-                            "a single tag or declaration is longer than {} MiB",
-                            MAX_EVENT >> 20
-                        )
-                    } else {
-                        format!("malformed XML: {e}")
-                    };
-                    return Err((xml.error_position().max(at), message));
-                }
-            }
-            if buf.capacity() > 1 << 20 {
-                buf = Vec::with_capacity(4096);
-            }
-        }
-    }
-
-    /// Skips text, CDATA sections and comments up to the next other markup (or the end), without
-    /// buffering them. Outside the root element only whitespace and comments are allowed.
-    fn skip_text<R: Read>(&self, xml: &mut Reader<Source<R>>) -> Result<(), Failure> {
-        let outside = self.stack.is_empty();
-        let mut stream = xml.stream();
-        loop {
-            stream.get_mut().mark();
-            let pos = stream.get_ref().position();
-            let available = stream
-                .fill_buf()
-                .map_err(|e| (pos, format!("cannot read: {e}")))?;
-            if available.is_empty() {
-                return Ok(());
-            }
-            let text_len = memchr::memchr(b'<', available).unwrap_or(available.len());
-            if outside {
-                if let Some(i) = available[..text_len]
-                    .iter()
-                    .position(|b| !b.is_ascii_whitespace())
-                {
-                    // Consume up to the offending byte so its line and column are known.
-                    stream.consume(i);
-                    return Err((pos + i as u64, self.outside_root_message()));
-                }
-            }
-            let at_markup = text_len < available.len();
-            stream.consume(text_len);
-            if !at_markup {
-                continue;
-            }
-            let pos = stream.get_ref().position();
-            let head = stream
-                .get_mut()
-                .peek(9)
-                .map_err(|e| (pos, format!("cannot read: {e}")))?;
-            let (open, close, what): (usize, &[u8], &str) = if head.starts_with(b"<![CDATA[") {
-                if outside {
-                    return Err((pos, self.outside_root_message()));
-                }
-                (
-                    9,
-                    b"]]>",
-                    "CDATA section not closed: `]]>` not found before end of input",
-                )
-            } else if head.starts_with(b"<!--") {
-                (
-                    4,
-                    b"-->",
-                    "comment not closed: `-->` not found before end of input",
-                )
-            } else {
-                return Ok(());
-            };
-            stream.consume(open);
-            skip_past(&mut stream, close).map_err(|e| {
-                (
-                    pos,
-                    e.map_or_else(
-                        || format!("malformed XML: {what}"),
-                        |e| format!("cannot read: {e}"),
-                    ),
-                )
-            })?;
-        }
-    }
-
     fn outside_root_message(&self) -> String {
         if self.root_seen {
             "content after the root element".into()
@@ -362,9 +298,14 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         }
     }
 
-    fn open(&mut self, e: &BytesStart, empty: bool, at: u64) -> Result<(), Failure> {
-        let local = e.local_name();
-        let name = local.as_ref();
+    /// An element starts: `qname` is its name as written, `tag` gives its attributes.
+    fn open(&mut self, qname: &[u8], tag: Tag<'_>, empty: bool, at: u64) -> Result<(), Failure> {
+        // The local name, after the first `:`, as quick-xml's `local_name`. (Names are short:
+        // a plain search beats memchr's call.)
+        let name = match qname.iter().position(|&b| b == b':') {
+            Some(i) => &qname[i + 1..],
+            None => qname,
+        };
         let parent = self.stack.last().copied();
         if parent.is_none() {
             if self.root_seen {
@@ -383,7 +324,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         }
         let kind = match name {
             b"testsuite" => {
-                let (suite, declared) = self.suite_attributes(e, at)?;
+                let (suite, declared) = self.suite_attributes(&tag, at)?;
                 match parent {
                     None => self.root_declared = declared,
                     Some(Kind::Suites) if self.stack.len() == 1 => {
@@ -392,20 +333,21 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                     _ => {}
                 }
                 self.suites.push(suite);
+                self.suite_set = false;
                 Kind::Suite
             }
             b"testsuites" if parent.is_none() => {
-                self.root_declared = self.suite_attributes(e, at)?.1;
+                self.root_declared = self.suite_attributes(&tag, at)?.1;
                 Kind::Suites
             }
             b"testcase" if !self.in_case => {
-                self.case_attributes(e, at)?;
+                self.read_case(&tag, at)?;
                 self.in_case = true;
                 Kind::Case
             }
             _ => {
                 // Attributes not read here are still checked for what quick-xml lets through.
-                no_lt_in_tag(e, at)?;
+                tag.no_lt(at)?;
                 match name {
                     b"testsuites" => Kind::Suites,
                     b"error" | b"failure" | b"skipped" if parent == Some(Kind::Case) => {
@@ -429,8 +371,9 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         Ok(())
     }
 
+    /// Closes the innermost open element, whose end tag matched.
     fn close(&mut self) {
-        // quick-xml checks that end tags match, so the top of the stack is the element closed.
+        self.names.pop();
         if let Some(kind) = self.stack.pop() {
             self.closed(kind);
         }
@@ -440,6 +383,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         match kind {
             Kind::Suite => {
                 self.suites.pop();
+                self.suite_set = false;
             }
             Kind::Case => {
                 if self.in_case {
@@ -485,19 +429,19 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         }
     }
 
-    fn suite_attributes(&mut self, e: &BytesStart, at: u64) -> Result<(String, Declared), Failure> {
+    fn suite_attributes(&mut self, tag: &Tag<'_>, at: u64) -> Result<(String, Declared), Failure> {
         let mut name = String::new();
         let mut declared = Declared::default();
         let mut skipped = None::<u64>;
         let mut disabled = None::<u64>;
-        attributes(e, at, |key, value, amp| {
+        tag.attributes(at, |key, value| {
             let count = || {
-                std::str::from_utf8(value.bytes())
+                std::str::from_utf8(value.raw)
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
             match key {
-                b"name" => name = text(&mut self.warnings, value, amp).into_owned(),
+                b"name" => name = text(&mut self.warnings, value).into_owned(),
                 b"tests" => declared.tests = count(),
                 b"failures" => declared.failures = count(),
                 b"errors" => declared.errors = count(),
@@ -513,34 +457,30 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         Ok((name, declared))
     }
 
-    /// Reads a `<testcase>` start tag into the reused case.
-    fn case_attributes(&mut self, e: &BytesStart, at: u64) -> Result<(), Failure> {
-        self.read_case(|f| attributes(e, at, f))
-    }
-
     /// Resets the reused case and fills it from the attributes `each` hands to its callback.
-    fn read_case(
-        &mut self,
-        each: impl FnOnce(&mut dyn FnMut(&[u8], Raw<'_>, bool)) -> Result<(), Failure>,
-    ) -> Result<(), Failure> {
+    fn read_case(&mut self, tag: &Tag<'_>, at: u64) -> Result<(), Failure> {
         let Parser {
             case,
             warnings,
             suites,
+            suite_set,
             ..
         } = self;
-        set(&mut case.suite, suites.last().map_or("", String::as_str));
+        if !*suite_set {
+            set(&mut case.suite, suites.last().map_or("", String::as_str));
+            *suite_set = true;
+        }
         case.classname.clear();
         case.name.clear();
         let mut has_file = false;
         case.time = None;
         case.status = Status::Passed;
         let mut bad_time = None;
-        each(&mut |key, value, amp| match key {
-            b"name" => set(&mut case.name, &text(warnings, value, amp)),
-            b"classname" => set(&mut case.classname, &text(warnings, value, amp)),
+        tag.attributes(at, |key, value| match key {
+            b"name" => set(&mut case.name, &text(warnings, value)),
+            b"classname" => set(&mut case.classname, &text(warnings, value)),
             b"file" => {
-                let value = text(warnings, value, amp);
+                let value = text(warnings, value);
                 match &mut case.file {
                     Some(file) => set(file, &value),
                     None => case.file = Some(value.into_owned()),
@@ -548,16 +488,16 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                 has_file = true;
             }
             b"time" => {
-                let raw = text(warnings, value, amp);
+                let raw = text(warnings, value);
                 match parse_seconds(&raw) {
                     Ok(t) => case.time = t,
                     Err(bad) => bad_time = Some((raw.into_owned(), bad)),
                 }
             }
-            b"status" if skipped_status(value.bytes()) => case.status = Status::Skipped,
+            b"status" if skipped_status(value.raw) => case.status = Status::Skipped,
             b"result"
-                if value.bytes().eq_ignore_ascii_case(b"skipped")
-                    || value.bytes().eq_ignore_ascii_case(b"suppressed") =>
+                if value.raw.eq_ignore_ascii_case(b"skipped")
+                    || value.raw.eq_ignore_ascii_case(b"suppressed") =>
             {
                 case.status = Status::Skipped
             }
@@ -573,68 +513,6 @@ impl<F: FnMut(&TestCase)> Parser<F> {
             ));
         }
         Ok(())
-    }
-
-    /// The common case, read without quick-xml: an empty `<testcase …/>` inside the root,
-    /// not nested in another testcase, whose attributes [`pair`] accepts, wholly in the buffer.
-    /// Does what [`Parser::open`] does for it, in one pass over the tag instead of quick-xml's
-    /// and then the attribute scan. Returns false, having consumed and changed nothing, for
-    /// anything else; the general path then reads it.
-    fn empty_case<R: Read>(&mut self, xml: &mut Reader<Source<R>>) -> bool {
-        if self.in_case || self.stack.is_empty() {
-            return false;
-        }
-        let mut stream = xml.stream();
-        let Ok(buf) = stream.fill_buf() else {
-            return false;
-        };
-        // quick-xml ends an element name at XML whitespace only.
-        let Some(tag) = buf
-            .strip_prefix(b"<testcase")
-            .filter(|t| matches!(t.first(), Some(b' ' | b'\t' | b'\r' | b'\n')))
-        else {
-            return false;
-        };
-        let mut pairs = std::mem::take(&mut self.pairs);
-        pairs.clear();
-        let mut i = 0;
-        let len = loop {
-            i += tag[i..]
-                .iter()
-                .take_while(|b| b.is_ascii_whitespace())
-                .count();
-            if tag[i..].starts_with(b"/>") {
-                break Some(i);
-            }
-            if tag[i..].starts_with(b">") {
-                break None; // a start tag: the general path keeps quick-xml's element stack
-            }
-            match pair(tag, i, true) {
-                Some(p) => {
-                    i = p.next;
-                    pairs.push(p);
-                }
-                None => break None,
-            }
-        };
-        let Some(len) = len else {
-            self.pairs = pairs;
-            return false;
-        };
-        let attrs = &tag[..len];
-        let utf8 = std::str::from_utf8(attrs).ok();
-        let read = self.read_case(|f| {
-            for p in &pairs {
-                f(&attrs[p.local.clone()], raw_value(attrs, utf8, p), p.amp);
-            }
-            Ok(())
-        });
-        debug_assert!(read.is_ok(), "handing out pairs cannot fail");
-        self.pairs = pairs;
-        self.in_case = true;
-        self.closed(Kind::Case);
-        stream.consume(b"<testcase".len() + len + 2);
-        true
     }
 
     fn finish(mut self) -> StreamSummary {
@@ -673,190 +551,11 @@ impl<F: FnMut(&TestCase)> Parser<F> {
     }
 }
 
-/// An attribute value as the scanner found it: a slice of a tag already known to be UTF-8,
-/// or bytes still to check.
-#[derive(Clone, Copy)]
-enum Raw<'v> {
-    Utf8(&'v str),
-    Bytes(&'v [u8]),
-}
-
-impl<'v> Raw<'v> {
-    #[inline]
-    fn bytes(self) -> &'v [u8] {
-        match self {
-            Raw::Utf8(s) => s.as_bytes(),
-            Raw::Bytes(b) => b,
-        }
-    }
-}
-
-/// An attribute value as text: entities decoded, cut at [`MAX_VALUE`] bytes.
-/// Borrows when it can: no allocation for plain UTF-8 without references. `amp`: whether
-/// `raw` contains `&` (known from the attribute scan).
-#[inline]
-fn text<'v>(warnings: &mut Warnings, raw: Raw<'v>, amp: bool) -> Cow<'v, str> {
-    let text = match raw {
-        Raw::Utf8(text) if text.len() <= MAX_VALUE => Cow::Borrowed(text),
-        _ => {
-            let raw = raw.bytes();
-            let raw = &raw[..raw.len().min(MAX_VALUE)];
-            match std::str::from_utf8(raw) {
-                Ok(text) => Cow::Borrowed(text),
-                Err(_) => String::from_utf8_lossy(raw),
-            }
-        }
-    };
-    if !amp {
-        return text;
-    }
-    match quick_xml::escape::unescape(&text) {
-        Ok(Cow::Borrowed(_)) => text,
-        Ok(Cow::Owned(unescaped)) => Cow::Owned(unescaped),
-        Err(e) => {
-            warnings.push(format!("attribute value {text:?} kept as written: {e}"));
-            text
-        }
-    }
-}
-
 /// Replaces `target`'s text, keeping its allocation.
+#[inline(always)]
 fn set(target: &mut String, value: &str) {
     target.clear();
     target.push_str(value);
-}
-
-/// Calls `f(local name, raw value, contains '&')` for each attribute of a tag. A small scanner
-/// handles the well-formed case quickly; anything it does not accept goes through quick-xml's
-/// attribute parser, whose verdict (and error message) counts.
-fn attributes<F: FnMut(&[u8], Raw<'_>, bool)>(
-    e: &BytesStart,
-    at: u64,
-    mut f: F,
-) -> Result<(), Failure> {
-    if scan_attributes(e.attributes_raw(), &mut f).is_some() {
-        return Ok(());
-    }
-    no_lt_in_tag(e, at)?;
-    for attr in e.attributes().with_checks(false) {
-        let attr = attr.map_err(|err| (at, format!("malformed XML: {err}")))?;
-        let amp = memchr::memchr(b'&', &attr.value).is_some();
-        f(attr.key.local_name().as_ref(), Raw::Bytes(&attr.value), amp);
-    }
-    Ok(())
-}
-
-/// quick-xml accepts `<` inside a quoted attribute value; XML does not.
-fn no_lt_in_tag(e: &BytesStart, at: u64) -> Result<(), Failure> {
-    match memchr::memchr(b'<', e) {
-        Some(i) => Err((
-            at + 1 + i as u64,
-            "malformed XML: `<` inside a tag (not allowed in attribute values)".into(),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// `name="value"` pairs separated by whitespace; `None` at the first thing that is not one
-/// (including a `<` anywhere). UTF-8 is checked once for the whole tag.
-fn scan_attributes(raw: &[u8], f: &mut impl FnMut(&[u8], Raw<'_>, bool)) -> Option<()> {
-    let utf8 = std::str::from_utf8(raw).ok();
-    let mut i = 0;
-    loop {
-        i += raw[i..]
-            .iter()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count();
-        if i == raw.len() {
-            return Some(());
-        }
-        let p = pair(raw, i, false)?;
-        f(&raw[p.local.clone()], raw_value(raw, utf8, &p), p.amp);
-        i = p.next;
-    }
-}
-
-/// One attribute found by [`pair`], as offsets into the tag.
-struct Pair {
-    /// The name without its namespace prefix.
-    local: std::ops::Range<usize>,
-    value: std::ops::Range<usize>,
-    /// Whether the value contains `&`.
-    amp: bool,
-    /// Just after the closing quote.
-    next: usize,
-}
-
-/// The `name="value"` pair that starts at `raw[i]` (not whitespace), followed by whitespace,
-/// the end, or with `in_tag` also `/` or `>`; `None` for anything else, such as a `<`
-/// anywhere. With `in_tag` (scanning a whole tag rather than quick-xml's attribute bytes) a
-/// `/` or `>` in a name is refused too, since it may end the tag.
-fn pair(raw: &[u8], i: usize, in_tag: bool) -> Option<Pair> {
-    // Names are short: a plain loop beats memchr's setup here. One pass over the name finds
-    // `=`, the namespace prefix and where trailing whitespace starts.
-    let (mut j, mut local_start, mut name_end) = (i, i, None);
-    loop {
-        match *raw.get(j)? {
-            b'=' => break,
-            b'"' | b'\'' | b'<' => return None,
-            b'/' | b'>' if in_tag => return None,
-            b if b.is_ascii_whitespace() => {
-                name_end.get_or_insert(j);
-            }
-            _ if name_end.is_some() => return None, // whitespace inside the name
-            b':' => local_start = j + 1,
-            _ => {}
-        }
-        j += 1;
-    }
-    let name_end = name_end.unwrap_or(j);
-    if name_end == i {
-        return None;
-    }
-    let mut open = j + 1;
-    while raw.get(open).is_some_and(u8::is_ascii_whitespace) {
-        open += 1;
-    }
-    let quote = *raw.get(open)?;
-    if quote != b'"' && quote != b'\'' {
-        return None;
-    }
-    let start = open + 1;
-    let mut amp = false;
-    let mut from = start;
-    let end = loop {
-        let j = from + memchr::memchr3(quote, b'<', b'&', &raw[from..])?;
-        match raw[j] {
-            b'<' => return None,
-            b'&' => {
-                amp = true;
-                from = j + 1;
-            }
-            _ => break j,
-        }
-    };
-    let next = end + 1;
-    match raw.get(next) {
-        None => {}
-        Some(b) if b.is_ascii_whitespace() => {}
-        Some(b'/' | b'>') if in_tag => {}
-        Some(_) => return None,
-    }
-    Some(Pair {
-        local: local_start..name_end,
-        value: start..end,
-        amp,
-        next,
-    })
-}
-
-/// A pair's value; `utf8` is the whole tag when it is valid UTF-8. The delimiters are ASCII,
-/// so a slice of a UTF-8 tag between them is UTF-8 too.
-fn raw_value<'v>(raw: &'v [u8], utf8: Option<&'v str>, p: &Pair) -> Raw<'v> {
-    match utf8 {
-        Some(tag) => Raw::Utf8(&tag[p.value.clone()]),
-        None => Raw::Bytes(&raw[p.value.clone()]),
-    }
 }
 
 /// `status` attribute values that mean the test did not run.
@@ -871,27 +570,6 @@ fn skipped_status(value: &[u8]) -> bool {
     ]
     .iter()
     .any(|s| value.eq_ignore_ascii_case(s))
-}
-
-/// Consumes input up to and including `pattern`. `Err(None)` when the input ends first.
-fn skip_past<R: Read>(
-    stream: &mut BinaryStream<'_, Source<R>>,
-    pattern: &[u8],
-) -> Result<(), Option<std::io::Error>> {
-    loop {
-        stream.get_mut().mark();
-        let available = stream.get_mut().peek(pattern.len()).map_err(Some)?;
-        if available.len() < pattern.len() {
-            return Err(None);
-        }
-        if let Some(i) = memchr::memmem::find(available, pattern) {
-            stream.consume(i + pattern.len());
-            return Ok(());
-        }
-        // Keep the last bytes: they may start a match that the next chunk completes.
-        let n = available.len() - (pattern.len() - 1);
-        stream.consume(n);
-    }
 }
 
 #[cfg(test)]
@@ -1004,6 +682,15 @@ mod tests {
                 "t.xml:1:12: malformed XML",
             ),
             ("\u{FEFF}<x/>", "t.xml:1:1: not a JUnit report"),
+            // End tags are matched by the parser, with quick-xml's messages.
+            (
+                "<testsuite>\n <testcase name='a'></testcases >",
+                "t.xml:2:21: malformed XML: ill-formed document: expected `</testcase>`, but `</testcases>` was found",
+            ),
+            (
+                "<testsuite></testsuite></x>",
+                "t.xml:1:24: malformed XML: ill-formed document: close tag `</x>` does not match any open tag",
+            ),
         ];
         for (xml, want) in table {
             let r = parse(xml);
@@ -1202,11 +889,33 @@ mod tests {
     }
 
     #[test]
-    fn empty_testcase_fast_path_reads_like_the_general_one() {
-        // Read whole, empty `<testcase/>` tags take the fast path; read a byte at a time, no tag
-        // is ever wholly buffered, so every one takes the general path. Both must agree on odd
-        // tags too, which the fast path must hand over untouched.
+    fn tags_in_buffer_read_like_the_general_path() {
+        // Tags inside the root take the fast path unless it is turned off; then every one takes
+        // the general path (quick-xml). Both must agree on odd tags too, which the fast path
+        // must hand over untouched, and on every fixture.
+        for (name, bytes) in fixture_files() {
+            let fast = parse_bytes(&name, &bytes);
+            let general = parse_reader_general(&name, &bytes[..]);
+            assert_eq!(fast.cases, general.cases, "{name}");
+            assert_eq!(fast.error, general.error, "{name}");
+            assert_eq!(fast.warnings, general.warnings, "{name}");
+        }
         let tags = [
+            r#"<testcase name="a"></testcase >"#,
+            "<testcase name=\"a\"><failure/></testcase\n>",
+            r#"<testcase name="a"><j:failure m="1"/></testcase>"#,
+            r#"<j:testcase name="a"><error></error ></j:testcase>"#,
+            r#"<testcase name="a"></testcas>"#,
+            r#"<testcase name="a"></testcase x>"#,
+            r#"<testcase name="a"></ testcase>"#,
+            r#"<testcase name="a"><skipped></failure></testcase>"#,
+            r#"<testcase name="a"><a/ ></testcase>"#,
+            r#"<testcase name="a"><a"b/></testcase>"#,
+            "<testcase name=\"a\"><a\x0cb='1'/></testcase>",
+            r#"<testcase name="a"><a=b/></testcase>"#,
+            r#"<testcase><failure message="x>y" type='&lt;'></failure></testcase>"#,
+            r#"<testcase name="a"></>"#,
+            r#"</testsuite></testsuite>"#,
             r#"<testcase name="a" classname='c' time="1.5" file="f.py" line="3"/>"#,
             r#"<testcase  name = "a"  time = '2' />"#,
             "<testcase\n\tname=\"a\"\r\n/>",
@@ -1239,13 +948,15 @@ mod tests {
             ] {
                 let doc = wrap.replace("{}", tag);
                 let whole = parse(&doc);
-                let slow = parse_reader("t.xml", Chunks(doc.as_bytes(), 1));
+                let slow = parse_reader_general("t.xml", doc.as_bytes());
                 assert_eq!(whole.cases, slow.cases, "{doc}");
                 assert_eq!(whole.error, slow.error, "{doc}");
                 assert_eq!(whole.warnings, slow.warnings, "{doc}");
             }
         }
-        let r = parse(&format!("<testsuite name='s'>{}</testsuite>", tags[0]));
+        let first = r#"<testcase name="a" classname='c' time="1.5" file="f.py" line="3"/>"#;
+        assert!(tags.contains(&first));
+        let r = parse(&format!("<testsuite name='s'>{first}</testsuite>"));
         assert_eq!(r.cases[0].name, "a");
         assert_eq!(r.cases[0].classname, "c");
         assert_eq!(r.cases[0].time, Some(Duration::from_millis(1500)));

@@ -25,11 +25,18 @@ impl std::fmt::Display for BadTime {
 }
 
 /// Parses a time value in seconds. `Ok(None)` for an empty value.
+#[inline]
 pub(crate) fn parse_seconds(raw: &str) -> Result<Option<Duration>, BadTime> {
-    let b = raw.as_bytes();
-    if let Some(d) = plain_decimal(b) {
-        return Ok(Some(d));
+    match plain_decimal(raw.as_bytes()) {
+        Some(d) => Ok(Some(d)),
+        None => parse_other(raw),
     }
+}
+
+/// [`parse_seconds`] for anything but a plain decimal.
+#[inline(never)]
+fn parse_other(raw: &str) -> Result<Option<Duration>, BadTime> {
+    let b = raw.as_bytes();
     // Digits with at most one dot, too long for `plain_decimal`.
     if !b.is_empty()
         && b.len() <= 24
@@ -103,8 +110,10 @@ pub(crate) fn parse_seconds(raw: &str) -> Result<Option<Duration>, BadTime> {
 /// What nearly every tool writes, read without a float: up to 6 integer digits, optionally a
 /// dot and up to 9 fractional digits (`1.503`, `0.`, `.5`, `12`). Exact in nanoseconds, and
 /// the same value as through `f64`, which is exact to the nanosecond below 10^6 s.
+#[inline(always)]
 fn plain_decimal(b: &[u8]) -> Option<Duration> {
-    let (int, frac) = match memchr::memchr(b'.', b) {
+    // Values are a few bytes long: a plain search beats memchr's call.
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
         Some(i) => (&b[..i], &b[i + 1..]),
         None => (b, &b""[..]),
     };
@@ -125,10 +134,19 @@ fn plain_decimal(b: &[u8]) -> Option<Duration> {
         }
         nanos = nanos * 10 + u32::from(d - b'0');
     }
-    Some(Duration::new(
-        secs,
-        nanos * 10u32.pow(9 - frac.len() as u32),
-    ))
+    const SCALE: [u32; 10] = [
+        1_000_000_000,
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1_000,
+        100,
+        10,
+        1,
+    ];
+    Some(Duration::new(secs, nanos * SCALE[frac.len()]))
 }
 
 /// True when the commas in the integer part separate groups of three digits (`2,503.1`).
