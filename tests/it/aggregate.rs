@@ -502,14 +502,27 @@ fn with_servers(cmd: &mut std::process::Command, s3: &str, cw: &str) {
         .env("AWS_ENDPOINT_URL_CLOUDWATCH", cw);
 }
 
+/// The start of a 6-hour period that began at least an hour ago, aligned to the epoch as
+/// CloudWatch aligns periods. Builds timed inside it come back as one datapoint whatever the
+/// time of day (two builds 10 minutes apart can otherwise straddle 12:00 UTC and come back as
+/// two).
+fn stats_period() -> time::OffsetDateTime {
+    const PERIOD: i64 = 6 * 3600;
+    let start =
+        (time::OffsetDateTime::now_utc().unix_timestamp() - 3600).div_euclid(PERIOD) * PERIOD;
+    time::OffsetDateTime::from_unix_timestamp(start).unwrap()
+}
+
+/// The statistics of `metric` over the 6 hours from `period` (see [`stats_period`]).
 async fn statistics(
     cw: &aws_sdk_cloudwatch::Client,
     namespace: &str,
     job: &str,
     metric: &str,
+    period: time::OffsetDateTime,
 ) -> Option<aws_sdk_cloudwatch::types::Datapoint> {
     use aws_sdk_cloudwatch::types::{Dimension, Statistic};
-    let now = std::time::SystemTime::now();
+    let start = std::time::SystemTime::from(period);
     let out = cw
         .get_metric_statistics()
         .namespace(namespace)
@@ -521,8 +534,8 @@ async fn statistics(
                 .value("master")
                 .build(),
         )
-        .start_time((now - std::time::Duration::from_secs(3 * 3600)).into())
-        .end_time((now + std::time::Duration::from_secs(600)).into())
+        .start_time(start.into())
+        .end_time((start + std::time::Duration::from_secs(6 * 3600)).into())
         .period(6 * 3600)
         .statistics(Statistic::SampleCount)
         .statistics(Statistic::Sum)
@@ -544,7 +557,7 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
     let namespace = format!("CTMTest{}", std::process::id());
     let job = "it/cw-job";
     let work = tempfile::tempdir().unwrap();
-    let now = time::OffsetDateTime::now_utc();
+    let period = stats_period();
     // Two builds of ten tests each: 0.1 … 1.0 s and 1.1 … 2.0 s (already 3 significant digits).
     for build in 1..=2u64 {
         let dir = work.path().join(build.to_string());
@@ -562,7 +575,7 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
             format!("<testsuite name=\"s\">{cases}</testsuite>"),
         )
         .unwrap();
-        let at = (now - time::Duration::minutes(40 - 10 * build as i64))
+        let at = (period + time::Duration::minutes(10 * build as i64))
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
         // Uploaded with the write-only identity, as a Jenkins agent would.
@@ -657,15 +670,17 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
             .expect("p90");
         assert!((p90 - 1.81).abs() < 1e-9, "p90 {p90}");
     };
-    check(statistics(&cw, &namespace, job, "TestDuration").await);
-    let builds = statistics(&cw, &namespace, job, "Builds").await.unwrap();
+    check(statistics(&cw, &namespace, job, "TestDuration", period).await);
+    let builds = statistics(&cw, &namespace, job, "Builds", period)
+        .await
+        .unwrap();
     assert_eq!(builds.sum(), Some(2.0));
 
     // A rerun publishes nothing.
     let second = run(&[]);
     assert_eq!(second["discovery"], "arrivals");
     assert_eq!(second["builds"].as_array().unwrap().len(), 0);
-    check(statistics(&cw, &namespace, job, "TestDuration").await);
+    check(statistics(&cw, &namespace, job, "TestDuration", period).await);
 
     // A run that sent build 2 but died before recording it: CloudWatch is asked, nothing is resent.
     let s3c = aws_sdk_s3::Client::from_conf(
@@ -688,9 +703,9 @@ async fn upload_then_aggregate_to_cloudwatch_and_read_back() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // the claim's lease
     let third = run(&["--full"]);
     assert_eq!(third["recovered"].as_array().unwrap().len(), 1);
-    check(statistics(&cw, &namespace, job, "TestDuration").await);
+    check(statistics(&cw, &namespace, job, "TestDuration", period).await);
     assert_eq!(
-        statistics(&cw, &namespace, job, "Builds")
+        statistics(&cw, &namespace, job, "Builds", period)
             .await
             .unwrap()
             .sum(),
