@@ -28,6 +28,7 @@
 //! reported as the ratio, the seconds added and the standardised difference `(y − m) / s`.
 
 use super::changepoint::{self, median};
+use super::render::md;
 use super::series::{JobSeries, TestId};
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -432,12 +433,6 @@ fn pval(p: f64) -> String {
     } else {
         format!("{p:.1e}")
     }
-}
-
-fn md(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('*', "\\*")
-        .replace('_', "\\_")
 }
 
 #[cfg(test)]

@@ -530,7 +530,7 @@ fn build_link(b: &BuildRef) -> String {
 }
 
 /// Escapes Markdown table and emphasis characters in free text.
-fn md(s: &str) -> String {
+pub fn md(s: &str) -> String {
     s.replace('|', "\\|")
         .replace('*', "\\*")
         .replace('_', "\\_")
