@@ -360,13 +360,23 @@ fn list(root: &Path, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>,
                 tracing::warn!("{}: skipped, the name is not UTF-8", entry.path().display());
                 continue;
             };
+            // A write in progress elsewhere: its temporary file is not an object, and it may be
+            // gone (renamed or linked into place) by the time it is looked at.
+            if name.starts_with(TEMP_PREFIX) {
+                continue;
+            }
             let key = if key_dir.is_empty() {
                 name.clone()
             } else {
                 format!("{key_dir}/{name}")
             };
-            let meta = entry.metadata().map_err(|e| io_error(&key, e))?;
-            let kind = entry.file_type().map_err(|e| io_error(&key, e))?;
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                // Removed since the directory was read: no longer there to list.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(&key, e)),
+            };
+            let kind = meta.file_type();
             if kind.is_dir() {
                 let below = format!("{key}/");
                 // Every key below sorts before start_after when start_after sorts after `below`
@@ -377,11 +387,7 @@ fn list(root: &Path, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>,
                 if !skipped && (key.starts_with(prefix) || prefix.starts_with(&below)) {
                     stack.push((entry.path(), key));
                 }
-            } else if kind.is_file()
-                && !name.starts_with(TEMP_PREFIX)
-                && key.starts_with(prefix)
-                && key.as_str() > start_after
-            {
+            } else if kind.is_file() && key.starts_with(prefix) && key.as_str() > start_after {
                 out.push(ObjectInfo {
                     key,
                     size: meta.len(),
