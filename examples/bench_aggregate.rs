@@ -108,6 +108,7 @@ async fn bench(what: &str, store: &Store, tmp: &Path, testcases: usize) {
         lookback: std::time::Duration::from_secs(300),
         mode: Mode::Full,
         republish: false,
+        tables: Default::default(),
     };
     // A dry run first, for the number of PutMetricData requests CloudWatch would get.
     let dry = Options {

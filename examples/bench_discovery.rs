@@ -166,6 +166,7 @@ fn options(dest: &Destination, mode: Mode) -> Options {
         lookback: Duration::from_secs(300),
         mode,
         republish: false,
+        tables: Default::default(),
     }
 }
 

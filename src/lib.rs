@@ -32,6 +32,7 @@ pub mod layout;
 pub mod metrics;
 pub mod store;
 pub mod summary;
+pub mod table;
 pub mod upload;
 
 pub use error::{Error, Result};

@@ -95,6 +95,8 @@ pub struct Options {
     pub mode: Mode,
     /// Send builds again even when they are done for the destination (`--republish`).
     pub republish: bool,
+    /// When staged builds become parts of the history tables.
+    pub tables: crate::table::publish::PublishOptions,
 }
 
 /// Which builds a run looks at.
@@ -173,6 +175,10 @@ pub struct Outcome {
     pub requests: usize,
     /// Failures to publish or record; non-empty means a non-zero exit.
     pub failures: Vec<String>,
+    /// What went into the history tables (nothing in a dry run).
+    pub tables: crate::table::publish::Published,
+    /// Builds converted from an earlier version's JSON summaries.
+    pub migrated: usize,
     /// Per job: rounded test durations (as `f64` bits, which order like the values) and counts,
     /// for percentiles in the summary table.
     pub job_durations: BTreeMap<String, BTreeMap<u64, u64>>,
@@ -224,14 +230,45 @@ pub async fn run(
         },
         Mode::Full | Mode::Builds(_) => full(store, &worker, opts, progress, None).await?,
     };
+    if !opts.dry_run {
+        tables(store, opts, &mut outcome).await;
+    }
     let after = store.stats();
     outcome.store_requests = Requests {
         lists: after.lists - before.lists,
         gets: after.gets - before.gets,
         heads: after.heads - before.heads,
         puts: after.puts - before.puts,
+        deletes: after.deletes - before.deletes,
     };
     Ok(outcome)
+}
+
+/// Converts an earlier version's summaries (once per store), then publishes the staged builds
+/// that are due. A failure leaves the builds staged for the next run.
+async fn tables(store: &Store, opts: &Options, outcome: &mut Outcome) {
+    match crate::table::migrate::migrate(store).await {
+        Ok(m) => {
+            outcome.migrated = m.builds;
+            for w in m.warnings {
+                tracing::warn!("{w}");
+            }
+        }
+        Err(e) => outcome.failures.push(format!(
+            "migrating the JSON summaries to the history tables: {e}"
+        )),
+    }
+    match crate::table::publish::publish(store, &opts.tables).await {
+        Ok(published) => {
+            for w in &published.warnings {
+                tracing::warn!("{w}");
+            }
+            outcome.tables = published;
+        }
+        Err(e) => outcome.failures.push(format!(
+            "publishing the history tables (the builds stay staged for the next run): {e}"
+        )),
+    }
 }
 
 /// The whole-store sweep; `cursor` is the destination's cursor when the caller already read it.

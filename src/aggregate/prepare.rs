@@ -11,6 +11,7 @@ use crate::metrics::encode::{encode_build, round_duration};
 use crate::metrics::Datum;
 use crate::store::{ObjectInfo, Store};
 use crate::summary::{self, BuildSummary, FileSummary};
+use crate::table::{self, TableError};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -70,22 +71,27 @@ pub(crate) async fn prepare(
         // A panic while parsing must not stop the other builds: report it as this build's failure.
         Err(e) => Err(format!("{id}: internal error while parsing: {e}")),
     };
-    let (mut prepared, summary) = match done {
+    let (mut prepared, staged) = match done {
         Ok(done) => done,
         Err(message) => {
             let context = fallback_context(id, objects.context.as_ref());
-            let (mut prepared, summary) =
-                summarise(id.clone(), context, None, vec![], vec![], opts);
+            let (mut prepared, staged) = summarise(id.clone(), context, None, vec![], vec![], opts);
             prepared.build.failed = Some(message);
             prepared.build.published = false;
-            (prepared, summary)
+            (prepared, staged)
         }
     };
-    // Always written before the build is recorded.
+    // Always staged before the build is recorded: a build that is done is in the history.
     if !opts.dry_run && prepared.build.failed.is_none() {
-        let key = summary::key(&prepared.build.id);
-        if let Err(e) = store.put(&key, Bytes::from(summary)).await {
-            prepared.build.failed = Some(format!("could not write the summary {key}: {e}"));
+        let written = match staged {
+            Ok((key, bytes)) => store
+                .put(&key, Bytes::from(bytes))
+                .await
+                .map_err(|e| format!("could not stage the build's history rows at {key}: {e}")),
+            Err(e) => Err(format!("could not encode the build's history rows: {e}")),
+        };
+        if let Err(message) = written {
+            prepared.build.failed = Some(message);
             prepared.build.published = false;
         }
     }
@@ -160,8 +166,8 @@ fn read_files(
     Ok(files)
 }
 
-/// Parses what was read into a summary, classifies and encodes it (pure); returns the gzip JSON
-/// summary beside.
+/// Parses what was read into a summary, classifies and encodes it (pure); returns the build's
+/// staged history file (key and Parquet bytes) beside.
 fn summarise(
     id: BuildId,
     context: Context,
@@ -169,7 +175,7 @@ fn summarise(
     mut files: Vec<FileSummary>,
     mut problems: Vec<String>,
     opts: &Options,
-) -> (Prepared, Vec<u8>) {
+) -> (Prepared, Result<(String, Vec<u8>), TableError>) {
     problems.extend(files.iter().filter_map(|f| f.error.clone()));
     if let Some(error) = context_error {
         problems.push(error.clone());
@@ -267,13 +273,19 @@ fn summarise(
             .collect(),
         failed: None,
     };
+    let staged = table::encode::staged(&build.id, &summary, &build.problems).map(|bytes| {
+        (
+            table::staged_key(&table::date_of(summary.context.timestamp), &build.id),
+            bytes,
+        )
+    });
     (
         Prepared {
             build,
             datums,
             intent,
         },
-        summary.to_gzip_json(),
+        staged,
     )
 }
 

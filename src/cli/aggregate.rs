@@ -18,10 +18,15 @@ use std::time::Duration;
 ///
 /// Finds builds whose context.json exists, that had no upload for --settle, and that are not done
 /// for this destination; claims each one (so any number of runs and Lambda workers can go at
-/// once), parses its result files, writes a compact summary under `_ci-test-metrics/summaries/`,
-/// publishes per-job metrics timestamped at the build's time, then records the build in the
-/// destination's ledger (`_ci-test-metrics/dest/ID/`). Run it on a schedule; a rerun publishes
-/// nothing twice, and a run that was killed is simply run again.
+/// once), parses its result files, stages its rows for the history tables, publishes per-job
+/// metrics timestamped at the build's time, then records the build in the destination's ledger
+/// (`_ci-test-metrics/dest/ID/`). Run it on a schedule; a rerun publishes nothing twice, and a
+/// run that was killed is simply run again.
+///
+/// History: each run then writes the staged builds of finished days into the Parquet tables
+/// test_runs and builds under `_ci-test-metrics/tables/` (see --seal), once per build, for
+/// `analyze`, Athena, DuckDB and Spark (docs/history.md). A store written by a version that kept
+/// JSON summaries is converted at the first run.
 ///
 /// A run reads only the arrivals index that `upload` writes, after the destination's cursor, so it
 /// costs what is new, not what is stored. The first run for a destination, and --full, sweep the
@@ -149,6 +154,22 @@ pub struct Args {
     /// Publish and record nothing; print what would be sent and what it would cost.
     #[arg(long, env = "CI_TEST_METRICS_DRY_RUN")]
     pub dry_run: bool,
+
+    /// When a day's builds go into the history tables (_ci-test-metrics/tables/, Parquet):
+    /// day-end writes one part per table and day once the day (UTC) is over and --seal-grace has
+    /// passed, or as soon as its builds fill a 128 MB part; now writes a part at every run (fresh
+    /// tables, small files). Until then builds wait, staged, where `analyze` reads them too.
+    #[arg(
+        long,
+        env = "CI_TEST_METRICS_SEAL",
+        value_enum,
+        default_value = "day-end"
+    )]
+    pub seal: crate::table::publish::Seal,
+
+    /// With --seal day-end: how long after a day ends its late builds are waited for.
+    #[arg(long, env = "CI_TEST_METRICS_SEAL_GRACE", value_parser = parse_duration, default_value = "2h", value_name = "DURATION")]
+    pub seal_grace: Duration,
 
     /// Add a Suite dimension (the result file's stem). Multiplies the custom metrics.
     #[arg(long, env = "CI_TEST_METRICS_PER_SUITE")]
@@ -287,6 +308,12 @@ pub async fn setup(args: &Args) -> crate::Result<(Store, Option<Sink>, Options)>
         lookback: args.lookback,
         mode,
         republish: args.republish,
+        tables: crate::table::publish::PublishOptions {
+            now,
+            seal: args.seal,
+            grace: args.seal_grace,
+            part_bytes: crate::table::publish::PART_BYTES,
+        },
     };
     let sink = if args.dry_run {
         None
@@ -502,6 +529,25 @@ fn table(report: &Report) -> String {
         },
         outcome.store_requests.lists + outcome.store_requests.others(),
     );
+    if !args.dry_run {
+        let t = &outcome.tables;
+        let migrated = if outcome.migrated > 0 {
+            format!(
+                "; {} build(s) converted from JSON summaries",
+                outcome.migrated
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "history tables: {} build(s), {} row(s) written in {} part(s); {} build(s) staged until their day is over (--seal){migrated}",
+            t.builds,
+            t.rows,
+            t.parts.len(),
+            t.waiting,
+        );
+    }
     if outcome.builds.is_empty() {
         let _ = writeln!(
             s,
@@ -678,6 +724,14 @@ fn json(report: &Report) -> serde_json::Value {
         "estimated_monthly_cost_usd": (estimate.total_usd * 100.0).round() / 100.0,
         "cost_assumptions": assumptions,
         "failures": outcome.failures,
+        "tables": serde_json::json!({
+            "parts": outcome.tables.parts,
+            "builds": outcome.tables.builds,
+            "rows": outcome.tables.rows,
+            "staged_waiting": outcome.tables.waiting,
+            "migrated_from_summaries": outcome.migrated,
+            "warnings": outcome.tables.warnings,
+        }),
     })
 }
 

@@ -14,6 +14,30 @@ pub enum Status {
     Error,
 }
 
+impl Status {
+    /// The lowercase name, as JSON and the history tables spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::Error => "error",
+        }
+    }
+
+    /// The status a name gives, if it is one.
+    pub fn from_name(name: &str) -> Option<Status> {
+        [
+            Status::Passed,
+            Status::Skipped,
+            Status::Failed,
+            Status::Error,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
 /// One `<testcase>` element.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestCase {

@@ -138,6 +138,44 @@ impl LocalStore {
         .await
     }
 
+    pub async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Bytes, StoreError> {
+        Stats::count(&self.stats.gets, 1);
+        let root = self.root.clone();
+        let key = key.to_string();
+        blocking(move || {
+            use std::io::{Read, Seek, SeekFrom};
+            let path = checked_path(&root, &key)?;
+            let mut file = std::fs::File::open(&path).map_err(|e| io_error(&key, e))?;
+            file.seek(SeekFrom::Start(start))
+                .map_err(|e| io_error(&key, e))?;
+            let mut body = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 26));
+            file.take(len)
+                .read_to_end(&mut body)
+                .map_err(|e| io_error(&key, e))?;
+            Ok(Bytes::from(body))
+        })
+        .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        Stats::count(&self.stats.deletes, 1);
+        let root = self.root.clone();
+        let key = key.to_string();
+        blocking(move || {
+            let path = match checked_path(&root, &key) {
+                Ok(path) => path,
+                Err(StoreError::NotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_error(&key, e)),
+            }
+        })
+        .await
+    }
+
     pub async fn list(
         &self,
         prefix: &str,

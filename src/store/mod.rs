@@ -64,6 +64,7 @@ pub struct Stats {
     pub gets: AtomicU64,
     pub heads: AtomicU64,
     pub puts: AtomicU64,
+    pub deletes: AtomicU64,
 }
 
 /// A snapshot of [`Stats`].
@@ -73,12 +74,13 @@ pub struct Requests {
     pub gets: u64,
     pub heads: u64,
     pub puts: u64,
+    pub deletes: u64,
 }
 
 impl Requests {
     /// Every request but LIST pages.
     pub fn others(&self) -> u64 {
-        self.gets + self.heads + self.puts
+        self.gets + self.heads + self.puts + self.deletes
     }
 }
 
@@ -93,6 +95,7 @@ impl Stats {
             gets: self.gets.load(Ordering::Relaxed),
             heads: self.heads.load(Ordering::Relaxed),
             puts: self.puts.load(Ordering::Relaxed),
+            deletes: self.deletes.load(Ordering::Relaxed),
         }
     }
 }
@@ -182,6 +185,25 @@ impl Store {
         match self {
             Store::Local(s) => s.put_if_match(key, body, etag).await,
             Store::S3(s) => s.put_if_match(key, body, etag).await,
+        }
+    }
+
+    /// `len` bytes of an object from byte `start` (an HTTP range GET on S3): a Parquet footer or
+    /// column chunk without the rest of the object. Fewer bytes come back when the object ends
+    /// first; [`StoreError::NotFound`] when it does not exist.
+    pub async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Bytes, StoreError> {
+        match self {
+            Store::Local(s) => s.get_range(key, start, len).await,
+            Store::S3(s) => s.get_range(key, start, len).await,
+        }
+    }
+
+    /// Removes an object; removing one that does not exist is not an error. The aggregator
+    /// deletes only its own staged table files, after they are published.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Local(s) => s.delete(key).await,
+            Store::S3(s) => s.delete(key).await,
         }
     }
 

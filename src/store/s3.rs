@@ -559,6 +559,41 @@ impl S3Store {
         }
     }
 
+    pub async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Bytes, StoreError> {
+        check_key(key)?;
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        Stats::count(&self.stats.gets, 1);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .range(format!("bytes={start}-{}", start + len - 1))
+            .send()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        let body = out.body.collect().await.map_err(|e| StoreError::Other {
+            key: self.url_of(key),
+            message: crate::aws::describe(&e),
+        })?;
+        Ok(body.into_bytes())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        Stats::count(&self.stats.deletes, 1);
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .send()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        Ok(())
+    }
+
     pub async fn get_with_meta(&self, key: &str) -> Result<Option<(Bytes, Meta)>, StoreError> {
         let Some(out) = self.get_object(key).await? else {
             return Ok(None);
