@@ -1,82 +1,325 @@
-//! Reads build summaries from a store — the only async part of the analysis.
+//! Reads the history for `analyze`, one series at a time (async: the store edge of the analysis).
 //!
-//! Summaries live under [`SUMMARIES_PREFIX`] (one per build, written by `aggregate`). A build that
-//! has a `context.json` but no summary (not aggregated yet) is read from its raw result files,
-//! parsed with [`FileSummary::parse`]. Builds and jobs outside the selection are skipped
-//! before anything is downloaded.
+//! [`plan`] finds every selected build and where its rows are: in a published part of the
+//! `test_runs` table (whose footer lists its builds), in a staged build not published yet, or,
+//! for a build the aggregator has not read yet, in its raw result files. It reads footers and
+//! `context.json`s, never rows, and applies the selection (jobs, branches, the last N builds of
+//! each series) before anything else is fetched. [`read_series`] then reads one job's series on
+//! one branch: from a part only the row groups that hold its builds, and of those only the
+//! columns a series needs, with range GETs. So memory follows the series being analysed, not
+//! the history.
 
+use super::series::{self, JobSeries, SeriesBuilder};
 use super::{AnalyzeError, Selection};
 use crate::aggregate::branches::BranchRules;
 use crate::context::Context;
 use crate::layout::{self, BuildId, CONTEXT_FILE, RESERVED_PREFIX};
-use crate::store::{ObjectInfo, Store, StoreError};
-use crate::summary::{self, BuildSummary, FileSummary, SUMMARIES_PREFIX};
+use crate::store::{Store, StoreError};
+use crate::summary::{self, BuildSummary, FileSummary};
+use crate::table::decode::{self, Ranges};
+use crate::table::schema::BuildRow;
+use crate::table::{self, fetch, TableError, STAGING_PREFIX, TEST_RUNS};
 use futures::stream::{self, StreamExt};
-use std::collections::BTreeSet;
+use parquet::file::reader::FileReader;
+use std::collections::{BTreeMap, HashSet};
 
 /// How many objects are fetched at once.
 const CONCURRENCY: usize = 16;
 
-/// What was loaded.
+/// Where a build's rows are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A published `test_runs` part (the build's rows are `first_row..+rows` of its row).
+    Part { key: String, size: u64 },
+    /// A staged build, not published yet.
+    Staged { key: String },
+    /// Not aggregated yet: its `context.json` and result files.
+    Raw(BuildId),
+}
+
+/// One selected build.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub row: BuildRow,
+    pub source: Source,
+}
+
+/// One job's selected builds on one branch, oldest first.
+#[derive(Debug, Clone)]
+pub struct SeriesPlan {
+    pub job: String,
+    pub branch: String,
+    pub builds: Vec<Planned>,
+}
+
+/// Every selected series, by job and branch.
 #[derive(Debug, Default)]
-pub struct Loaded {
-    pub summaries: Vec<BuildSummary>,
-    /// Builds read from raw XML because they had no summary.
+pub struct Plan {
+    pub series: Vec<SeriesPlan>,
+    /// Selected builds to be read from raw XML.
     pub from_xml: usize,
-    /// Problems that did not stop the load (an unreadable summary or result file).
+    /// Problems that did not stop the plan (an unreadable part, staged file or context).
     pub warnings: Vec<String>,
 }
 
-/// Loads the selected builds' summaries, falling back to raw XML where a summary is missing.
-pub async fn load(store: &Store, selection: &Selection) -> Result<Loaded, AnalyzeError> {
-    let mut loaded = Loaded::default();
-    let listed = list(store, SUMMARIES_PREFIX).await?;
-    let keys = summary_keys(listed.iter().map(|o| o.key.as_str()), selection);
-    let have: BTreeSet<BuildId> = keys.iter().map(|(id, _)| id.clone()).collect();
-    let results: Vec<Result<BuildSummary, String>> = stream::iter(keys)
-        .map(|(_, key)| async move {
-            let bytes = store.get(&key).await.map_err(|e| e.to_string())?;
-            // Decoding is CPU work (JSON of every case): off the async threads, on all cores.
-            tokio::task::spawn_blocking(move || {
-                BuildSummary::from_gzip_json(&bytes)
-                    .map_err(|source| AnalyzeError::Summary { key, source }.to_string())
-            })
-            .await
-            .map_err(|e| format!("decoding a summary: {e}"))?
+impl Plan {
+    pub fn builds(&self) -> usize {
+        self.series.iter().map(|s| s.builds.len()).sum()
+    }
+}
+
+/// Finds the selected builds and where their rows are.
+pub async fn plan(store: &Store, selection: &Selection) -> Result<Plan, AnalyzeError> {
+    let mut out = Plan::default();
+    let mut known: HashSet<BuildId> = HashSet::new();
+    let mut chosen: Vec<Planned> = Vec::new();
+    let mut keep = |row: BuildRow, source: Source, out: &mut Plan, known: &mut HashSet<BuildId>| {
+        if !known.insert(row.id()) {
+            out.warnings.push(format!(
+                "{}: in the history twice; the copy in {source:?} is ignored",
+                row.id()
+            ));
+            return;
+        }
+        if selection.job_selected(&row.context.job)
+            && selection.branch_selected(&row.context.branch, &row.branch_class)
+        {
+            chosen.push(Planned { row, source });
+        }
+    };
+
+    // Published parts, in key (date) order: their footers list their builds.
+    let mut parts: Vec<_> = list(store, &table::table_prefix(TEST_RUNS, None))
+        .await?
+        .into_iter()
+        .filter(|o| table::parse_part_key(&o.key).is_some_and(|(t, _, _)| t == TEST_RUNS))
+        .collect();
+    parts.sort_by(|a, b| a.key.cmp(&b.key));
+    let footers: Vec<_> = stream::iter(parts)
+        .map(|o| async move {
+            let builds = match fetch::footer(store, &o.key, o.size).await {
+                Ok(f) => decode::builds_of(&f.meta).map_err(|e| TableError::parquet(&o.key)(e)),
+                Err(e) => Err(e),
+            };
+            (o, builds)
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffered(CONCURRENCY)
         .collect()
         .await;
-    for r in results {
-        match r {
-            Ok(s) => loaded.summaries.push(s),
-            Err(w) => loaded.warnings.push(w),
+    for (o, builds) in footers {
+        match builds {
+            Ok(builds) => {
+                for row in builds {
+                    let source = Source::Part {
+                        key: o.key.clone(),
+                        size: o.size,
+                    };
+                    keep(row, source, &mut out, &mut known);
+                }
+            }
+            Err(e) => out
+                .warnings
+                .push(format!("{e}; its builds are read from their result files")),
         }
     }
 
-    let raw = list(store, &raw_prefix(selection)).await?;
-    let missing = builds_without_summary(raw.iter().map(|o| o.key.as_str()), selection, &have);
-    let fallback: Vec<Result<(BuildSummary, Vec<String>), AnalyzeError>> = stream::iter(missing)
-        .map(|id| from_raw(store, id, &selection.branches))
-        .buffer_unordered(CONCURRENCY)
+    // Staged builds not published yet.
+    let staged: Vec<_> = list(store, STAGING_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|o| table::parse_staged_key(&o.key).map(|(_, id)| (id, o)))
+        .filter(|(id, _)| selection.job_selected(&id.job) && !known.contains(id))
+        .collect();
+    let staged: Vec<_> = stream::iter(staged)
+        .map(|(_, o)| async move {
+            let row = fetch::footer(store, &o.key, o.size)
+                .await
+                .and_then(|f| one_build(&o.key, &f.meta));
+            (o.key, row)
+        })
+        .buffered(CONCURRENCY)
         .collect()
         .await;
-    for r in fallback {
-        match r {
-            Ok((s, warnings)) => {
-                loaded.from_xml += 1;
-                loaded.warnings.extend(warnings);
-                loaded.summaries.push(s);
-            }
-            Err(e) => loaded.warnings.push(e.to_string()),
+    for (key, row) in staged {
+        match row {
+            Ok(row) => keep(row, Source::Staged { key }, &mut out, &mut known),
+            Err(e) => out
+                .warnings
+                .push(format!("{e}; the build is read from its result files")),
         }
     }
-    loaded.summaries = selection.apply(std::mem::take(&mut loaded.summaries));
-    Ok(loaded)
+
+    // Builds the aggregator has not read: their context.json only, for now.
+    let raw = list(store, &raw_prefix(selection)).await?;
+    let missing = builds_without_summary(raw.iter().map(|o| o.key.as_str()), selection, &known);
+    let contexts: Vec<_> = stream::iter(missing)
+        .map(|id| async move {
+            let key = id.key(CONTEXT_FILE);
+            let context = match store.get(&key).await {
+                Ok(bytes) => Context::from_json(&key, &bytes).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            (id, context)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    for (id, context) in contexts {
+        match context {
+            Ok(context) => {
+                let summary = BuildSummary {
+                    schema_version: summary::SCHEMA_VERSION,
+                    branch_class: selection.branches.classify(&context.branch),
+                    context,
+                    published: false,
+                    files: Vec::new(),
+                };
+                let mut row = BuildRow::of(&id, &summary, &[]);
+                row.context.job = id.job.clone();
+                row.context.build = id.build;
+                out.from_xml += 1;
+                keep(row, Source::Raw(id), &mut out, &mut known);
+            }
+            Err(e) => out.warnings.push(e),
+        }
+    }
+    out.from_xml = chosen
+        .iter()
+        .filter(|p| matches!(p.source, Source::Raw(_)))
+        .count();
+
+    // One series per job and branch, oldest first, the last N of each.
+    let mut by_series: BTreeMap<(String, String), Vec<Planned>> = BTreeMap::new();
+    for p in chosen {
+        by_series
+            .entry((p.row.context.job.clone(), p.row.context.branch.clone()))
+            .or_default()
+            .push(p);
+    }
+    for ((job, branch), mut builds) in by_series {
+        series::sort_builds(&mut builds, |p| &p.row.context);
+        if let Some(last) = selection.last {
+            builds.drain(..builds.len().saturating_sub(last));
+        }
+        out.series.push(SeriesPlan {
+            job,
+            branch,
+            builds,
+        });
+    }
+    Ok(out)
+}
+
+/// The one build a staged file's footer lists.
+fn one_build(
+    key: &str,
+    meta: &parquet::file::metadata::ParquetMetaData,
+) -> Result<BuildRow, TableError> {
+    let mut builds = decode::builds_of(meta).map_err(TableError::parquet(key))?;
+    match (builds.pop(), builds.is_empty()) {
+        (Some(b), true) => Ok(b),
+        _ => Err(TableError::Invalid {
+            key: key.to_string(),
+            message: "a staged file lists one build".into(),
+        }),
+    }
+}
+
+impl SeriesPlan {
+    /// Keeps the last `n` builds that have test cases (raw builds count: their cases are not
+    /// known yet), and the empty ones among them.
+    pub fn keep_last_with_cases(&mut self, n: usize) {
+        let mut seen = 0;
+        let from = self
+            .builds
+            .iter()
+            .rposition(|p| {
+                if p.row.tests > 0 || matches!(p.source, Source::Raw(_)) {
+                    seen += 1;
+                }
+                seen >= n
+            })
+            .unwrap_or(0);
+        self.builds.drain(..from);
+    }
+}
+
+/// Reads one series' rows; problems that lose a build's rows (an unreadable result file) are
+/// returned beside it.
+pub async fn read_series(
+    store: &Store,
+    plan: &SeriesPlan,
+    rules: &BranchRules,
+) -> Result<(JobSeries, Vec<String>), AnalyzeError> {
+    let mut warnings = Vec::new();
+    let class = plan
+        .builds
+        .iter()
+        .rev()
+        .find(|p| p.row.tests > 0 || matches!(p.source, Source::Raw(_)))
+        .map_or("", |p| p.row.branch_class.as_str());
+    let mut builder = SeriesBuilder::new(
+        plan.builds.iter().map(|p| p.row.context.clone()).collect(),
+        class,
+    );
+    let mut by_part: BTreeMap<&str, (u64, Vec<(u64, u64, usize)>)> = BTreeMap::new();
+    for (b, p) in plan.builds.iter().enumerate() {
+        match &p.source {
+            Source::Part { key, size } => by_part
+                .entry(key.as_str())
+                .or_insert((*size, Vec::new()))
+                .1
+                .push((p.row.first_row, p.row.rows, b)),
+            Source::Staged { key } => {
+                let bytes = store.get(key).await?;
+                let file = decode::open(Ranges::whole(bytes)).map_err(TableError::parquet(key))?;
+                let groups: Vec<usize> = (0..file.metadata().num_row_groups()).collect();
+                decode::for_each_run(&file, &groups, |_, r| {
+                    builder.add(b, r.suite, r.classname, r.name, r.duration_s, r.status)
+                })
+                .map_err(TableError::parquet(key))?;
+            }
+            Source::Raw(id) => {
+                let (summary, w) = from_raw(store, id.clone(), rules).await?;
+                warnings.extend(w);
+                for c in summary.cases() {
+                    builder.add(b, &c.suite, &c.classname, &c.name, c.time, c.status);
+                }
+            }
+        }
+    }
+    for (key, (size, mut builds)) in by_part {
+        builds.sort();
+        let mut footer = fetch::footer(store, key, size).await?;
+        let starts = decode::row_group_starts(&footer.meta);
+        let mut groups: Vec<usize> = builds
+            .iter()
+            .flat_map(|&(first, rows, _)| decode::row_groups_of(&starts, &footer.meta, first, rows))
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let columns = decode::column_indices(&footer.meta, &decode::RUN_COLUMNS)
+            .map_err(TableError::parquet(key))?;
+        footer.fetch_columns(store, &groups, &columns).await?;
+        let file = decode::open(footer.ranges).map_err(TableError::parquet(key))?;
+        let mut at = 0;
+        decode::for_each_run(&file, &groups, |row, r| {
+            while at < builds.len() && row >= builds[at].0 + builds[at].1 {
+                at += 1;
+            }
+            if let Some(&(first, _, b)) = builds.get(at) {
+                if row >= first {
+                    builder.add(b, r.suite, r.classname, r.name, r.duration_s, r.status);
+                }
+            }
+        })
+        .map_err(TableError::parquet(key))?;
+    }
+    Ok((builder.finish(), warnings))
 }
 
 /// Lists a prefix; a prefix that does not exist (a fresh directory) lists nothing.
-async fn list(store: &Store, prefix: &str) -> Result<Vec<ObjectInfo>, AnalyzeError> {
+async fn list(store: &Store, prefix: &str) -> Result<Vec<crate::store::ObjectInfo>, AnalyzeError> {
     match store.list(prefix).await {
         Ok(objects) => Ok(objects),
         Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
@@ -84,23 +327,12 @@ async fn list(store: &Store, prefix: &str) -> Result<Vec<ObjectInfo>, AnalyzeErr
     }
 }
 
-/// The summary keys among `keys` that belong to selected jobs, with their builds.
-pub fn summary_keys<'a>(
-    keys: impl IntoIterator<Item = &'a str>,
-    selection: &Selection,
-) -> Vec<(BuildId, String)> {
-    keys.into_iter()
-        .filter_map(|k| summary::parse_key(k).map(|id| (id, k.to_string())))
-        .filter(|(id, _)| selection.job_selected(&id.job))
-        .collect()
-}
-
 /// The builds among `keys` that are complete (have a `context.json`), belong to selected jobs
-/// and are not in `have` — the ones to read from raw XML.
+/// and are not in `have`: the ones to read from raw XML.
 pub fn builds_without_summary<'a>(
     keys: impl IntoIterator<Item = &'a str>,
     selection: &Selection,
-    have: &BTreeSet<BuildId>,
+    have: &HashSet<BuildId>,
 ) -> Vec<BuildId> {
     keys.into_iter()
         .filter(|k| !k.starts_with(RESERVED_PREFIX))
@@ -169,13 +401,9 @@ async fn from_raw(
     ))
 }
 
-/// Fails when the load found nothing to analyse, saying why.
-pub fn ensure_some(
-    loaded: &Loaded,
-    store: &Store,
-    selection: &Selection,
-) -> Result<(), AnalyzeError> {
-    if loaded.summaries.is_empty() {
+/// Fails when the plan found nothing to analyse, saying why.
+pub fn ensure_some(plan: &Plan, store: &Store, selection: &Selection) -> Result<(), AnalyzeError> {
+    if plan.series.is_empty() {
         return Err(AnalyzeError::Invalid(format!(
             "no builds to analyse in {} (job {}, branches {}): run `ci-test-metrics aggregate` first, or widen --job/--branches",
             store.describe(),
@@ -191,11 +419,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_summaries_and_builds_that_need_raw_xml() {
+    fn finds_builds_that_need_raw_xml() {
         let keys = [
-            "_ci-test-metrics/summaries/a/job/master/1.json.gz",
-            "_ci-test-metrics/summaries/b/master/7.json.gz",
-            "_ci-test-metrics/ledger.json",
+            "_ci-test-metrics/staging/dt=2026-12-01/a/job/master/1.parquet",
             "a/job/master/1/context.json",
             "a/job/master/1/results.xml",
             "a/job/master/2/results.xml",
@@ -207,13 +433,12 @@ mod tests {
             job: Some(glob::Pattern::new("a/*").unwrap()),
             ..Selection::default()
         };
-        let summaries = summary_keys(keys, &selection);
-        assert_eq!(summaries.len(), 1);
-        assert_eq!(
-            (summaries[0].0.job.as_str(), summaries[0].0.build),
-            ("a/job", 1)
-        );
-        let have = summaries.into_iter().map(|(id, _)| id).collect();
+        let have: HashSet<BuildId> = [BuildId {
+            job: "a/job".into(),
+            branch: "master".into(),
+            build: 1,
+        }]
+        .into();
         let raw: Vec<(String, u64)> = builds_without_summary(keys, &selection, &have)
             .into_iter()
             .map(|id| (id.job, id.build))

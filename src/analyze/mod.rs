@@ -37,6 +37,8 @@ pub enum AnalyzeError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Table(#[from] crate::table::TableError),
     #[error("{key}: not a valid build summary: {source}")]
     Summary {
         key: String,

@@ -291,27 +291,55 @@ struct Findings {
 
 /// Analyses every job and ranks the causes.
 pub fn analyze(jobs: &[JobSeries], options: &Options) -> Report {
-    let mut report = Report {
-        schema_version: SCHEMA_VERSION,
-        generated_at: time::OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        options: *options,
-        branch_classes: vec![],
-        jobs: vec![],
-        causes: vec![],
-        regressions: vec![],
-        new_tests: vec![],
-        removed_tests: vec![],
-        flaky_tests: vec![],
-        drifts: vec![],
-        charts: Charts::default(),
-    };
-    let mut ranked: Vec<(Regression, Chart)> = Vec::new();
-    for job in jobs.iter().filter(|j| !j.builds.is_empty()) {
-        let findings = analyze_tests(job, options);
+    let mut analysis = Analysis::new(options);
+    for job in jobs {
+        analysis.add(job);
+    }
+    analysis.finish()
+}
+
+/// A report built one series at a time, so only the series being analysed is in memory.
+pub struct Analysis {
+    report: Report,
+    ranked: Vec<(Regression, Chart)>,
+}
+
+impl Analysis {
+    pub fn new(options: &Options) -> Analysis {
+        Analysis {
+            report: Report {
+                schema_version: SCHEMA_VERSION,
+                generated_at: time::OffsetDateTime::now_utc()
+                    .replace_nanosecond(0)
+                    .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                options: *options,
+                branch_classes: vec![],
+                jobs: vec![],
+                causes: vec![],
+                regressions: vec![],
+                new_tests: vec![],
+                removed_tests: vec![],
+                flaky_tests: vec![],
+                drifts: vec![],
+                charts: Charts::default(),
+            },
+            ranked: Vec::new(),
+        }
+    }
+
+    /// Analyses one job's series on one branch.
+    pub fn add(&mut self, job: &JobSeries) {
+        let report = &mut self.report;
+        if !report.branch_classes.contains(&job.branch_class) {
+            report.branch_classes.push(job.branch_class.clone());
+        }
+        if job.builds.is_empty() {
+            return;
+        }
+        let options = report.options;
+        let findings = analyze_tests(job, &options);
         let mut job_regressions = Vec::new();
         for f in findings {
             job_regressions.extend(f.regressions);
@@ -320,47 +348,50 @@ pub fn analyze(jobs: &[JobSeries], options: &Options) -> Report {
             report.flaky_tests.extend(f.flaky);
             report.drifts.extend(f.drift);
         }
-        let (job_report, chart) = job_overview(job, &job_regressions, options);
+        let (job_report, chart) = job_overview(job, &job_regressions, &options);
         report.jobs.push(job_report);
         report.charts.jobs.push(chart);
-        ranked.extend(job_regressions);
+        self.ranked.extend(job_regressions);
     }
-    ranked.sort_by(|(a, _), (b, _)| {
-        b.seconds_added
-            .total_cmp(&a.seconds_added)
-            .then(
-                a.p_value
-                    .unwrap_or(0.0)
-                    .total_cmp(&b.p_value.unwrap_or(0.0)),
-            )
-            .then_with(|| (&a.job, &a.test).cmp(&(&b.job, &b.test)))
-    });
-    for (i, (mut r, chart)) in ranked.into_iter().enumerate() {
-        r.rank = i + 1;
-        report.regressions.push(r);
-        report.charts.regressions.push(chart);
-    }
-    report.causes = attribution::causes(&report.regressions);
-    for j in jobs {
-        if !report.branch_classes.contains(&j.branch_class) {
-            report.branch_classes.push(j.branch_class.clone());
+
+    /// Ranks what was found.
+    pub fn finish(self) -> Report {
+        let Analysis {
+            mut report,
+            mut ranked,
+        } = self;
+        ranked.sort_by(|(a, _), (b, _)| {
+            b.seconds_added
+                .total_cmp(&a.seconds_added)
+                .then(
+                    a.p_value
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.p_value.unwrap_or(0.0)),
+                )
+                .then_with(|| (&a.job, &a.test).cmp(&(&b.job, &b.test)))
+        });
+        for (i, (mut r, chart)) in ranked.into_iter().enumerate() {
+            r.rank = i + 1;
+            report.regressions.push(r);
+            report.charts.regressions.push(chart);
         }
+        report.causes = attribution::causes(&report.regressions);
+        report.branch_classes.sort();
+        let by_cost = |a: &f64, b: &f64| b.total_cmp(a);
+        report
+            .new_tests
+            .sort_by(|a, b| by_cost(&a.median, &b.median));
+        report
+            .removed_tests
+            .sort_by(|a, b| by_cost(&a.median, &b.median));
+        report
+            .flaky_tests
+            .sort_by(|a, b| by_cost(&a.median, &b.median));
+        report
+            .drifts
+            .sort_by(|a, b| by_cost(&a.seconds_added, &b.seconds_added));
+        report
     }
-    report.branch_classes.sort();
-    let by_cost = |a: &f64, b: &f64| b.total_cmp(a);
-    report
-        .new_tests
-        .sort_by(|a, b| by_cost(&a.median, &b.median));
-    report
-        .removed_tests
-        .sort_by(|a, b| by_cost(&a.median, &b.median));
-    report
-        .flaky_tests
-        .sort_by(|a, b| by_cost(&a.median, &b.median));
-    report
-        .drifts
-        .sort_by(|a, b| by_cost(&a.seconds_added, &b.seconds_added));
-    report
 }
 
 /// Analyses a job's tests on the available cores (std threads; the work per test is independent).

@@ -67,84 +67,201 @@ pub struct JobSeries {
 /// Groups summaries by job and branch (in that order) and builds each one's series.
 pub fn build(summaries: &[BuildSummary]) -> Vec<JobSeries> {
     let mut by_job: BTreeMap<(&str, &str), Vec<&BuildSummary>> = BTreeMap::new();
-    // A build without cases (tests did not run, or no result could be read) says nothing.
-    for s in summaries.iter().filter(|s| s.cases().next().is_some()) {
+    for s in summaries {
         by_job
             .entry((s.context.job.as_str(), s.context.branch.as_str()))
             .or_default()
             .push(s);
     }
     by_job
-        .into_iter()
-        .map(|((job, branch), builds)| job_series(job, branch, builds))
+        .into_values()
+        .map(|mut builds| {
+            sort_builds(&mut builds, |s| &s.context);
+            // The class of its latest build that has cases (the others are left out).
+            let class = builds
+                .iter()
+                .rev()
+                .find(|s| s.cases().next().is_some())
+                .map_or("", |s| s.branch_class.as_str());
+            let mut b =
+                SeriesBuilder::new(builds.iter().map(|s| s.context.clone()).collect(), class);
+            for (i, summary) in builds.iter().enumerate() {
+                for case in summary.cases() {
+                    b.add(
+                        i,
+                        &case.suite,
+                        &case.classname,
+                        &case.name,
+                        case.time,
+                        case.status,
+                    );
+                }
+            }
+            b.finish()
+        })
         .collect()
 }
 
-fn job_series(job: &str, branch: &str, mut builds: Vec<&BuildSummary>) -> JobSeries {
+/// Orders one series' builds: by timestamp, then build number, then branch.
+pub fn sort_builds<T>(builds: &mut [T], context: impl Fn(&T) -> &Context) {
     builds.sort_by(|a, b| {
-        (a.context.timestamp, a.context.build, &a.context.branch).cmp(&(
-            b.context.timestamp,
-            b.context.build,
-            &b.context.branch,
-        ))
+        let (a, b) = (context(a), context(b));
+        (a.timestamp, a.build, &a.branch).cmp(&(b.timestamp, b.build, &b.branch))
     });
-    let n = builds.len();
-    let mut index: HashMap<(&str, &str, &str), usize> = HashMap::new();
-    let mut tests: Vec<TestSeries> = Vec::new();
-    let mut totals = vec![0.0; n];
-    for (b, summary) in builds.iter().enumerate() {
-        for case in summary.cases() {
-            let key = (
-                case.suite.as_str(),
-                case.classname.as_str(),
-                case.name.as_str(),
-            );
-            let t = *index.entry(key).or_insert_with(|| {
-                tests.push(TestSeries {
+}
+
+/// Builds one job's series on one branch from its test cases, given in any order (rows of a
+/// history table arrive part by part, staged builds and raw XML after). Memory is the series:
+/// one value per test and build, and one bit for whether the test ran.
+pub struct SeriesBuilder {
+    builds: Vec<Context>,
+    branch_class: String,
+    /// `suite \0 classname \0 name` → index in `tests`.
+    index: HashMap<Box<str>, usize>,
+    key: String,
+    tests: Vec<Pending>,
+    totals: Vec<f64>,
+    /// Cases seen per build (a case's position within its build).
+    cases: Vec<u32>,
+}
+
+struct Pending {
+    id: TestId,
+    values: Vec<f64>,
+    /// Builds where the test ran at all, one bit each.
+    ran: Vec<u64>,
+    failures: usize,
+    /// The first build it ran in and its position there: tests keep the order in which a pass
+    /// over the builds, oldest first, meets them.
+    first: (usize, u32),
+}
+
+impl SeriesBuilder {
+    /// A series of these builds (oldest first), of the branch class given.
+    pub fn new(builds: Vec<Context>, branch_class: &str) -> SeriesBuilder {
+        let n = builds.len();
+        SeriesBuilder {
+            builds,
+            branch_class: branch_class.to_string(),
+            index: HashMap::new(),
+            key: String::new(),
+            tests: Vec::new(),
+            totals: vec![0.0; n],
+            cases: vec![0; n],
+        }
+    }
+
+    /// Adds one test case of build `b`.
+    pub fn add(
+        &mut self,
+        b: usize,
+        suite: &str,
+        classname: &str,
+        name: &str,
+        time: Option<f64>,
+        status: Status,
+    ) {
+        let n = self.builds.len();
+        if b >= n {
+            return;
+        }
+        let pos = self.cases[b];
+        self.cases[b] += 1;
+        self.key.clear();
+        for (i, part) in [suite, classname, name].into_iter().enumerate() {
+            if i > 0 {
+                self.key.push('\0');
+            }
+            self.key.push_str(part);
+        }
+        let t = match self.index.get(self.key.as_str()) {
+            Some(&t) => t,
+            None => {
+                self.tests.push(Pending {
                     id: TestId {
-                        suite: case.suite.clone(),
-                        classname: case.classname.clone(),
-                        name: case.name.clone(),
+                        suite: suite.to_string(),
+                        classname: classname.to_string(),
+                        name: name.to_string(),
                     },
                     values: vec![f64::NAN; n],
-                    runs: 0,
+                    ran: vec![0; n.div_ceil(64)],
                     failures: 0,
-                    first_seen: b,
-                    last_seen: b,
+                    first: (b, pos),
                 });
-                tests.len() - 1
-            });
-            let series = &mut tests[t];
-            let time = case.time.filter(|t| t.is_finite() && *t >= 0.0);
-            if let Some(time) = time {
-                totals[b] += time;
+                self.index
+                    .insert(self.key.clone().into_boxed_str(), self.tests.len() - 1);
+                self.tests.len() - 1
             }
-            if series.last_seen != b || series.runs == 0 {
-                series.runs += 1;
-            }
-            series.last_seen = b;
-            match case.status {
-                Status::Failed | Status::Error => series.failures += 1,
-                Status::Skipped => {}
-                Status::Passed => {
-                    if let Some(time) = time {
-                        let v = &mut series.values[b];
-                        *v = if v.is_nan() { time } else { *v + time };
-                    }
+        };
+        let series = &mut self.tests[t];
+        series.first = series.first.min((b, pos));
+        series.ran[b / 64] |= 1 << (b % 64);
+        let time = time.filter(|t| t.is_finite() && *t >= 0.0);
+        if let Some(time) = time {
+            self.totals[b] += time;
+        }
+        match status {
+            Status::Failed | Status::Error => series.failures += 1,
+            Status::Skipped => {}
+            Status::Passed => {
+                if let Some(time) = time {
+                    let v = &mut series.values[b];
+                    *v = if v.is_nan() { time } else { *v + time };
                 }
             }
         }
     }
-    JobSeries {
-        job: job.to_string(),
-        branch: branch.to_string(),
-        branch_class: builds
-            .last()
-            .map(|s| s.branch_class.clone())
-            .unwrap_or_default(),
-        builds: builds.into_iter().map(|s| s.context.clone()).collect(),
-        totals,
-        tests,
+
+    /// The series; builds without any case (tests did not run, or nothing could be read) are
+    /// left out, since they say nothing.
+    pub fn finish(self) -> JobSeries {
+        let SeriesBuilder {
+            builds,
+            branch_class,
+            tests,
+            totals,
+            cases,
+            ..
+        } = self;
+        let keep: Vec<usize> = (0..builds.len()).filter(|&b| cases[b] > 0).collect();
+        let all = keep.len() == builds.len();
+        let mut tests = tests;
+        tests.sort_by_key(|t| t.first);
+        let tests = tests
+            .into_iter()
+            .map(|t| {
+                let ran = |b: usize| t.ran[b / 64] & (1 << (b % 64)) != 0;
+                let seen: Vec<usize> = (0..keep.len()).filter(|&i| ran(keep[i])).collect();
+                TestSeries {
+                    id: t.id,
+                    values: if all {
+                        t.values
+                    } else {
+                        keep.iter().map(|&b| t.values[b]).collect()
+                    },
+                    runs: seen.len(),
+                    failures: t.failures,
+                    first_seen: seen.first().copied().unwrap_or(0),
+                    last_seen: seen.last().copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        let job = builds.first().map(|c| c.job.clone()).unwrap_or_default();
+        let branch = builds.first().map(|c| c.branch.clone()).unwrap_or_default();
+        let mut builds = builds;
+        let mut i = 0;
+        builds.retain(|_| {
+            i += 1;
+            cases[i - 1] > 0
+        });
+        JobSeries {
+            job,
+            branch,
+            branch_class,
+            builds,
+            totals: keep.iter().map(|&b| totals[b]).collect(),
+            tests,
+        }
     }
 }
 

@@ -241,26 +241,33 @@ pub async fn run(args: Args) -> crate::Result<u8> {
     }
     let selection = args.selection()?;
     let store = Store::open(&url).await?;
-    let loaded = load::load(&store, &selection).await?;
-    for w in &loaded.warnings {
+    let mut plan = load::plan(&store, &selection).await?;
+    for w in &plan.warnings {
         tracing::warn!("{w}");
     }
-    if let Err(e) = load::ensure_some(&loaded, &store, &selection) {
+    if let Some(b) = &args.branch {
+        plan.series.retain(|s| &s.branch == b);
+    }
+    if let Err(e) = load::ensure_some(&plan, &store, &selection) {
         eprintln!("{e}");
         return Ok(exit::EMPTY);
     }
     tracing::info!(
-        builds = loaded.summaries.len(),
-        from_xml = loaded.from_xml,
-        "loaded"
+        series = plan.series.len(),
+        builds = plan.builds(),
+        from_xml = plan.from_xml,
+        "planned"
     );
-    let mut summaries = loaded.summaries;
-    if let Some(b) = &args.branch {
-        summaries.retain(|s| &s.context.branch == b);
+    // One series in memory at a time.
+    let mut analysis = analyze::report::Analysis::new(&options);
+    for series in &plan.series {
+        let (job, warnings) = load::read_series(&store, series, &selection.branches).await?;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        analysis.add(&job);
     }
-    let jobs = analyze::series::build(&summaries);
-    drop(summaries);
-    let mut report = analyze::analyze(&jobs, &options);
+    let mut report = analysis.finish();
     let git = args.git_dir.as_ref().map(crate::git::Git::new);
     if args.repo_url.is_some() || git.is_some() {
         for r in &mut report.regressions {
@@ -352,14 +359,13 @@ async fn run_gate(
         last: None,
     };
     let store = Store::open(url).await?;
-    let mut loaded = load::load(&store, &selection).await?;
-    for w in &loaded.warnings {
+    let mut plan = load::plan(&store, &selection).await?;
+    for w in &plan.warnings {
         tracing::warn!("{w}");
     }
-    loaded
-        .summaries
-        .retain(|s| s.context.branch == branch || s.context.branch == baseline);
-    if !loaded.summaries.iter().any(|s| s.context.branch == branch) {
+    plan.series
+        .retain(|s| s.branch == branch || s.branch == baseline);
+    if !plan.series.iter().any(|s| s.branch == branch) {
         eprintln!(
             "no builds of {branch} in {} (job {}): run `ci-test-metrics aggregate` first, or check --branch/--job",
             store.describe(),
@@ -367,8 +373,20 @@ async fn run_gate(
         );
         return Ok(exit::EMPTY);
     }
-    let series = analyze::series::build(&loaded.summaries);
-    drop(loaded);
+    // The gate looks at the last --baseline-builds and --pr-builds builds with cases: read no more.
+    let mut series = Vec::new();
+    for mut s in plan.series {
+        s.keep_last_with_cases(if s.branch == branch {
+            o.pr_builds
+        } else {
+            o.baseline_builds
+        });
+        let (job, warnings) = load::read_series(&store, &s, &selection.branches).await?;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        series.push(job);
+    }
     let pr: Vec<_> = series.iter().filter(|s| s.branch == branch).collect();
     let base: Vec<_> = series.iter().filter(|s| s.branch == baseline).collect();
     let report = gate::gate(branch, baseline, &pr, &base, &o);
