@@ -29,11 +29,14 @@
 
 use ci_test_metrics::analyze::report::Kind;
 use ci_test_metrics::analyze::series::{self, JobSeries};
-use ci_test_metrics::analyze::synth::{self, Config, Injected, Truth};
+#[path = "../tests/support/synth.rs"]
+#[allow(dead_code)]
+mod synth;
 use ci_test_metrics::analyze::{analyze, changepoint::median, Options};
 use ci_test_metrics::summary::BuildSummary;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
+use synth::{Config, Injected, Truth};
 
 /// A finding: (job, test name, first build named).
 type Finding = (String, String, u64);

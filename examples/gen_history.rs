@@ -7,15 +7,21 @@
 //! jq '.injections[] | select(.kind == "step")' /tmp/history/truth.json
 //! ```
 //!
-//! Layout: `{out}/_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz` (what `aggregate`
-//! writes) and `{out}/{job}/{branch}/{build}/context.json` (what `upload` writes); with
-//! `--raw-every N`, every Nth build has `unittest-results.xml` there instead of a summary. The history's
-//! noise and injections are described in `ci_test_metrics::analyze::synth`.
+//! Layout: `{out}/{job}/{branch}/{build}/context.json` (what `upload` writes) and each build's
+//! rows staged for the history tables (`{out}/_ci-test-metrics/staging/…`, what `aggregate`
+//! writes before a day is published); with `--raw-every N`, every Nth build has
+//! `unittest-results.xml` beside its context instead, as if uploaded but not aggregated yet
+//! (`--raw-every 1`: all of them; then run `aggregate` to build the tables). `--legacy` writes the
+//! gzip JSON summaries of versions before the tables instead of staged rows. The history's noise
+//! and injections are described in `tests/support/synth.rs`.
 
-use ci_test_metrics::analyze::synth::{self, Config};
+#[path = "../tests/support/synth.rs"]
+#[allow(dead_code)]
+mod synth;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use synth::Config;
 
 /// Generate a synthetic CI history with injected steps, spikes, drifts, flaky, new and removed tests.
 #[derive(Debug, Parser)]
@@ -51,7 +57,10 @@ struct Args {
     /// Commits that slow one test in every job at once (all jobs then build the same commits).
     #[arg(long, default_value_t = 0)]
     shared_steps: usize,
-    /// Every Nth build gets raw JUnit XML instead of a summary (as if not aggregated yet); 0: none.
+    /// Write the gzip JSON summaries of versions before the history tables (to try the migration).
+    #[arg(long)]
+    legacy: bool,
+    /// Every Nth build gets raw JUnit XML instead of staged rows (as if not aggregated yet); 0: none.
     #[arg(long, default_value_t = 0)]
     raw_every: usize,
 }
@@ -74,7 +83,13 @@ fn main() -> ExitCode {
     let (summaries, truth) = synth::generate(&config);
     let truth_path = a.truth.unwrap_or_else(|| a.out.join("truth.json"));
     let written = synth::write_local_store(&a.out, &summaries, |i| {
-        a.raw_every == 0 || i % a.raw_every != 0
+        if a.raw_every != 0 && i % a.raw_every == 0 {
+            synth::Stored::Raw
+        } else if a.legacy {
+            synth::Stored::LegacySummary
+        } else {
+            synth::Stored::Staged
+        }
     })
     .and_then(|()| {
         let json = serde_json::to_vec_pretty(&truth).map_err(std::io::Error::other)?;

@@ -36,3 +36,12 @@ pub mod table;
 pub mod upload;
 
 pub use error::{Error, Result};
+
+/// The test support under `tests/support/`, for the library's own unit tests too: it names this
+/// crate `ci_test_metrics`, as the integration tests, benchmarks and examples that share it do.
+#[cfg(test)]
+extern crate self as ci_test_metrics;
+#[cfg(test)]
+#[path = "../tests/support/synth.rs"]
+#[allow(dead_code)]
+mod test_synth;

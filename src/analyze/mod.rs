@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Everything but [`load`] is pure and synchronous. The method is described in `docs/analyze.md`;
-//! [`synth`] generates histories with known injected changes for tests and the benchmark.
+//! `tests/support/synth.rs` generates histories with known injected changes for the tests and
+//! the benchmark.
 
 pub mod attribution;
 pub mod changepoint;
@@ -22,7 +23,6 @@ pub mod load;
 pub mod render;
 pub mod report;
 pub mod series;
-pub mod synth;
 pub mod total;
 
 pub use report::{analyze, Options, Report};

@@ -705,9 +705,9 @@ impl Chart {
 mod tests {
     use super::*;
     use crate::analyze::series;
-    use crate::analyze::synth::Rng;
     use crate::junit::Status;
     use crate::summary::{BuildSummary, CaseSummary, FileSummary};
+    use crate::test_synth::Rng;
 
     /// What a test does in build `b` of `N`: its duration and status, or `None` when absent.
     type Behaviour = fn(usize, &mut Rng) -> Option<(f64, Status)>;

@@ -521,7 +521,8 @@ mod tests {
 
     #[test]
     fn one_datum_per_job_counting_ongoing_regressions() {
-        let (summaries, _) = analyze::synth::generate(&analyze::synth::Config::default());
+        use crate::test_synth as synth;
+        let (summaries, _) = synth::generate(&synth::Config::default());
         let report = analyze::analyze(&analyze::series::build(&summaries), &Options::default());
         let now = time::macros::datetime!(2026-06-01 00:00 UTC);
         let datums = regression_datums(&report, "master", now);

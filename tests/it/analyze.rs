@@ -5,7 +5,7 @@
 //! are merged. The others run on summaries given in-process.
 
 use crate::common;
-use ci_test_metrics::analyze::synth::{self, Config, Injected, Injection, Truth};
+use crate::synth::{self, Config, Injected, Injection, Stored, Truth};
 use ci_test_metrics::analyze::{self, render, series, Options, Selection};
 use ci_test_metrics::summary::BuildSummary;
 use std::path::{Path, PathBuf};
@@ -134,7 +134,7 @@ fn selection_filters_jobs_branches_and_last_builds() {
 
 fn write_history(dir: &Path) -> Truth {
     let (summaries, truth) = synth::generate(&config());
-    synth::write_local_store(dir, &summaries, |_| true).expect("write history");
+    synth::write_local_store(dir, &summaries, |_| Stored::Staged).expect("write history");
     truth
 }
 
@@ -163,7 +163,14 @@ fn binary_reports_injected_regression_from_a_store() {
 fn builds_without_summary_are_read_from_raw_xml() {
     let dir = tempfile::tempdir().unwrap();
     let (summaries, truth) = synth::generate(&config());
-    synth::write_local_store(dir.path(), &summaries, |i| i % 4 != 0).expect("write history");
+    synth::write_local_store(dir.path(), &summaries, |i| {
+        if i % 4 != 0 {
+            Stored::Staged
+        } else {
+            Stored::Raw
+        }
+    })
+    .expect("write history");
     let out = common::bin()
         .args(["analyze", "--store"])
         .arg(dir.path())
@@ -494,7 +501,7 @@ fn pr_gate_passes_a_clean_pr_and_fails_a_slower_one() {
     );
 
     let clean = tempfile::tempdir().unwrap();
-    synth::write_local_store(clean.path(), &summaries, |_| true).unwrap();
+    synth::write_local_store(clean.path(), &summaries, |_| Stored::Staged).unwrap();
     let out = gate_run(clean.path(), &[]);
     let md = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{md}");
@@ -502,7 +509,7 @@ fn pr_gate_passes_a_clean_pr_and_fails_a_slower_one() {
     assert!(md.contains("`PR-77` compared with `master`"), "{md}");
 
     let bad = tempfile::tempdir().unwrap();
-    synth::write_local_store(bad.path(), &slowed, |_| true).unwrap();
+    synth::write_local_store(bad.path(), &slowed, |_| Stored::Staged).unwrap();
     let out = gate_run(bad.path(), &[]);
     let md = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(5), "{md}");

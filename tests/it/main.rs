@@ -1,6 +1,8 @@
 //! The one integration-test binary. Each module owns one area; `common` finds the local servers.
 
 mod common;
+#[path = "../support/synth.rs"]
+pub mod synth;
 
 mod aggregate;
 mod analyze;

@@ -556,7 +556,8 @@ mod tests {
 
     #[test]
     fn table_and_markdown_name_the_first_build() {
-        use crate::analyze::{analyze, series, synth, Options};
+        use crate::analyze::{analyze, series, Options};
+        use crate::test_synth as synth;
         let (summaries, _) = synth::generate(&synth::Config::default());
         let report = analyze(&series::build(&summaries), &Options::default());
         let top = &report.regressions[0];

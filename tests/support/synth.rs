@@ -18,9 +18,9 @@
 //! Steps, spikes, drifts and flaky behaviour go to tests with a median of at least 0.2 s, so a 30%
 //! step adds at least 0.06 s (above the default `--min-seconds`). [`Truth`] lists every injection.
 
-use crate::context::Context;
-use crate::junit::Status;
-use crate::summary::{BuildSummary, CaseSummary, FileSummary};
+use ci_test_metrics::context::Context;
+use ci_test_metrics::junit::Status;
+use ci_test_metrics::summary::{BuildSummary, CaseSummary, FileSummary};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -235,7 +235,7 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
                     "https://jenkins.example.invalid/job/{job}/job/master/{number}/"
                 )),
                 commit: Some(commit),
-                author: Some(crate::context::Author {
+                author: Some(ci_test_metrics::context::Author {
                     name: author.to_string(),
                     email: Some(format!("{author}@example.com")),
                 }),
@@ -394,7 +394,7 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
                 });
             }
             summaries.push(BuildSummary {
-                schema_version: crate::summary::SCHEMA_VERSION,
+                schema_version: ci_test_metrics::summary::SCHEMA_VERSION,
                 context,
                 branch_class: "master".into(),
                 published: true,
@@ -458,29 +458,52 @@ pub fn split_pull_request(
     moved.len()
 }
 
-/// Writes a history as a local-directory store: each build's summary under the reserved prefix
-/// (`{dir}/_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`) and its context
-/// (`{dir}/{job}/{branch}/{build}/context.json`). `with_summary(i)` chooses which builds get a
-/// summary; the others get their results as JUnit XML beside the context instead, as if
-/// uploaded but not aggregated yet.
+/// How [`write_local_store`] writes a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Staged for the history tables, as `aggregate` leaves it before its day is published.
+    Staged,
+    /// As a version before the history tables kept it: a gzip JSON summary (for migration tests).
+    LegacySummary,
+    /// Only its result files as JUnit XML beside the context: uploaded, not aggregated yet.
+    Raw,
+}
+
+/// Writes a history as a local-directory store: each build's context
+/// (`{dir}/{job}/{branch}/{build}/context.json`) and its cases as `how(i)` says.
 pub fn write_local_store(
     dir: &Path,
     summaries: &[BuildSummary],
-    with_summary: impl Fn(usize) -> bool,
+    how: impl Fn(usize) -> Stored,
 ) -> std::io::Result<()> {
     for (i, s) in summaries.iter().enumerate() {
-        let id = crate::layout::BuildId {
+        let id = ci_test_metrics::layout::BuildId {
             job: s.context.job.clone(),
             branch: s.context.branch.clone(),
             build: s.context.build,
         };
-        let context = dir.join(id.key(crate::layout::CONTEXT_FILE));
+        let context = dir.join(id.key(ci_test_metrics::layout::CONTEXT_FILE));
         write(&context, &s.context.to_json())?;
-        if with_summary(i) {
-            write(&dir.join(crate::summary::key(&id)), &s.to_gzip_json())?;
-        } else {
-            for f in &s.files {
-                write(&dir.join(id.key(&f.name)), junit_xml(&f.cases).as_bytes())?;
+        match how(i) {
+            Stored::Staged => {
+                let key = ci_test_metrics::table::staged_key(
+                    &ci_test_metrics::table::date_of(s.context.timestamp),
+                    &id,
+                );
+                let bytes = ci_test_metrics::table::encode::staged(&id, s, &[])
+                    .map_err(std::io::Error::other)?;
+                write(&dir.join(key), &bytes)?;
+            }
+            Stored::LegacySummary => {
+                write(
+                    &dir.join(ci_test_metrics::summary::key(&id)),
+                    &s.to_gzip_json(),
+                )?;
+            }
+            Stored::Raw => {
+                for f in &s.files {
+                    write(&dir.join(id.key(&f.name)), junit_xml(&f.cases).as_bytes())?;
+                }
             }
         }
     }
@@ -529,6 +552,7 @@ fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(unused_imports)]
 mod tests {
     use super::*;
 
