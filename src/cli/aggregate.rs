@@ -312,7 +312,7 @@ pub async fn setup(args: &Args) -> crate::Result<(Store, Option<Sink>, Options)>
             now,
             seal: args.seal,
             grace: args.seal_grace,
-            part_bytes: crate::table::publish::PART_BYTES,
+            ..Default::default()
         },
     };
     let sink = if args.dry_run {

@@ -127,6 +127,22 @@ impl Function {
         let started = Instant::now();
         let mut worker = self.worker.lock().await;
         let plan = batch::plan_batch(&event, &self.scope, deadline, &mut *worker).await;
+        // Then the history tables: whatever days are due (cheap when none is: one listing).
+        let tables = crate::table::publish::PublishOptions {
+            now: time::OffsetDateTime::now_utc(),
+            ..worker.opts.tables.clone()
+        };
+        match crate::table::publish::publish(&worker.store, &tables).await {
+            Ok(p) => {
+                for w in &p.warnings {
+                    tracing::warn!("{w}");
+                }
+                if !p.parts.is_empty() {
+                    tracing::info!(builds = p.builds, parts = p.parts.len(), "history tables published");
+                }
+            }
+            Err(e) => tracing::warn!("history tables not published this time (the builds stay staged): {e}"),
+        }
         drop(worker);
         self.delay(&plan).await;
         tracing::info!(

@@ -59,6 +59,8 @@ pub struct TableWriter {
     /// Definition levels of nullable columns (1 = present), by column.
     defs: Vec<Vec<i16>>,
     rows: usize,
+    /// Rows per row group.
+    group_rows: usize,
     text_bytes: usize,
     written: u64,
     writer: SerializedFileWriter<Vec<u8>>,
@@ -86,6 +88,7 @@ impl TableWriter {
             bufs: columns.iter().map(|c| Buf::new(c.kind)).collect(),
             defs: columns.iter().map(|_| Vec::new()).collect(),
             rows: 0,
+            group_rows: ROW_GROUP_ROWS,
             text_bytes: 0,
             written: 0,
             writer,
@@ -286,7 +289,7 @@ impl Row<'_> {
     pub fn end(&mut self) -> Result<(), ParquetError> {
         debug_assert_eq!(self.at, self.w.columns.len(), "fewer values than columns");
         self.w.rows += 1;
-        if self.w.rows >= ROW_GROUP_ROWS || self.w.text_bytes >= ROW_GROUP_TEXT_BYTES {
+        if self.w.rows >= self.w.group_rows || self.w.text_bytes >= ROW_GROUP_TEXT_BYTES {
             self.w.flush()?;
         }
         Ok(())
@@ -301,8 +304,15 @@ pub struct RunsWriter {
 
 impl RunsWriter {
     pub fn new() -> Result<RunsWriter, ParquetError> {
+        RunsWriter::with_row_groups(ROW_GROUP_ROWS)
+    }
+
+    /// A writer whose row groups hold `rows` rows (at least one).
+    pub fn with_row_groups(rows: usize) -> Result<RunsWriter, ParquetError> {
+        let mut w = TableWriter::new(TEST_RUNS, &TEST_RUNS_COLUMNS)?;
+        w.group_rows = rows.max(1);
         Ok(RunsWriter {
-            w: TableWriter::new(TEST_RUNS, &TEST_RUNS_COLUMNS)?,
+            w,
             builds: Vec::new(),
         })
     }

@@ -43,6 +43,8 @@ pub struct PublishOptions {
     pub grace: Duration,
     /// A part is closed when it reaches this many bytes.
     pub part_bytes: usize,
+    /// Rows per row group of a part.
+    pub row_group_rows: usize,
 }
 
 impl Default for PublishOptions {
@@ -52,6 +54,7 @@ impl Default for PublishOptions {
             seal: Seal::DayEnd,
             grace: DEFAULT_GRACE,
             part_bytes: PART_BYTES,
+            row_group_rows: encode::ROW_GROUP_ROWS,
         }
     }
 }
@@ -216,7 +219,8 @@ async fn write_parts(
     opts: &PublishOptions,
     out: &mut Published,
 ) -> Result<Attempt, TableError> {
-    let mut writer = RunsWriter::new().map_err(TableError::parquet(date))?;
+    let new_writer = || RunsWriter::with_row_groups(opts.row_group_rows).map_err(TableError::parquet(date));
+    let mut writer = new_writer()?;
     let mut keys: Vec<&str> = Vec::new();
     for (_, o) in todo {
         let bytes = match store.get(&o.key).await {
