@@ -11,9 +11,8 @@
 //! rows staged for the history tables (`{out}/_ci-test-metrics/staging/…`, what `aggregate`
 //! writes before a day is published); with `--raw-every N`, every Nth build has
 //! `unittest-results.xml` beside its context instead, as if uploaded but not aggregated yet
-//! (`--raw-every 1`: all of them; then run `aggregate` to build the tables). `--legacy` writes the
-//! gzip JSON summaries of versions before the tables instead of staged rows. The history's noise
-//! and injections are described in `tests/support/synth.rs`.
+//! (`--raw-every 1`: all of them; then run `aggregate` to build the tables). The history's noise and
+//! injections are described in `tests/support/synth.rs`.
 
 #[path = "../tests/support/synth.rs"]
 #[allow(dead_code)]
@@ -57,9 +56,6 @@ struct Args {
     /// Commits that slow one test in every job at once (all jobs then build the same commits).
     #[arg(long, default_value_t = 0)]
     shared_steps: usize,
-    /// Write the gzip JSON summaries of versions before the history tables (to try the migration).
-    #[arg(long)]
-    legacy: bool,
     /// Every Nth build gets raw JUnit XML instead of staged rows (as if not aggregated yet); 0: none.
     #[arg(long, default_value_t = 0)]
     raw_every: usize,
@@ -85,8 +81,6 @@ fn main() -> ExitCode {
     let written = synth::write_local_store(&a.out, &summaries, |i| {
         if a.raw_every != 0 && i % a.raw_every == 0 {
             synth::Stored::Raw
-        } else if a.legacy {
-            synth::Stored::LegacySummary
         } else {
             synth::Stored::Staged
         }

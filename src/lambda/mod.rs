@@ -138,10 +138,16 @@ impl Function {
                     tracing::warn!("{w}");
                 }
                 if !p.parts.is_empty() {
-                    tracing::info!(builds = p.builds, parts = p.parts.len(), "history tables published");
+                    tracing::info!(
+                        builds = p.builds,
+                        parts = p.parts.len(),
+                        "history tables published"
+                    );
                 }
             }
-            Err(e) => tracing::warn!("history tables not published this time (the builds stay staged): {e}"),
+            Err(e) => tracing::warn!(
+                "history tables not published this time (the builds stay staged): {e}"
+            ),
         }
         drop(worker);
         self.delay(&plan).await;

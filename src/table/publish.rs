@@ -219,7 +219,8 @@ async fn write_parts(
     opts: &PublishOptions,
     out: &mut Published,
 ) -> Result<Attempt, TableError> {
-    let new_writer = || RunsWriter::with_row_groups(opts.row_group_rows).map_err(TableError::parquet(date));
+    let new_writer =
+        || RunsWriter::with_row_groups(opts.row_group_rows).map_err(TableError::parquet(date));
     let mut writer = new_writer()?;
     let mut keys: Vec<&str> = Vec::new();
     for (_, o) in todo {

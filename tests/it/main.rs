@@ -9,6 +9,7 @@ mod analyze;
 mod attribution;
 mod concurrency;
 mod dashboard;
+mod history;
 mod lambda;
 mod metrics;
 mod parse;

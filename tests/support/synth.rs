@@ -463,7 +463,8 @@ pub fn split_pull_request(
 pub enum Stored {
     /// Staged for the history tables, as `aggregate` leaves it before its day is published.
     Staged,
-    /// As a version before the history tables kept it: a gzip JSON summary (for migration tests).
+    /// Only as a version before the history tables kept it, a gzip JSON summary (no context or
+    /// result files, as after a lifecycle rule expired them): for the migration test.
     LegacySummary,
     /// Only its result files as JUnit XML beside the context: uploaded, not aggregated yet.
     Raw,
@@ -482,9 +483,12 @@ pub fn write_local_store(
             branch: s.context.branch.clone(),
             build: s.context.build,
         };
-        let context = dir.join(id.key(ci_test_metrics::layout::CONTEXT_FILE));
-        write(&context, &s.context.to_json())?;
-        match how(i) {
+        let how = how(i);
+        if how != Stored::LegacySummary {
+            let context = dir.join(id.key(ci_test_metrics::layout::CONTEXT_FILE));
+            write(&context, &s.context.to_json())?;
+        }
+        match how {
             Stored::Staged => {
                 let key = ci_test_metrics::table::staged_key(
                     &ci_test_metrics::table::date_of(s.context.timestamp),
