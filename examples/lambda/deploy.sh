@@ -8,6 +8,11 @@
 #   examples/lambda/deploy.sh ci-metrics my-ci-results
 #   examples/lambda/deploy.sh ci-metrics my-ci-results SettleSeconds=600 Sink=cloudwatch Branches=master,release
 #
+# AthenaResultsBucket=BUCKET also deploys examples/athena/template.yaml as stack STACK_NAME-history:
+# the Glue database and tables over the history tables, an Athena workgroup writing its results
+# to BUCKET (which must exist), and a reader policy (docs/history.md); AthenaDatabase=NAME and
+# ProjectionStart=YYYY-MM-DD set its database name and first projected date.
+#
 # Key=Value pairs override the template's parameters (see its Parameters section); Architecture=arm64
 # also builds for arm64. CodeBucket= names the bucket for the zip; by default it is
 # STACK_NAME-code-ACCOUNT, created if missing. The stack creates RESULTS_BUCKET; with
@@ -23,7 +28,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 AWS=${AWS:-aws}
 
 if [ $# -lt 2 ]; then
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 STACK=$1 RESULTS_BUCKET=$2
@@ -31,6 +36,7 @@ shift 2
 log() { printf '[deploy] %s\n' "$*" >&2; }
 
 ARCH=x86_64 CODE_BUCKET= CREATE_BUCKET=true PREFIX=
+ATHENA_RESULTS= ATHENA_DB=ci_test_metrics PROJECTION_START=2024-01-01
 OVERRIDES=()
 for kv in "$@"; do
   case "$kv" in
@@ -42,6 +48,9 @@ for kv in "$@"; do
     CreateBucket=*) CREATE_BUCKET=${kv#*=} ;;
     Prefix=*) PREFIX=${kv#*=} ;;
     CodeBucket=*) CODE_BUCKET=${kv#*=}; continue ;;
+    AthenaResultsBucket=*) ATHENA_RESULTS=${kv#*=}; continue ;;
+    AthenaDatabase=*) ATHENA_DB=${kv#*=}; continue ;;
+    ProjectionStart=*) PROJECTION_START=${kv#*=}; continue ;;
     ResultsBucket=*|CodeKey=*) echo "deploy.sh: $kv is set by deploy.sh itself" >&2; exit 2 ;;
   esac
   OVERRIDES+=("$kv")
@@ -110,5 +119,19 @@ print(json.dumps(conf))
     --notification-configuration "$MERGED" >&2
 fi
 
-# 5. The outputs.
+# 5. The history tables for Athena, on request.
+if [ -n "$ATHENA_RESULTS" ]; then
+  log "deploying stack $STACK-history (Glue tables, Athena workgroup, reader policy)"
+  "$AWS" cloudformation deploy \
+    --stack-name "$STACK-history" \
+    --template-file "$ROOT/examples/athena/template.yaml" \
+    --capabilities CAPABILITY_IAM \
+    --no-fail-on-empty-changeset \
+    --parameter-overrides "ResultsBucket=$RESULTS_BUCKET" "Prefix=$PREFIX" \
+      "QueryResultsBucket=$ATHENA_RESULTS" "DatabaseName=$ATHENA_DB" "ProjectionStart=$PROJECTION_START" >&2
+  OUTPUTS=$(printf '%s\n' "$OUTPUTS"; "$AWS" cloudformation describe-stacks --stack-name "$STACK-history" \
+    --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text | tr '\t' '=')
+fi
+
+# 6. The outputs.
 printf '%s\n' "$OUTPUTS"

@@ -75,6 +75,8 @@ fn aggregate(store: &str, sink: &str, extra: &[&str], servers: Option<(&str, &st
     .args(["--format", "json", "--sink", sink, "--namespace"])
     .arg(namespace())
     .args(["--store", store])
+    // Publish the history tables at every run, so the runs race on the parts too.
+    .args(["--seal", "now"])
     .args(extra)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -282,6 +284,11 @@ fn four_runs_on_a_local_store_and_an_emf_file_publish_each_build_once() {
 
     assert_truth(&emf_truth(&emf), &truth);
     runtime.block_on(assert_one_done_each(&store, &truth));
+    // The history tables hold each build once, as DuckDB reads them.
+    assert_truth(
+        &crate::history::table_truth(&root.join("_ci-test-metrics/tables")),
+        &truth,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -339,6 +346,17 @@ async fn four_runs_on_seaweedfs_and_cloudwatch_publish_each_build_once() {
     }
     assert_truth(&got, &truth);
     assert_one_done_each(&store, &truth).await;
+    // The history tables, downloaded with the aws CLI and read by DuckDB: each build once.
+    let tables = work.path().join("tables");
+    let aws = std::env::var("CTM_TEST_AWS_CLI").expect("CTM_TEST_AWS_CLI (set by scripts/test.sh)");
+    let synced = std::process::Command::new(aws)
+        .args(["--endpoint-url", &s3, "s3", "sync", "--only-show-errors"])
+        .arg(format!("s3://{bucket}/_ci-test-metrics/tables/"))
+        .arg(&tables)
+        .status()
+        .unwrap();
+    assert!(synced.success());
+    assert_truth(&crate::history::table_truth(&tables), &truth);
 }
 
 /// The Sum of a metric for (job, class) over the seeded window, read back with the SDK.

@@ -591,3 +591,65 @@ fn glue_tables_declare_the_schema() {
         assert_eq!(declared, want, "{table}");
     }
 }
+
+/// The aggregator's policies (the IAM example and the Lambda role) grant exactly the S3 calls the
+/// store makes, and DeleteObject only on staged builds: nothing else can ever be removed.
+#[test]
+fn aggregator_policies_grant_the_store_calls_and_delete_only_staged_builds() {
+    let source = std::fs::read_to_string(common::repo().join("src/store/s3.rs")).unwrap();
+    let calls: std::collections::BTreeSet<&str> = [
+        ("get_object", "s3:GetObject"),
+        // HeadObject is authorised by s3:GetObject.
+        ("head_object", "s3:GetObject"),
+        ("list_objects_v2", "s3:ListBucket"),
+        ("put_object", "s3:PutObject"),
+        ("delete_object", "s3:DeleteObject"),
+    ]
+    .iter()
+    .filter(|(method, _)| source.contains(&format!(".{method}()")))
+    .map(|(_, action)| *action)
+    .collect();
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("examples/iam/aggregator-policy.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut granted = std::collections::BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        for action in statement["Action"].as_array().unwrap() {
+            let action = action.as_str().unwrap();
+            if action.starts_with("s3:") {
+                granted.insert(action);
+                if action == "s3:DeleteObject" {
+                    assert!(
+                        statement["Resource"]
+                            .as_str()
+                            .unwrap()
+                            .ends_with("/_ci-test-metrics/staging/*"),
+                        "{statement}"
+                    );
+                }
+            }
+        }
+    }
+    let granted: std::collections::BTreeSet<&str> = granted.into_iter().collect();
+    assert_eq!(granted, calls);
+    let template =
+        std::fs::read_to_string(common::repo().join("examples/lambda/template.yaml")).unwrap();
+    let deletes: Vec<&str> = template
+        .lines()
+        .filter(|l| l.contains("s3:DeleteObject"))
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    let at = template.find("Action: s3:DeleteObject").unwrap();
+    let resource = template[at..].lines().nth(1).unwrap();
+    assert!(
+        resource.contains("_ci-test-metrics/staging/*"),
+        "{resource}"
+    );
+    // Upload never deletes (its role has PutObject only).
+    for file in ["src/upload.rs", "src/cli/upload.rs"] {
+        let code = std::fs::read_to_string(common::repo().join(file)).unwrap();
+        assert!(!code.contains(".delete("), "{file} deletes");
+    }
+}
