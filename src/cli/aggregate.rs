@@ -91,7 +91,7 @@ pub struct Args {
 
     /// Which branches to publish: class names (master, release, pr, branch) or globs on the
     /// branch name, comma-separated; `!` excludes; `all` for everything. Builds not published are
-    /// still summarised for `analyze`.
+    /// still kept in the history tables for `analyze`.
     #[arg(
         long,
         env = "CI_TEST_METRICS_BRANCHES",
@@ -618,7 +618,7 @@ fn table(report: &Report) -> String {
     if !skipped.is_empty() {
         let _ = writeln!(
             s,
-            "\n{} build(s) summarised but not published:",
+            "\n{} build(s) kept in the history but not published:",
             skipped.len()
         );
         for b in skipped.iter().take(10) {

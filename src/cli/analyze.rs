@@ -21,9 +21,11 @@ pub enum Format {
 
 /// Find the tests and the changes that made a job's unit tests slower.
 ///
-/// Reads the per-build summaries that `aggregate` keeps under `_ci-test-metrics/summaries/` (and
-/// parses raw JUnit XML for complete builds that have no summary yet), builds one duration series
-/// per test ordered by build time, and looks for sustained shifts with a rank-based change-point
+/// Reads the history tables that `aggregate` keeps under `_ci-test-metrics/` (published parts and
+/// staged builds; see docs/history.md), and parses raw JUnit XML for complete builds not
+/// aggregated yet. It reads one job and branch at a time, and of the tables only the row groups of
+/// the builds it keeps (--last), so memory follows one series, not the history. It builds one
+/// duration series per test ordered by build time, and looks for sustained shifts with a rank-based change-point
 /// test. A shift is reported only when it is significant (--alpha), big enough (--min-shift and
 /// --min-seconds), lasts (at least --min-builds builds on each side) and is sharp; single spikes,
 /// noise, slow drifts and flaky tests are told apart and listed separately.
@@ -76,7 +78,7 @@ pub struct Args {
     #[arg(long, default_value = "master", value_name = "RULES")]
     pub branches: String,
     /// Branch class rules CLASS=GLOB|GLOB, as in `aggregate --branch-class` (for builds read from
-    /// raw XML; summaries keep the class the aggregator gave them).
+    /// raw XML; aggregated builds keep the class the aggregator gave them).
     #[arg(long = "branch-class", value_name = "CLASS=GLOBS")]
     pub branch_class: Vec<String>,
     /// Only the latest N builds of each job and branch.

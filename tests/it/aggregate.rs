@@ -149,14 +149,37 @@ fn sample_store_is_aggregated_once() {
     assert_eq!(third["already_done"], 107);
     assert_eq!(std::fs::read(&emf).unwrap(), before);
 
-    // Summaries were written for analysis.
-    let summary =
-        store.join("_ci-test-metrics/summaries/mxnet-validation/unix-cpu/master/1.json.gz");
-    let summary =
-        ci_test_metrics::summary::BuildSummary::from_gzip_json(&std::fs::read(summary).unwrap())
-            .unwrap();
-    assert_eq!(summary.context.build, 1);
-    assert_eq!(summary.branch_class, "master");
+    // Every build went into the history tables (its days are long over), once.
+    assert_eq!(first["tables"]["builds"], 107);
+    assert_eq!(second["tables"]["builds"], 0);
+    assert_eq!(third["tables"]["builds"], 0);
+    let builds = table_builds(&store);
+    assert_eq!(builds.len(), 107);
+    let one = builds
+        .iter()
+        .find(|b| {
+            b.context.job == "mxnet-validation/unix-cpu"
+                && b.context.branch == "master"
+                && b.context.build == 1
+        })
+        .expect("unix-cpu master 1 in the builds table");
+    assert_eq!(one.branch_class, "master");
+}
+
+/// Every build a local store's `test_runs` parts list (from their footers).
+fn table_builds(store: &Path) -> Vec<ci_test_metrics::table::schema::BuildRow> {
+    use ci_test_metrics::table::decode;
+    use parquet::file::reader::FileReader;
+    let mut out = Vec::new();
+    let root = store.join("_ci-test-metrics/tables/test_runs");
+    for day in std::fs::read_dir(root).unwrap().flatten() {
+        for part in std::fs::read_dir(day.path()).unwrap().flatten() {
+            let bytes = std::fs::read(part.path()).unwrap();
+            let file = decode::open(decode::Ranges::whole(bytes.into())).unwrap();
+            out.extend(decode::builds_of(file.metadata()).unwrap());
+        }
+    }
+    out
 }
 
 #[test]
@@ -183,7 +206,7 @@ fn dry_run_records_nothing_and_prices_the_run() {
 }
 
 #[test]
-fn branch_filter_publishes_only_master_but_summarises_all() {
+fn branch_filter_publishes_only_master_but_keeps_all_in_the_history() {
     let (dir, store) = sample_store();
     let emf = dir.path().join("metrics.emf");
     let (out, json) = aggregate(
@@ -201,10 +224,18 @@ fn branch_filter_publishes_only_master_but_summarises_all() {
     assert_eq!(published.len(), 30 * 3);
     assert!(published.iter().all(|b| b["branch_class"] == "master"));
     assert_eq!(emf_sum(&emf_lines(&emf), "Builds").0, 90.0);
-    // Unpublished builds are summarised too, so analysis can use them.
-    assert!(store
-        .join("_ci-test-metrics/summaries/mxnet-validation/unix-gpu/PR-16336/2.json.gz")
-        .exists());
+    // Unpublished builds are in the history too, so analysis can use them.
+    let builds = table_builds(&store);
+    let pr = builds
+        .iter()
+        .find(|b| {
+            b.context.job == "mxnet-validation/unix-gpu"
+                && b.context.branch == "PR-16336"
+                && b.context.build == 2
+        })
+        .expect("an unpublished PR build in the history");
+    assert!(!pr.published);
+    assert_eq!(builds.len(), 107);
 }
 
 #[test]
