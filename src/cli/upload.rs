@@ -61,48 +61,54 @@ pub struct Args {
     #[arg(long, short = 'C', value_name = "DIR", default_value = ".")]
     pub working_dir: PathBuf,
 
+    /// The CI whose variables give the values below [default: the one detected: JENKINS_URL or
+    /// JOB_NAME, GITHUB_ACTIONS=true, GITLAB_CI=true or BUILDKITE=true; `none` reads no CI
+    /// variables].
+    #[arg(long, value_name = "CI", help_heading = "Build (flags override CI variables)",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::context::ci::names()))]
+    pub ci: Option<String>,
     /// Job name, Jenkins folders separated by `/` [default: $JOB_NAME, minus its last segment
     /// when $BRANCH_NAME is set].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub job: Option<String>,
     /// Raw branch name, e.g. PR-16336 or feature/foo [default: $BRANCH_NAME, else $GIT_BRANCH
     /// without `origin/`, else git's current branch].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub branch: Option<String>,
     /// Build number [default: $BUILD_NUMBER].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub build: Option<String>,
     /// Commit built [default: $GIT_COMMIT, else git's HEAD].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub commit: Option<String>,
     /// Author of the commit, `Name <email>` [default: $CHANGE_AUTHOR_DISPLAY_NAME and
     /// $CHANGE_AUTHOR_EMAIL, else HEAD's author from git].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub author: Option<String>,
     /// Repository URL, for commit links in reports [default: $GIT_URL, else git's
     /// remote.origin.url; credentials in it are dropped].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub repo_url: Option<String>,
     /// Jenkins user behind the change [default: $CHANGE_AUTHOR (pull requests)].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub user: Option<String>,
     /// When the build ran, RFC 3339 (stored in UTC) [default: now].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub timestamp: Option<String>,
     /// Link to the build [default: $BUILD_URL].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub build_url: Option<String>,
     /// Agent the build ran on [default: $NODE_NAME].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub node: Option<String>,
     /// The pull request's source branch [default: $CHANGE_BRANCH, else the branch].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub source_branch: Option<String>,
     /// The pull request's target branch [default: $CHANGE_TARGET].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub target_branch: Option<String>,
     /// Pull request number [default: $CHANGE_ID].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub pr: Option<String>,
 
     /// When no file matches, still write context.json (an empty manifest) and exit 0.
@@ -205,6 +211,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 async fn run_inner(args: Args) -> crate::Result<u8> {
     let url = super::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
     let flags = Overrides {
+        ci: args.ci,
         job: args.job,
         branch: args.branch,
         build: args.build,
