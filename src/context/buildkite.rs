@@ -32,6 +32,7 @@ pub static PROVIDER: Provider = Provider {
         job: "BUILDKITE_ORGANIZATION_SLUG, BUILDKITE_PIPELINE_SLUG and BUILDKITE_STEP_KEY or BUILDKITE_LABEL",
         branch: "BUILDKITE_BRANCH (or run inside a git checkout on a branch)",
         build: "BUILDKITE_BUILD_NUMBER",
+        commit: "BUILDKITE_COMMIT",
     },
 };
 
@@ -96,7 +97,7 @@ fn read(v: &Vars) -> CiValues {
 
 #[cfg(test)]
 mod tests {
-    use crate::context::testing::{check, Want};
+    use crate::context::testing::{check, set, with, Want};
 
     /// What every job has, as Buildkite's environment-variable reference lists them.
     const COMMON: &[(&str, &str)] = &[
@@ -126,7 +127,7 @@ mod tests {
     ];
 
     fn vars<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-        COMMON.iter().chain(extra).copied().collect()
+        with(COMMON, extra)
     }
 
     fn want_common<'a>() -> Want<'a> {
@@ -192,11 +193,7 @@ mod tests {
         };
         check(&v, &want);
         // Its first retry: a build of its own.
-        for (k, val) in v.iter_mut() {
-            if *k == "BUILDKITE_RETRY_COUNT" {
-                *val = "1";
-            }
-        }
+        set(&mut v, "BUILDKITE_RETRY_COUNT", "1");
         check(
             &v,
             &Want {

@@ -41,6 +41,7 @@ pub struct Names {
     pub job: &'static str,
     pub branch: &'static str,
     pub build: &'static str,
+    pub commit: &'static str,
 }
 
 /// A value from a CI variable, and the variable (or variables) it came from.

@@ -33,6 +33,7 @@ pub static PROVIDER: Provider = Provider {
         job: "GITHUB_REPOSITORY, GITHUB_WORKFLOW and GITHUB_JOB",
         branch: "GITHUB_REF_NAME (or run inside a git checkout on a branch)",
         build: "GITHUB_RUN_NUMBER",
+        commit: "GITHUB_SHA",
     },
 };
 
@@ -176,7 +177,7 @@ fn read(v: &Vars) -> CiValues {
 
 #[cfg(test)]
 mod tests {
-    use crate::context::testing::{check, Want};
+    use crate::context::testing::{check, set, with, Want};
 
     /// The variables every job of a run has, as GitHub's documentation lists them.
     const COMMON: &[(&str, &str)] = &[
@@ -195,7 +196,7 @@ mod tests {
     ];
 
     fn vars<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-        COMMON.iter().chain(extra).copied().collect()
+        with(COMMON, extra)
     }
 
     fn event(dir: &tempfile::TempDir, json: &str) -> String {
@@ -305,8 +306,7 @@ mod tests {
 
         // Without a readable event: the number from GITHUB_REF, the merge commit (warned).
         let mut v = v;
-        v.retain(|(k, _)| *k != "GITHUB_EVENT_PATH");
-        v.push(("GITHUB_EVENT_PATH", "/nonexistent/event.json"));
+        set(&mut v, "GITHUB_EVENT_PATH", "/nonexistent/event.json");
         check(
             &v,
             &Want {

@@ -32,6 +32,7 @@ pub static PROVIDER: Provider = Provider {
         branch:
             "CI_COMMIT_BRANCH (or CI_COMMIT_REF_NAME, or run inside a git checkout on a branch)",
         build: "CI_JOB_ID",
+        commit: "CI_COMMIT_SHA",
     },
 };
 
@@ -77,7 +78,7 @@ fn read(v: &Vars) -> CiValues {
 
 #[cfg(test)]
 mod tests {
-    use crate::context::testing::{check, Want};
+    use crate::context::testing::{check, set, with, Want};
 
     /// What every job has, as GitLab's predefined-variables reference lists them.
     const COMMON: &[(&str, &str)] = &[
@@ -104,7 +105,7 @@ mod tests {
     ];
 
     fn vars<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-        COMMON.iter().chain(extra).copied().collect()
+        with(COMMON, extra)
     }
 
     const JOB: (&str, &str) = (
@@ -190,11 +191,7 @@ mod tests {
         };
         check(&v, &want);
         // A plain merge request pipeline sets the head SHA empty: CI_COMMIT_SHA is the head.
-        for (k, val) in v.iter_mut() {
-            if *k == "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA" {
-                *val = "";
-            }
-        }
+        set(&mut v, "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA", "");
         check(
             &v,
             &Want {

@@ -32,6 +32,7 @@ pub static PROVIDER: Provider = Provider {
         job: "JOB_NAME",
         branch: "BRANCH_NAME (or GIT_BRANCH, or run inside a git checkout on a branch)",
         build: "BUILD_NUMBER",
+        commit: "GIT_COMMIT",
     },
 };
 

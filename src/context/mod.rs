@@ -318,18 +318,14 @@ impl Context {
                 .map(|v| (v, Source::Flag(flag_name.to_string())))
                 .or_else(|| found.map(|f| (f.value, Source::ci(ci_name, &f.var))))
         };
-        let mut value = |field: &str, v: &Option<String>, flag_name: &str, found: Option<Found>| {
-            pick(v, flag_name, found).map(|(v, from)| {
-                sources.insert(field.to_string(), from);
-                v
-            })
-        };
 
-        let job = value("job", &flags.job, "--job", found.job).ok_or(ContextError::Missing {
-            what: "job",
-            flag: "--job",
-            var: names.map(|n| n.job),
-        })?;
+        let job = keep(&mut sources, "job", pick(&flags.job, "--job", found.job)).ok_or(
+            ContextError::Missing {
+                what: "job",
+                flag: "--job",
+                var: names.map(|n| n.job),
+            },
+        )?;
         let mut head = Some(git);
         let mut head_cache: Option<Head> = None;
         let mut head = move || -> Head {
@@ -337,7 +333,11 @@ impl Context {
                 .get_or_insert_with(|| head.take().map(|g| g()).unwrap_or_default())
                 .clone()
         };
-        let branch = match value("branch", &flags.branch, "--branch", found.branch) {
+        let branch = match keep(
+            &mut sources,
+            "branch",
+            pick(&flags.branch, "--branch", found.branch),
+        ) {
             Some(branch) => branch,
             None => {
                 let branch = head().branch.ok_or(ContextError::Missing {
@@ -403,10 +403,7 @@ impl Context {
         }
         .to_offset(time::UtcOffset::UTC);
         let mut value = |field: &str, v: &Option<String>, flag_name: &str, found: Option<Found>| {
-            pick(v, flag_name, found).map(|(v, from)| {
-                sources.insert(field.to_string(), from);
-                v
-            })
+            keep(&mut sources, field, pick(v, flag_name, found))
         };
         let build_url = value(
             "build_url",
@@ -473,10 +470,12 @@ impl Context {
             }
         }
         if commit.is_none() {
+            let set = names
+                .map(|n| format!("set {}, ", n.commit))
+                .unwrap_or_default();
             tracing::warn!(
-                "no commit for this build: pass --commit, set the CI's commit variable, or \
-                 upload from inside the git checkout (--working-dir); reports will name builds, \
-                 not commits"
+                "no commit for this build: {set}pass --commit, or upload from inside the git \
+                 checkout (--working-dir); reports will name builds, not commits"
             );
         }
         Ok(Context {
@@ -524,6 +523,18 @@ impl Context {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("context serialises")
     }
+}
+
+/// The value picked for `field`, its source recorded.
+fn keep(
+    sources: &mut BTreeMap<String, Source>,
+    field: &str,
+    picked: Option<(String, Source)>,
+) -> Option<String> {
+    picked.map(|(value, from)| {
+        sources.insert(field.to_string(), from);
+        value
+    })
 }
 
 /// The end of a missing-value message: the variables, or why none are read.

@@ -14,6 +14,23 @@ pub fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String
     }
 }
 
+/// A CI's fixture: the variables every job has, plus those of one kind of build.
+pub fn with<'a>(
+    common: &[(&'a str, &'a str)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    common.iter().chain(extra).copied().collect()
+}
+
+/// Sets one variable of a fixture (it must be there).
+pub fn set<'a>(vars: &mut [(&'a str, &'a str)], name: &str, value: &'a str) {
+    let slot = vars
+        .iter_mut()
+        .find(|(k, _)| *k == name)
+        .expect("a variable of the fixture");
+    slot.1 = value;
+}
+
 /// Each field's value and source (`""`: no source recorded).
 #[derive(Debug, Default)]
 pub struct Want<'a> {

@@ -3,11 +3,11 @@
 //! aggregated into an EMF file, and the PR gate runs on the pull request; a re-run of the pull
 //! request is a build of its own and sends nothing twice.
 
-use crate::common;
+use crate::common::{self, run};
 use ci_test_metrics::context::Context;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// Every CI variable the stages read, so the caller's environment (maybe a real CI) never leaks.
 const CI_VARS: &[&str] = &[
@@ -82,17 +82,6 @@ fn pull_request(run: &str, attempt: &str, event: &Path) -> Command {
     ]);
     cmd.env("GITHUB_EVENT_PATH", event);
     cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run the binary");
-    eprintln!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn upload(mut cmd: Command, store: &Path, timestamp: &str) {

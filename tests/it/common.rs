@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The built `ci-test-metrics` binary, with network hygiene set: no instance-metadata probe,
 /// static test credentials, and no endpoint from the caller's environment.
@@ -46,6 +46,18 @@ pub fn bin() -> Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// Runs the command and logs its exit code, stdout and stderr (shown when a test fails).
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run the binary");
+    eprintln!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Sets the same hygiene for SDK clients built inside the test process.
