@@ -67,14 +67,7 @@ fn scripted_upload(dir: &Path, store: &Path, extra: &[(&str, &str)]) -> Output {
         .args(["upload", "--store"])
         .arg(store)
         .arg("nosetests_*.xml");
-    let out = cmd.output().expect("run the binary");
-    eprintln!(
-        "exit {:?}\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::run(&mut cmd)
 }
 
 fn fixture(dir: &Path) {
