@@ -163,7 +163,7 @@ fn write_build(out: &Path, b: &Build, rng: &mut Rng) -> std::io::Result<()> {
     if still_uploading {
         return Ok(());
     }
-    let jenkins = |v: &str| Source::Jenkins(v.to_string());
+    let jenkins = |v: &str| Source::ci("jenkins", v);
     let mut sources: std::collections::BTreeMap<String, Source> = [
         ("branch", jenkins("BRANCH_NAME")),
         ("build_url", jenkins("BUILD_URL")),

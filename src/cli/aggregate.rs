@@ -338,6 +338,7 @@ pub async fn run(args: Args) -> crate::Result<u8> {
         (None, None) => LOCAL_DEFAULT_SINK.into(),
     };
     let report = Report {
+        outside_window: sink.as_ref().and_then(|s| s.outside_window()),
         outcome: &outcome,
         jobs: &jobs,
         args: &args,
@@ -369,6 +370,8 @@ struct Report<'a> {
     store: &'a Store,
     sink: &'a str,
     destination: &'a str,
+    /// The EMF sink's line about datums outside CloudWatch's timestamp window.
+    outside_window: Option<String>,
 }
 
 /// `90m`, `2h`, `3d`, `1w`, or plain seconds.
@@ -505,6 +508,7 @@ fn table(report: &Report) -> String {
         store,
         sink,
         destination,
+        ..
     } = *report;
     let mut s = String::new();
     let published = outcome.builds.iter().filter(|b| b.published).count();
@@ -549,15 +553,16 @@ fn table(report: &Report) -> String {
         );
     }
     if outcome.builds.is_empty() {
-        let _ = writeln!(
-            s,
-            "nothing new: {} build(s) already recorded, {} still uploading, {} settling (--settle {}), {} claimed by other workers",
-            outcome.already_done,
-            outcome.incomplete.len(),
-            outcome.settling.len(),
-            humantime(args.settle),
-            outcome.claimed.len()
-        );
+        let counts = [
+            (outcome.already_done, "already recorded".to_string()),
+            (outcome.incomplete.len(), "still uploading".into()),
+            (
+                outcome.settling.len(),
+                format!("settling (--settle {})", humantime(args.settle)),
+            ),
+            (outcome.claimed.len(), "claimed by other workers".into()),
+        ];
+        let _ = writeln!(s, "{}", nothing_new(&counts, outcome.discovery == "full"));
     } else {
         let width = jobs.keys().map(|j| j.len()).max().unwrap_or(3).max(3);
         let _ = writeln!(
@@ -652,6 +657,10 @@ fn table(report: &Report) -> String {
             sink
         );
     }
+    // The EMF sink's one line for the run (each write's is at -v).
+    if let Some(line) = &report.outside_window {
+        let _ = writeln!(s, "{}note: {line}", if too_old > 0 { "" } else { "\n" });
+    }
     if !outcome.recovered.is_empty() {
         let _ = writeln!(
             s,
@@ -685,6 +694,7 @@ fn json(report: &Report) -> serde_json::Value {
         store,
         sink,
         destination,
+        ..
     } = *report;
     let builds: Vec<serde_json::Value> = outcome
         .builds
@@ -733,6 +743,23 @@ fn json(report: &Report) -> serde_json::Value {
             "warnings": outcome.tables.warnings,
         }),
     })
+}
+
+/// The line for a run that found nothing to publish: the non-zero counts, or, when there are
+/// none, what the run looked at and how to look further.
+fn nothing_new(counts: &[(usize, String)], full_sweep: bool) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} build(s) {what}"))
+        .collect();
+    match (parts.is_empty(), full_sweep) {
+        (false, _) => format!("nothing new: {}", parts.join(", ")),
+        (true, true) => "nothing new: the store has no complete build".into(),
+        (true, false) => "nothing new: no build arrived since the last run (--full sweeps the \
+             whole store; --republish sends chosen builds again)"
+            .into(),
+    }
 }
 
 /// A progress bar on a terminal, plain lines otherwise.
@@ -810,6 +837,38 @@ mod tests {
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert!(parse_duration("2y").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn nothing_new_says_only_what_counts() {
+        let c = |a, b| {
+            vec![
+                (a, "already recorded".to_string()),
+                (b, "still uploading".into()),
+            ]
+        };
+        let table = [
+            (
+                c(0, 0),
+                false,
+                "nothing new: no build arrived since the last run (--full sweeps the whole store; \
+                 --republish sends chosen builds again)",
+            ),
+            (
+                c(0, 0),
+                true,
+                "nothing new: the store has no complete build",
+            ),
+            (
+                c(3, 1),
+                false,
+                "nothing new: 3 build(s) already recorded, 1 build(s) still uploading",
+            ),
+            (c(0, 2), true, "nothing new: 2 build(s) still uploading"),
+        ];
+        for (counts, full, want) in table {
+            assert_eq!(nothing_new(&counts, full), want);
+        }
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub struct AlarmsDeployArgs {
 }
 
 /// Dashboard errors carry their own exit codes (bad template 1, no jobs 3, AWS 4); see
-/// [`DashboardError::exit_code`].
+/// [`crate::error::dashboard_exit_code`].
 fn finish(result: Result<u8, DashboardError>) -> crate::Result<u8> {
     Ok(result?)
 }

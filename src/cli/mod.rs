@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod analyze;
 pub mod dashboard;
+pub mod gate_ci;
 pub mod parse;
 pub mod upload;
 
@@ -11,7 +12,8 @@ use clap::{Parser, Subcommand};
 
 /// Turn CI JUnit results into per-job CloudWatch metrics and dashboards, and find what made tests slower.
 ///
-/// Stages: `upload` (in every Jenkins build) → `aggregate` (on a schedule) → `dashboard` / `analyze`.
+/// Stages: `upload` (in every CI build: Jenkins, GitHub Actions, GitLab CI, Buildkite) →
+/// `aggregate` (on a schedule) → `dashboard` / `analyze`.
 /// Everything works without an AWS account: a directory is a store and an EMF file is a sink.
 ///
 /// Exit codes: 0 ok, 1 usage or configuration error, 2 some input could not be read or parsed
@@ -47,6 +49,11 @@ pub enum Command {
     Aggregate(aggregate::Args),
     Dashboard(dashboard::Args),
     Alarms(dashboard::AlarmsArgs),
+    // `--pr-gate` reads every CI's variables (see gate_ci.rs): say so in analyze's help.
+    #[command(mut_arg("pr_gate", |a| a.help(gate_ci::PR_GATE_HELP)))]
+    #[command(mut_arg("branch", |a| a.help(gate_ci::BRANCH_HELP)))]
+    #[command(mut_arg("baseline", |a| a.help(gate_ci::BASELINE_HELP)))]
+    #[command(after_long_help = gate_ci::PR_GATE_EXAMPLES)]
     Analyze(analyze::Args),
 }
 
@@ -58,7 +65,7 @@ pub async fn run(command: Command) -> crate::Result<u8> {
         Command::Aggregate(a) => aggregate::run(a).await,
         Command::Dashboard(a) => dashboard::run(a).await,
         Command::Alarms(a) => dashboard::run_alarms(a).await,
-        Command::Analyze(a) => analyze::run(a).await,
+        Command::Analyze(a) => gate_ci::run(a, &|n| std::env::var(n).ok()).await,
     }
 }
 

@@ -16,15 +16,24 @@ use std::time::Duration;
 /// and test count) is written last, marking the build complete. Only PutObject is used: a role
 /// allowed `s3:PutObject` on `arn:aws:s3:::BUCKET/*` is enough.
 ///
-/// Inside Jenkins every value comes from the build's variables (JOB_NAME, BRANCH_NAME,
-/// BUILD_NUMBER, BUILD_URL, GIT_COMMIT, GIT_URL, CHANGE_AUTHOR, CHANGE_AUTHOR_DISPLAY_NAME,
-/// CHANGE_AUTHOR_EMAIL, CHANGE_BRANCH, CHANGE_TARGET, CHANGE_ID, NODE_NAME); each flag below
-/// overrides its variable. What Jenkins leaves out (scripted pipelines set no GIT_COMMIT; master
-/// builds have no CHANGE_AUTHOR) is read from the git checkout in --working-dir: the commit,
-/// its author and time (`git log -1`), the branch (after GIT_BRANCH, for non-multibranch jobs)
-/// and the origin URL. context.json records where each value came from (`sources`). For a multibranch job
-/// `mxnet-validation/unix-cpu/PR-16336` the job is `mxnet-validation/unix-cpu` and the branch
-/// `PR-16336`; in keys the branch is encoded as Jenkins does (`feature/foo` → `feature%2Ffoo`).
+/// Every value comes from the CI's own variables: Jenkins (JOB_NAME, BRANCH_NAME, BUILD_NUMBER,
+/// GIT_COMMIT, CHANGE_*, …), GitHub Actions (GITHUB_REPOSITORY, GITHUB_WORKFLOW, GITHUB_JOB,
+/// GITHUB_RUN_NUMBER, GITHUB_SHA, the event at GITHUB_EVENT_PATH, …), GitLab CI
+/// (CI_PROJECT_PATH, CI_JOB_NAME, CI_JOB_ID, CI_COMMIT_SHA, CI_MERGE_REQUEST_*, …) or Buildkite
+/// (BUILDKITE_PIPELINE_SLUG, BUILDKITE_STEP_KEY, BUILDKITE_BUILD_NUMBER, BUILDKITE_COMMIT, …),
+/// detected from JENKINS_URL or JOB_NAME, GITHUB_ACTIONS, GITLAB_CI or BUILDKITE; --ci chooses
+/// one, and with two CIs' variables at once one warning names the one used. docs/upload.md
+/// lists which variable gives each field. Pull and merge requests get the branch `PR-<n>`, as
+/// Jenkins multibranch names them, so branch classes and `analyze --pr-gate` work the same; a
+/// GitHub pull request's commit is its head, not the merge commit GitHub builds. A re-run is a
+/// build of its own (GitHub: run × 100 + attempt; GitLab: the job ID; Buildkite: build × 100 +
+/// retry + 1), so no attempt's results replace or double another's. Each flag below overrides
+/// its variable. What the CI leaves out is read from the git checkout in --working-dir: the
+/// commit, its author and time (`git log -1`), the branch and the origin URL. context.json
+/// records where each value came from (`sources`: `github:GITHUB_SHA`, `flag:--job`, `git`). For
+/// a Jenkins multibranch job `mxnet-validation/unix-cpu/PR-16336` the job is
+/// `mxnet-validation/unix-cpu` and the branch `PR-16336`; in keys the branch is encoded as
+/// Jenkins does (`feature/foo` → `feature%2Ffoo`).
 ///
 /// Names are checked, never guessed: a job, branch or file name with `..`, a leading `/`, a
 /// backslash, a control character, or over 255 bytes is refused; nothing may be written under
@@ -42,7 +51,7 @@ use std::time::Duration;
 /// stalls or fails the build.
 ///
 /// Exit codes: 0 uploaded (also with files that are not JUnit, unless --strict; or any failure
-/// with --soft-fail), 1 bad flags, names or store URL, 2 a file could not be read, or with
+/// with --soft-fail), 1 bad flags, names, CI variables or store URL, 2 a file could not be read, or with
 /// --strict a file is not valid JUnit, 3 no file matched, 4 the store refused, failed or timed
 /// out (context.json is then not written).
 #[derive(Debug, clap::Args)]
@@ -61,48 +70,54 @@ pub struct Args {
     #[arg(long, short = 'C', value_name = "DIR", default_value = ".")]
     pub working_dir: PathBuf,
 
+    /// The CI whose variables give the values below [default: the one detected: JENKINS_URL or
+    /// JOB_NAME, GITHUB_ACTIONS=true, GITLAB_CI=true or BUILDKITE=true; `none` reads no CI
+    /// variables].
+    #[arg(long, value_name = "CI", help_heading = "Build (flags override CI variables)",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::context::ci::names()))]
+    pub ci: Option<String>,
     /// Job name, Jenkins folders separated by `/` [default: $JOB_NAME, minus its last segment
     /// when $BRANCH_NAME is set].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub job: Option<String>,
     /// Raw branch name, e.g. PR-16336 or feature/foo [default: $BRANCH_NAME, else $GIT_BRANCH
     /// without `origin/`, else git's current branch].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub branch: Option<String>,
     /// Build number [default: $BUILD_NUMBER].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub build: Option<String>,
     /// Commit built [default: $GIT_COMMIT, else git's HEAD].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub commit: Option<String>,
     /// Author of the commit, `Name <email>` [default: $CHANGE_AUTHOR_DISPLAY_NAME and
     /// $CHANGE_AUTHOR_EMAIL, else HEAD's author from git].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub author: Option<String>,
     /// Repository URL, for commit links in reports [default: $GIT_URL, else git's
     /// remote.origin.url; credentials in it are dropped].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub repo_url: Option<String>,
     /// Jenkins user behind the change [default: $CHANGE_AUTHOR (pull requests)].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub user: Option<String>,
     /// When the build ran, RFC 3339 (stored in UTC) [default: now].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub timestamp: Option<String>,
     /// Link to the build [default: $BUILD_URL].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub build_url: Option<String>,
     /// Agent the build ran on [default: $NODE_NAME].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub node: Option<String>,
     /// The pull request's source branch [default: $CHANGE_BRANCH, else the branch].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub source_branch: Option<String>,
     /// The pull request's target branch [default: $CHANGE_TARGET].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub target_branch: Option<String>,
     /// Pull request number [default: $CHANGE_ID].
-    #[arg(long, help_heading = "Build (flags override Jenkins variables)")]
+    #[arg(long, help_heading = "Build (flags override CI variables)")]
     pub pr: Option<String>,
 
     /// When no file matches, still write context.json (an empty manifest) and exit 0.
@@ -149,7 +164,14 @@ Examples:
   bat 'ci-test-metrics.exe upload --soft-fail nosetests_*.xml'
   # (examples/jenkins/Jenkinsfile_utils.groovy wraps this in collect_test_results_unix/_windows)
 
-  # By hand, outside Jenkins, to a local directory:
+  # In a GitHub Actions, GitLab CI or Buildkite step, after the tests (also when they failed):
+  ci-test-metrics upload --soft-fail --store s3://my-bucket 'build/test-results/**/*.xml'
+  # (examples/github/, examples/gitlab/, examples/buildkite/ are ready to copy)
+
+  # A Jenkins agent inside a GitHub runner: say which CI's variables to read:
+  ci-test-metrics upload --ci github --soft-fail 'junit.xml'
+
+  # By hand, outside any CI, to a local directory:
   ci-test-metrics upload --store ./ci-results --job mxnet-validation/unix-cpu \\
       --branch feature/foo --build 42 --commit $(git rev-parse HEAD) 'build/**/*.xml'
   # → ./ci-results/mxnet-validation/unix-cpu/feature%2Ffoo/42/{*.xml, context.json}
@@ -205,6 +227,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 async fn run_inner(args: Args) -> crate::Result<u8> {
     let url = super::store_url(args.store.as_deref(), |n| std::env::var(n).ok())?;
     let flags = Overrides {
+        ci: args.ci,
         job: args.job,
         branch: args.branch,
         build: args.build,

@@ -46,19 +46,3 @@ pub enum DashboardError {
         messages: Vec<String>,
     },
 }
-
-impl DashboardError {
-    /// The process exit code: bad templates and names are usage errors, no jobs is "nothing
-    /// matched", and failed or refused calls are publish errors.
-    pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
-        match self {
-            DashboardError::Invalid { .. }
-            | DashboardError::Template { .. }
-            | DashboardError::Alarm(_)
-            | DashboardError::Name(_) => exit::USAGE,
-            DashboardError::NoJobs(_) => exit::EMPTY,
-            DashboardError::Aws { .. } | DashboardError::Refused { .. } => exit::PUBLISH,
-        }
-    }
-}

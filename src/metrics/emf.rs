@@ -27,12 +27,28 @@
 //!
 //! Datums are validated like every sink's ([`super::validate`]): invalid ones are an error and
 //! nothing is written; ones outside CloudWatch's timestamp window are written (the file is the
-//! record) with a warning.
+//! record). Each such write is logged at `-v`; [`EmfSink::outside_window`] sums them up in one
+//! line, with an example, for the command to print once per run.
 
 use super::{validate_all, Datum, MetricsError, PublishReport, Value};
 use serde_json::{json, Map};
 use std::io::Write;
 use time::OffsetDateTime;
+
+/// A datum outside the window, for people: `Builds (Job=a, BranchClass=master) at
+/// 2026-11-01T10:00:00Z: 700 h older than CloudWatch's 2-week window`.
+fn example(d: &Datum, why: &super::Verdict) -> String {
+    let dims: Vec<String> = d
+        .dimensions
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let at = d
+        .timestamp
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    format!("{} ({}) at {at}: {why}", d.name, dims.join(", "))
+}
 
 /// Metrics per EMF line (the format's limit).
 pub const MAX_METRICS_PER_LINE: usize = 100;
@@ -43,6 +59,15 @@ pub const MAX_VALUES_PER_METRIC: usize = 100;
 pub struct EmfSink {
     namespace: String,
     path: Option<String>,
+    window: Outside,
+}
+
+/// The datums written outside CloudWatch's timestamp window so far, and the first of them.
+#[derive(Debug, Default)]
+struct Outside {
+    datums: usize,
+    written: usize,
+    example: Option<String>,
 }
 
 impl EmfSink {
@@ -50,6 +75,7 @@ impl EmfSink {
         EmfSink {
             namespace: namespace.into(),
             path: None,
+            window: Outside::default(),
         }
     }
 
@@ -68,19 +94,24 @@ impl EmfSink {
         Ok(EmfSink {
             namespace: namespace.into(),
             path: Some(path.into()),
+            window: Outside::default(),
         })
     }
 
     /// Validates, encodes and writes all datums in one write (and fsync for files).
     pub fn publish(&mut self, datums: &[Datum]) -> Result<PublishReport, MetricsError> {
-        let outside = validate_all(datums, OffsetDateTime::now_utc())?.len();
-        if outside > 0 {
-            tracing::warn!(
-                "{outside} of {} datums lie outside CloudWatch's timestamp window (2 weeks back, \
-                 2 h ahead); written anyway, but CloudWatch Logs will not turn them into metrics",
+        let outside = validate_all(datums, OffsetDateTime::now_utc())?;
+        if let Some((first, verdict)) = outside.first() {
+            let example = example(first, verdict);
+            tracing::info!(
+                "{} of {} datums lie outside CloudWatch's timestamp window, e.g. {example}",
+                outside.len(),
                 datums.len()
             );
+            self.window.example.get_or_insert(example);
         }
+        self.window.datums += outside.len();
+        self.window.written += datums.len();
         let lines = encode_lines(&self.namespace, datums);
         let mut text = String::new();
         for line in &lines {
@@ -129,6 +160,21 @@ impl EmfSink {
                     && v.get("Builds").is_some_and(|b| b.is_number())
             })
         }))
+    }
+
+    /// One line for the whole run when datums were written outside CloudWatch's timestamp
+    /// window (each write is logged at `-v`).
+    pub fn outside_window(&self) -> Option<String> {
+        let w = &self.window;
+        let example = w.example.as_ref().filter(|_| w.datums > 0)?;
+        Some(format!(
+            "{} of the {} datums written to {} lie outside CloudWatch's timestamp window (2 weeks \
+             back, 2 h ahead), e.g. {example}; CloudWatch Logs will not turn those into metrics \
+             (-v lists each write)",
+            w.datums,
+            w.written,
+            self.describe()
+        ))
     }
 
     /// `stdout` or `emf:PATH`.
@@ -292,6 +338,39 @@ mod tests {
             .iter()
             .map(|l| serde_json::from_str(l).expect("valid JSON"))
             .collect()
+    }
+
+    #[test]
+    fn datums_outside_the_window_are_summed_up_once_per_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.emf");
+        let mut sink = EmfSink::file("NS", path.to_str().unwrap()).unwrap();
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let fresh = Datum {
+            timestamp: now,
+            ..datum("Tests", "a", Value::Scalar(1.0))
+        };
+        sink.publish(std::slice::from_ref(&fresh)).unwrap();
+        assert_eq!(sink.outside_window(), None, "all inside: nothing to say");
+        let old = |job: &str| Datum {
+            timestamp: now - time::Duration::days(30),
+            ..datum("Tests", job, Value::Scalar(1.0))
+        };
+        sink.publish(&[old("a"), fresh.clone()]).unwrap();
+        sink.publish(&[old("b"), old("c")]).unwrap();
+        let line = sink.outside_window().unwrap();
+        assert!(
+            line.starts_with("3 of the 5 datums written to emf:"),
+            "{line}"
+        );
+        assert!(
+            line.contains("e.g. Tests (Job=a, BranchClass=pr) at ")
+                && line.contains("older than CloudWatch's 2-week window")
+                && line.contains("-v"),
+            "{line}"
+        );
+        // Everything was still written.
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 5);
     }
 
     #[test]

@@ -246,6 +246,15 @@ impl Sink {
         }
     }
 
+    /// One line for the run when an EMF sink wrote datums CloudWatch would not take (outside its
+    /// timestamp window); CloudWatch itself is never sent such datums.
+    pub fn outside_window(&self) -> Option<String> {
+        match self {
+            Sink::CloudWatch(_) => None,
+            Sink::Emf(s) => s.outside_window(),
+        }
+    }
+
     /// Publishes datums in as few requests as the limits allow; all or an error.
     pub async fn publish(&mut self, datums: &[Datum]) -> Result<PublishReport, MetricsError> {
         match self {

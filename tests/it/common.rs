@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The built `ci-test-metrics` binary, with network hygiene set: no instance-metadata probe,
 /// static test credentials, and no endpoint from the caller's environment.
@@ -36,10 +36,28 @@ pub fn bin() -> Command {
         "CHANGE_AUTHOR",
         "CHANGE_AUTHOR_DISPLAY_NAME",
         "CHANGE_AUTHOR_EMAIL",
+        // Nor another CI's: none is detected unless a test says so.
+        "JENKINS_URL",
+        "GITHUB_ACTIONS",
+        "GITHUB_STEP_SUMMARY",
+        "GITLAB_CI",
+        "BUILDKITE",
     ] {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// Runs the command and logs its exit code, stdout and stderr (shown when a test fails).
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run the binary");
+    eprintln!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Sets the same hygiene for SDK clients built inside the test process.
@@ -64,6 +82,29 @@ fn endpoint(var: &str, what: &str) -> Option<String> {
         }
         Err(_) => {
             eprintln!("skipped: {var} is not set (run scripts/test.sh to start {what})");
+            None
+        }
+    }
+}
+
+/// A tool of the test virtualenv (`$CTM_TEST_VENV/bin/NAME`, set by `scripts/test.sh`). Without
+/// it the test is skipped with a note, except under CI, where it fails.
+pub fn venv_tool(name: &str) -> Option<PathBuf> {
+    match std::env::var_os("CTM_TEST_VENV") {
+        Some(venv) => {
+            let tool = PathBuf::from(venv).join("bin").join(name);
+            assert!(
+                tool.is_file(),
+                "{} is missing: scripts/test.sh installs it from scripts/requirements.txt",
+                tool.display()
+            );
+            Some(tool)
+        }
+        None if std::env::var_os("CI").is_some() => {
+            panic!("CTM_TEST_VENV is not set: run the tests with scripts/test.sh, which installs {name}")
+        }
+        None => {
+            eprintln!("skipped: CTM_TEST_VENV is not set (run scripts/test.sh to install {name})");
             None
         }
     }

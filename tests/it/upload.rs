@@ -1,7 +1,7 @@
 //! Integration tests: upload. The binary is run as Jenkins would run it, against a local
 //! directory and against SeaweedFS with a write-only identity.
 
-use crate::common;
+use crate::common::{self, run};
 use aws_sdk_s3::config::Credentials;
 use ci_test_metrics::context::Context;
 use std::path::{Path, PathBuf};
@@ -53,17 +53,6 @@ fn upload(vars: &[(&str, &str)]) -> Command {
     }
     cmd.envs(vars.iter().copied());
     cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run the binary");
-    eprintln!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn stderr(out: &Output) -> String {
