@@ -271,51 +271,79 @@ pub async fn read_series(
                 .1
                 .push((p.row.first_row, p.row.rows, b)),
             Source::Staged { key } => {
-                let bytes = store.get(key).await?;
-                let file = decode::open(Ranges::whole(bytes)).map_err(TableError::parquet(key))?;
-                let groups: Vec<usize> = (0..file.metadata().num_row_groups()).collect();
-                decode::for_each_run(&file, &groups, |_, r| {
-                    builder.add(b, r.suite, r.classname, r.name, r.duration_s, r.status)
-                })
-                .map_err(TableError::parquet(key))?;
-            }
-            Source::Raw(id) => {
-                let (summary, w) = from_raw(store, id.clone(), rules).await?;
-                warnings.extend(w);
-                for c in summary.cases() {
-                    builder.add(b, &c.suite, &c.classname, &c.name, c.time, c.status);
+                if let Err(e) = read_staged(store, key, b, &mut builder).await {
+                    warnings.push(format!("{e}; the build is left out"));
                 }
             }
+            Source::Raw(id) => match from_raw(store, id.clone(), rules).await {
+                Ok((summary, w)) => {
+                    warnings.extend(w);
+                    for c in summary.cases() {
+                        builder.add(b, &c.suite, &c.classname, &c.name, c.time, c.status);
+                    }
+                }
+                Err(e) => warnings.push(format!("{id}: {e}; the build is left out")),
+            },
         }
     }
     for (key, (size, mut builds)) in by_part {
         builds.sort();
-        let mut footer = fetch::footer(store, key, size).await?;
-        let starts = decode::row_group_starts(&footer.meta);
-        let mut groups: Vec<usize> = builds
-            .iter()
-            .flat_map(|&(first, rows, _)| decode::row_groups_of(&starts, &footer.meta, first, rows))
-            .collect();
-        groups.sort_unstable();
-        groups.dedup();
-        let columns = decode::column_indices(&footer.meta, &decode::RUN_COLUMNS)
-            .map_err(TableError::parquet(key))?;
-        footer.fetch_columns(store, &groups, &columns).await?;
-        let file = decode::open(footer.ranges).map_err(TableError::parquet(key))?;
-        let mut at = 0;
-        decode::for_each_run(&file, &groups, |row, r| {
-            while at < builds.len() && row >= builds[at].0 + builds[at].1 {
-                at += 1;
-            }
-            if let Some(&(first, _, b)) = builds.get(at) {
-                if row >= first {
-                    builder.add(b, r.suite, r.classname, r.name, r.duration_s, r.status);
-                }
-            }
-        })
-        .map_err(TableError::parquet(key))?;
+        if let Err(e) = read_part(store, key, size, &builds, &mut builder).await {
+            warnings.push(format!("{e}; its builds of this series are left out"));
+        }
     }
     Ok((builder.finish(), warnings))
+}
+
+/// Adds a staged build's rows as build `b`.
+async fn read_staged(
+    store: &Store,
+    key: &str,
+    b: usize,
+    builder: &mut SeriesBuilder,
+) -> Result<(), TableError> {
+    let bytes = store.get(key).await?;
+    let file = decode::open(Ranges::whole(bytes)).map_err(TableError::parquet(key))?;
+    let groups: Vec<usize> = (0..file.metadata().num_row_groups()).collect();
+    decode::for_each_run(&file, &groups, |_, r| {
+        builder.add(b, r.suite, r.classname, r.name, r.duration_s, r.status)
+    })
+    .map_err(TableError::parquet(key))
+}
+
+/// Adds the rows of `builds` (first row, rows, build index; by first row) from one part: its
+/// footer, then one range GET per row group that holds any of them.
+async fn read_part(
+    store: &Store,
+    key: &str,
+    size: u64,
+    builds: &[(u64, u64, usize)],
+    builder: &mut SeriesBuilder,
+) -> Result<(), TableError> {
+    let mut footer = fetch::footer(store, key, size).await?;
+    let starts = decode::row_group_starts(&footer.meta);
+    let mut groups: Vec<usize> = builds
+        .iter()
+        .flat_map(|&(first, rows, _)| decode::row_groups_of(&starts, &footer.meta, first, rows))
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let columns = decode::column_indices(&footer.meta, &decode::RUN_COLUMNS)
+        .map_err(TableError::parquet(key))?;
+    footer.fetch_columns(store, &groups, &columns).await?;
+    let file = decode::open(footer.ranges).map_err(TableError::parquet(key))?;
+    let mut at = 0;
+    decode::for_each_run(&file, &groups, |row, r| {
+        while at < builds.len() && row >= builds[at].0 + builds[at].1 {
+            at += 1;
+        }
+        if let Some(&(first, _, b)) = builds.get(at) {
+            if row >= first {
+                builder.add(b, r.suite, r.classname, r.name, r.duration_s, r.status);
+            }
+        }
+    })
+    .map_err(TableError::parquet(key))
 }
 
 /// Lists a prefix; a prefix that does not exist (a fresh directory) lists nothing.
