@@ -6,15 +6,18 @@
 //! changes — that made a job slower.
 //!
 //! ```text
-//! upload ──▶ store ──▶ aggregate ──▶ parse ──▶ summaries + metrics ──▶ CloudWatch | EMF
+//! upload ──▶ store ──▶ aggregate ──▶ parse ──▶ build summary ──▶ metrics ──▶ CloudWatch | EMF
 //!                                                  │
-//!                          analyze ◀── summaries ──┘──▶ change points ──▶ report
+//!                                                  └──▶ history tables (Parquet, per day)
+//!                                                          │
+//!       analyze ◀── one series at a time ──────────────────┘──▶ change points ──▶ report
 //! ```
 //!
 //! The core is pure and synchronous: [`junit`] (streaming parser), [`layout`] (key layout),
-//! [`context`], [`metrics::encode`], [`dashboard`] bodies and [`analyze`] statistics. Only the
-//! edges are async and touch the network: [`store`] (local directory or S3) and the metric sinks
-//! in [`metrics`].
+//! [`context`], [`metrics::encode`], [`table::encode`] and [`table::decode`] (Parquet),
+//! [`dashboard`] bodies and [`analyze`] statistics. Only the edges are async and touch the network:
+//! [`store`] (local directory or S3), the metric sinks in [`metrics`], and the table reads and
+//! publishing in [`table::fetch`] and [`table::publish`].
 
 pub mod aggregate;
 pub mod analyze;

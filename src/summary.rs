@@ -1,5 +1,10 @@
-//! Per-build summaries: what the aggregator keeps of each build under the reserved prefix
-//! (`_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`), so analysis never re-parses XML.
+//! One build as the aggregator reads it, in memory: its context, branch class and each result
+//! file's test cases. The history tables ([`crate::table`]) store it; metrics are encoded from it.
+//!
+//! Versions before the tables wrote it as gzip JSON under
+//! `_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`; [`BuildSummary::from_gzip_json`]
+//! reads those for the one-time migration, and [`BuildSummary::to_gzip_json`] writes them for its
+//! tests.
 
 use crate::context::Context;
 use crate::junit::Status;
@@ -7,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Where summaries live, relative to the store's root.
+/// Where earlier versions kept summaries, relative to the store's root.
 pub const SUMMARIES_PREFIX: &str = "_ci-test-metrics/summaries/";
 
 /// The key of one build's summary: `_ci-test-metrics/summaries/{job}/{branch}/{build}.json.gz`.

@@ -305,7 +305,7 @@ async fn read_staged(
     let bytes = store.get(key).await?;
     let file = decode::open(Ranges::whole(bytes)).map_err(TableError::parquet(key))?;
     let groups: Vec<usize> = (0..file.metadata().num_row_groups()).collect();
-    decode::for_each_run(&file, &groups, |_, r| {
+    decode::for_each_run(&file, &groups, decode::Fields::Series, |_, r| {
         builder.add(b, r.suite, r.classname, r.name, r.duration_s, r.status)
     })
     .map_err(TableError::parquet(key))
@@ -328,12 +328,12 @@ async fn read_part(
         .collect();
     groups.sort_unstable();
     groups.dedup();
-    let columns = decode::column_indices(&footer.meta, &decode::RUN_COLUMNS)
+    let columns = decode::column_indices(&footer.meta, &decode::Fields::Series.columns())
         .map_err(TableError::parquet(key))?;
     footer.fetch_columns(store, &groups, &columns).await?;
     let file = decode::open(footer.ranges).map_err(TableError::parquet(key))?;
     let mut at = 0;
-    decode::for_each_run(&file, &groups, |row, r| {
+    decode::for_each_run(&file, &groups, decode::Fields::Series, |row, r| {
         while at < builds.len() && row >= builds[at].0 + builds[at].1 {
             at += 1;
         }

@@ -132,7 +132,8 @@ impl Function {
             now: time::OffsetDateTime::now_utc(),
             ..worker.opts.tables.clone()
         };
-        match crate::table::publish::publish(&worker.store, &tables).await {
+        // Boxed: the publishing future is deep, and the runtime's would be deeper still.
+        match Box::pin(crate::table::publish::publish(&worker.store, &tables)).await {
             Ok(p) => {
                 for w in &p.warnings {
                     tracing::warn!("{w}");

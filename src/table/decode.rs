@@ -289,36 +289,69 @@ pub const RUN_COLUMNS: [&str; 7] = [
     "duration_s",
 ];
 
+/// Which of a run's columns to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// Every one (to copy rows into a part).
+    All,
+    /// What a duration series needs: no `file`, no `attempts` (read as `""` and 1).
+    Series,
+}
+
+impl Fields {
+    /// The columns read.
+    pub fn columns(self) -> Vec<&'static str> {
+        match self {
+            Fields::All => RUN_COLUMNS.to_vec(),
+            Fields::Series => vec!["suite", "classname", "name", "status", "duration_s"],
+        }
+    }
+}
+
 /// Calls `f` with each row's index in the file and its run, for the chosen row groups of a
 /// `test_runs` file whose chunks for [`RUN_COLUMNS`] (and its footer) `file` holds.
 pub fn for_each_run<R: ChunkReader + 'static>(
     file: &SerializedFileReader<R>,
     row_groups: &[usize],
+    fields: Fields,
     mut f: impl FnMut(u64, Run<'_>),
 ) -> Result<(), ParquetError> {
     let meta = file.metadata();
-    let columns = column_indices(meta, &RUN_COLUMNS)?;
+    let wanted = column_indices(meta, &fields.columns())?;
     let starts = row_group_starts(meta);
     for &rg in row_groups {
-        let v = read_columns(file, rg, &columns)?;
-        for i in 0..v[0].len() {
-            let status = v[4].text(i).unwrap_or_default();
-            let status = Status::from_name(status).ok_or_else(|| {
+        let v = read_columns(file, rg, &wanted)?;
+        // Columns by RUN_COLUMNS position; the ones not read are absent.
+        let (file_col, rest) = match fields {
+            Fields::All => (Some(&v[0]), &v[1..]),
+            Fields::Series => (None, &v[..]),
+        };
+        let (suite, classname, name, status) = (&rest[0], &rest[1], &rest[2], &rest[3]);
+        let (attempts, duration) = match fields {
+            Fields::All => (Some(&rest[4]), &rest[5]),
+            Fields::Series => (None, &rest[4]),
+        };
+        for i in 0..suite.len() {
+            let text = status.text(i).unwrap_or_default();
+            let status = Status::from_name(text).ok_or_else(|| {
                 ParquetError::General(format!(
-                    "row {}: status {status:?} is not one this version knows: upgrade ci-test-metrics",
+                    "row {}: status {text:?} is not one this version knows: upgrade ci-test-metrics",
                     starts[rg] + i as u64
                 ))
             })?;
             f(
                 starts[rg] + i as u64,
                 Run {
-                    file: v[0].text(i).unwrap_or_default(),
-                    suite: v[1].text(i).unwrap_or_default(),
-                    classname: v[2].text(i).unwrap_or_default(),
-                    name: v[3].text(i).unwrap_or_default(),
+                    file: file_col.and_then(|c| c.text(i)).unwrap_or_default(),
+                    suite: suite.text(i).unwrap_or_default(),
+                    classname: classname.text(i).unwrap_or_default(),
+                    name: name.text(i).unwrap_or_default(),
                     status,
-                    attempts: v[5].i64(i).and_then(|a| u32::try_from(a).ok()).unwrap_or(1),
-                    duration_s: v[6].f64(i),
+                    attempts: attempts
+                        .and_then(|c| c.i64(i))
+                        .and_then(|a| u32::try_from(a).ok())
+                        .unwrap_or(1),
+                    duration_s: duration.f64(i),
                 },
             );
         }
