@@ -14,7 +14,7 @@
 //!   least `flaky_outliers` of its durations lie outside half to twice their segment's median.
 
 use super::attribution::{self, Cause, CommitRange};
-use super::changepoint::{self, median, Change};
+use super::changepoint::{self, median, Segments};
 use super::series::{JobSeries, TestId, TestSeries};
 use super::total::job_overview;
 pub use super::total::{Explanation, TotalChange};
@@ -426,31 +426,6 @@ fn analyze_tests(job: &JobSeries, options: &Options) -> Vec<Findings> {
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     })
-}
-
-/// Segment medians and lengths between change points of `x`.
-pub(super) struct Segments {
-    /// Start index of each segment (the first is 0).
-    pub(super) starts: Vec<usize>,
-    pub(super) medians: Vec<f64>,
-}
-
-impl Segments {
-    pub(super) fn new(x: &[f64], changes: &[Change]) -> Segments {
-        let starts: Vec<usize> = std::iter::once(0)
-            .chain(changes.iter().map(|c| c.index))
-            .collect();
-        let medians = (0..starts.len())
-            .map(|s| median(&x[starts[s]..Segments::end(&starts, s, x.len())]))
-            .collect();
-        Segments { starts, medians }
-    }
-    fn end(starts: &[usize], s: usize, n: usize) -> usize {
-        starts.get(s + 1).copied().unwrap_or(n)
-    }
-    fn range(&self, s: usize, n: usize) -> std::ops::Range<usize> {
-        self.starts[s]..Segments::end(&self.starts, s, n)
-    }
 }
 
 fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {

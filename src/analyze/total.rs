@@ -2,9 +2,9 @@
 //! it and placed where they begin (the split of a sum lags behind its parts), or marked
 //! unexplained when no test's regression accounts for it.
 
-use super::changepoint;
+use super::changepoint::{self, Segments};
 use super::report::{
-    unsigned_zero, BuildRef, Chart, ChartChange, JobReport, Kind, Options, Regression, Segments,
+    unsigned_zero, BuildRef, Chart, ChartChange, JobReport, Kind, Options, Regression,
 };
 use super::series::{JobSeries, TestId};
 use serde::Serialize;
