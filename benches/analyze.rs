@@ -27,7 +27,7 @@
 //! `cargo bench --bench analyze -- accuracy` or `-- speed` runs one part; `-- holdout` runs the
 //! accuracy part on 20 other seeds.
 
-use ci_test_metrics::analyze::report::Kind;
+use ci_test_metrics::analyze::model::Kind;
 use ci_test_metrics::analyze::series::{self, JobSeries};
 #[path = "../tests/support/synth.rs"]
 #[allow(dead_code)]

@@ -10,11 +10,8 @@
 //! whose PUT takes long, writes a key before a cursor that already passed its time; the aggregator
 //! lists a lookback window before its cursor for them, and `aggregate --full` finds the rest.
 
-use crate::layout::BuildId;
+use crate::layout::{BuildId, ARRIVALS_PREFIX};
 use time::OffsetDateTime;
-
-/// The index's top folder (relative to the store's root, beside the reserved prefix).
-pub const ARRIVALS_PREFIX: &str = "_ci-test-metrics-arrivals/";
 
 /// The arrival key of a build uploaded (its `context.json` written) at `at`.
 pub fn key(at: OffsetDateTime, build: &BuildId) -> String {

@@ -27,6 +27,9 @@ use thiserror::Error;
 
 /// The reserved prefix for the aggregator's ledger and summaries. Uploads never write here.
 pub const RESERVED_PREFIX: &str = "_ci-test-metrics/";
+/// The arrivals index's top folder, beside the reserved prefix (the `arrivals` module writes and
+/// parses its keys).
+pub const ARRIVALS_PREFIX: &str = "_ci-test-metrics-arrivals/";
 /// The per-build context file, written last: its presence marks the build's upload complete.
 pub const CONTEXT_FILE: &str = "context.json";
 
@@ -209,11 +212,11 @@ pub fn check_job(job: &str) -> Result<(), LayoutError> {
 }
 
 /// True when `key` lies under [`RESERVED_PREFIX`] or the arrivals index
-/// ([`crate::arrivals::ARRIVALS_PREFIX`]), in any letter case (a case-insensitive file system
+/// ([`ARRIVALS_PREFIX`]), in any letter case (a case-insensitive file system
 /// would put `_CI-Test-Metrics/` in the same place).
 pub fn is_reserved(key: &str) -> bool {
     let first = key.split('/').next().unwrap_or("");
-    [RESERVED_PREFIX, crate::arrivals::ARRIVALS_PREFIX]
+    [RESERVED_PREFIX, ARRIVALS_PREFIX]
         .iter()
         .any(|p| first.eq_ignore_ascii_case(p.trim_end_matches('/')))
 }

@@ -8,8 +8,8 @@
 //! and files that arrive after a build's `done` marker are reported as late.
 
 use super::ledger::{self, Destination};
-use crate::arrivals::{self, ARRIVALS_PREFIX};
-use crate::layout::{self, BuildId, CONTEXT_FILE, RESERVED_PREFIX};
+use crate::arrivals;
+use crate::layout::{self, BuildId, ARRIVALS_PREFIX, CONTEXT_FILE, RESERVED_PREFIX};
 use crate::store::ObjectInfo;
 use std::collections::BTreeMap;
 use std::time::Duration;

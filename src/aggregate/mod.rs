@@ -28,8 +28,8 @@ pub mod ledger;
 mod prepare;
 pub mod worker;
 
-use crate::arrivals::{self, ARRIVALS_PREFIX};
-use crate::layout::BuildId;
+use crate::arrivals;
+use crate::layout::{BuildId, ARRIVALS_PREFIX};
 use crate::metrics::encode::EncodeOptions;
 use crate::metrics::Sink;
 use crate::store::{Requests, Store, StoreError};

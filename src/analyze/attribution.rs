@@ -6,29 +6,8 @@
 //! — in one job or several — are one cause; its range is the narrowest of theirs (the one whose
 //! last good build is latest).
 
-use super::report::{BuildRef, Regression};
+use super::model::{BuildRef, Cause, CommitRange, Regression};
 use crate::context::browsable_repo_url;
-use serde::Serialize;
-
-/// The commits a regression came in with.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CommitRange {
-    /// The last build before the change (null when the change is at the first build analysed).
-    pub last_good: Option<BuildRef>,
-    pub first_bad: BuildRef,
-    /// `GOOD..BAD` (short hashes) when both commits are known; `BAD` alone when only it is.
-    pub range: Option<String>,
-    /// The repository, when known (`--repo-url`, else the build's context).
-    pub repo_url: Option<String>,
-    /// The range on the repository's web site (GitHub, GitLab, Bitbucket forms).
-    pub compare_url: Option<String>,
-    /// The first bad commit on the repository's web site.
-    pub commit_url: Option<String>,
-    /// Who to ask: the first bad build's author, then (with `--git-dir`) every author in the range.
-    pub authors: Vec<String>,
-    /// Commits in the range, when git history was at hand (`--git-dir`).
-    pub commits: Option<usize>,
-}
 
 /// Which web site's URL forms a repository uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +64,7 @@ fn is_hash(c: &str) -> bool {
     !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Making and linking a range (the type is the report model's, in `model`).
 impl CommitRange {
     /// The range between two builds; `repo_url` overrides the repository the builds name.
     pub fn new(last_good: Option<BuildRef>, first_bad: BuildRef, repo_url: Option<&str>) -> Self {
@@ -154,23 +134,6 @@ impl CommitRange {
     fn good_since(&self) -> &str {
         self.last_good.as_ref().map_or("", |b| b.timestamp.as_str())
     }
-}
-
-/// Regressions that came in with the same commit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Cause {
-    /// 1 is the biggest.
-    pub rank: usize,
-    /// The first bad commit (null when the builds name none: then a cause is one job's build).
-    pub commit: Option<String>,
-    /// The narrowest of the regressions' ranges.
-    pub range: CommitRange,
-    /// Every job (and branch) the commit slowed, `job` or `job [branch]` when not master-like.
-    pub jobs: Vec<String>,
-    /// Ranks of the regressions it explains.
-    pub regressions: Vec<usize>,
-    /// Sum of the regressions' seconds added per build (over all its jobs).
-    pub seconds_added: f64,
 }
 
 /// Groups ranked regressions into causes by first bad commit, biggest first.

@@ -360,6 +360,32 @@ pub fn median(x: &[f64]) -> f64 {
     }
 }
 
+/// Segment medians and lengths between change points of `x`.
+pub(super) struct Segments {
+    /// Start index of each segment (the first is 0).
+    pub(super) starts: Vec<usize>,
+    pub(super) medians: Vec<f64>,
+}
+
+impl Segments {
+    pub(super) fn new(x: &[f64], changes: &[Change]) -> Segments {
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(changes.iter().map(|c| c.index))
+            .collect();
+        let medians = (0..starts.len())
+            .map(|s| median(&x[starts[s]..Segments::end(&starts, s, x.len())]))
+            .collect();
+        Segments { starts, medians }
+    }
+    fn end(starts: &[usize], s: usize, n: usize) -> usize {
+        starts.get(s + 1).copied().unwrap_or(n)
+    }
+    /// The indexes of segment `s` in a series of `n` values.
+    pub(super) fn range(&self, s: usize, n: usize) -> std::ops::Range<usize> {
+        self.starts[s]..Segments::end(&self.starts, s, n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

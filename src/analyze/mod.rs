@@ -10,7 +10,13 @@
 //!             │         ├▶ total (the job's total time, explained by its regressions)
 //!             │         └▶ render (table, Markdown, JSON, HTML with SVG charts)
 //!             └▶ gate (a PR's builds against the baseline's recent runs; Markdown comment)
+//!
+//! imports: report ─▶ attribution, total ─▶ model ─▶ changepoint, series
+//!          (report and render import model too; model imports none of the steps above it)
 //! ```
+//!
+//! [`model`] holds the report's types (the JSON schema): [`report`] fills them, with
+//! [`attribution`] and [`total`], and [`render`] prints them.
 //!
 //! Everything but [`load`] is pure and synchronous. The method is described in `docs/analyze.md`;
 //! `tests/support/synth.rs` generates histories with known injected changes for the tests and
@@ -20,12 +26,14 @@ pub mod attribution;
 pub mod changepoint;
 pub mod gate;
 pub mod load;
+pub mod model;
 pub mod render;
 pub mod report;
 pub mod series;
 pub mod total;
 
-pub use report::{analyze, Options, Report};
+pub use model::{Options, Report};
+pub use report::analyze;
 
 use crate::aggregate::branches::BranchRules;
 use crate::summary::BuildSummary;

@@ -2,43 +2,12 @@
 //! it and placed where they begin (the split of a sum lags behind its parts), or marked
 //! unexplained when no test's regression accounts for it.
 
-use super::changepoint;
-use super::report::{
-    unsigned_zero, BuildRef, Chart, ChartChange, JobReport, Kind, Options, Regression, Segments,
+use super::changepoint::{self, Segments};
+use super::model::{
+    unsigned_zero, BuildRef, Chart, ChartChange, Explanation, JobReport, Options, Regression,
+    TotalChange,
 };
-use super::series::{JobSeries, TestId};
-use serde::Serialize;
-
-/// A change point in a job's total test time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TotalChange {
-    pub median_before: f64,
-    pub median_after: f64,
-    /// Positive: slower.
-    pub seconds_added: f64,
-    pub p_value: f64,
-    /// Where the shift begins: the first build of the earliest regression that explains it, else
-    /// the build the change-point test split at.
-    pub first_build: BuildRef,
-    /// The build the change-point test split the total at.
-    pub detected_at: u64,
-    /// Regressions of this job that begin near this change (within `min_segment` builds, or
-    /// between it and the next one), in the order they begin.
-    pub explained_by: Vec<Explanation>,
-    /// Sum of their seconds added per build.
-    pub explained_seconds: f64,
-    /// True when no regression explains the shift.
-    pub unexplained: bool,
-}
-
-/// A regression that is part of a total-time change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Explanation {
-    pub test: TestId,
-    pub kind: Kind,
-    pub first_build: u64,
-    pub seconds_added: f64,
-}
+use super::series::JobSeries;
 
 /// The job's overview and its total-time chart.
 pub(super) fn job_overview(

@@ -174,8 +174,7 @@ fn upload_outside_a_repository_warns_once_about_the_commit() {
 /// `analyze --git-dir`: a range's authors and commit count come from git history.
 #[test]
 fn git_history_names_every_author_of_a_range() {
-    use ci_test_metrics::analyze::attribution::CommitRange;
-    use ci_test_metrics::analyze::report::BuildRef;
+    use ci_test_metrics::analyze::model::{BuildRef, CommitRange};
     let repo = tempfile::tempdir().unwrap();
     git(repo.path(), &["init", "-q"]);
     let mut commits = Vec::new();

@@ -62,7 +62,7 @@ fn stderr(out: &Output) -> String {
 /// Every file under `root` but the arrivals index, relative, with `/` separators, sorted.
 fn tree(root: &Path) -> Vec<String> {
     let mut all = tree_all(root);
-    all.retain(|k| !k.starts_with(ci_test_metrics::arrivals::ARRIVALS_PREFIX));
+    all.retain(|k| !k.starts_with(ci_test_metrics::layout::ARRIVALS_PREFIX));
     all
 }
 
@@ -513,7 +513,7 @@ async fn write_only_credentials_suffice() {
         .contents()
         .iter()
         .filter_map(|o| o.key())
-        .partition(|k| k.starts_with(ci_test_metrics::arrivals::ARRIVALS_PREFIX));
+        .partition(|k| k.starts_with(ci_test_metrics::layout::ARRIVALS_PREFIX));
     assert_eq!(
         arrival.len(),
         1,

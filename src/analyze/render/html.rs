@@ -6,8 +6,7 @@
 //! before and after drawn as horizontal segments on either side of it.
 
 use super::{change_words, classes, secs, series_name, signed, total_change_words, TOP};
-use crate::analyze::attribution::CommitRange;
-use crate::analyze::report::{BuildRef, Chart, ChartChange, Report};
+use crate::analyze::model::{BuildRef, Chart, ChartChange, CommitRange, Report};
 use std::fmt::Write;
 
 const W: f64 = 860.0;

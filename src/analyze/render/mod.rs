@@ -3,8 +3,9 @@
 
 pub mod html;
 
-use super::attribution::{Cause, CommitRange};
-use super::report::{BuildRef, JobReport, Kind, Regression, Report, TotalChange};
+use super::model::{
+    BuildRef, Cause, CommitRange, JobReport, Kind, Regression, Report, TotalChange,
+};
 use std::fmt::Write;
 
 pub use html::html;
