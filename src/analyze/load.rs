@@ -244,12 +244,29 @@ impl SeriesPlan {
     }
 }
 
-/// Reads one series' rows; problems that lose a build's rows (an unreadable result file) are
-/// returned beside it.
+/// Test durations a pass holds at most (8 MB of values): a longer series is read in several
+/// passes, each keeping one group of its tests.
+pub const MAX_CELLS: usize = 1 << 20;
+
+impl SeriesPlan {
+    /// How many passes keep each under [`MAX_CELLS`]: tests (the most cases a build of the
+    /// series had) times builds.
+    pub fn passes(&self, max_cells: usize) -> usize {
+        let tests = self.builds.iter().map(|p| p.row.tests).max().unwrap_or(0) as usize;
+        (tests.saturating_mul(self.builds.len()))
+            .div_ceil(max_cells.max(1))
+            .max(1)
+    }
+}
+
+/// Reads one series' rows, keeping the tests of group `group` of `groups` (see
+/// [`SeriesBuilder::only_group`]; `0, 1` for all); problems that lose a build's rows (an
+/// unreadable result file) are returned beside it.
 pub async fn read_series(
     store: &Store,
     plan: &SeriesPlan,
     rules: &BranchRules,
+    (group, groups): (usize, usize),
 ) -> Result<(JobSeries, Vec<String>), AnalyzeError> {
     let mut warnings = Vec::new();
     let class = plan
@@ -261,7 +278,8 @@ pub async fn read_series(
     let mut builder = SeriesBuilder::new(
         plan.builds.iter().map(|p| p.row.context.clone()).collect(),
         class,
-    );
+    )
+    .only_group(group, groups);
     let mut by_part: BTreeMap<&str, (u64, Vec<(u64, u64, usize)>)> = BTreeMap::new();
     for (b, p) in plan.builds.iter().enumerate() {
         match &p.source {

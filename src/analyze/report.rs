@@ -42,6 +42,13 @@ pub fn analyze(jobs: &[JobSeries], options: &Options) -> Report {
     analysis.finish()
 }
 
+/// What a job's groups of tests found, until its overview.
+#[derive(Debug, Default)]
+pub struct JobFindings {
+    regressions: Vec<(Regression, Chart)>,
+    tests_in_last_build: usize,
+}
+
 /// A report built one series at a time, so only the series being analysed is in memory.
 pub struct Analysis {
     report: Report,
@@ -75,6 +82,33 @@ impl Analysis {
 
     /// Analyses one job's series on one branch.
     pub fn add(&mut self, job: &JobSeries) {
+        let mut found = JobFindings::default();
+        self.add_tests(job, &mut found);
+        self.finish_job(job, found);
+    }
+
+    /// Analyses some of a job's tests: a series read in several passes, each holding a group
+    /// of its tests (so memory follows the group, not the job), gives each group here, then
+    /// calls [`Analysis::finish_job`] once.
+    pub fn add_tests(&mut self, group: &JobSeries, found: &mut JobFindings) {
+        let report = &mut self.report;
+        if group.builds.is_empty() {
+            return;
+        }
+        let n = group.builds.len();
+        found.tests_in_last_build += group.tests.iter().filter(|t| t.last_seen == n - 1).count();
+        for f in analyze_tests(group, &report.options) {
+            found.regressions.extend(f.regressions);
+            report.new_tests.extend(f.new_test);
+            report.removed_tests.extend(f.removed);
+            report.flaky_tests.extend(f.flaky);
+            report.drifts.extend(f.drift);
+        }
+    }
+
+    /// The job's overview, from what its groups found (`job`: any of its groups; the builds and
+    /// totals are the same in each).
+    pub fn finish_job(&mut self, job: &JobSeries, found: JobFindings) {
         let report = &mut self.report;
         if !report.branch_classes.contains(&job.branch_class) {
             report.branch_classes.push(job.branch_class.clone());
@@ -82,20 +116,15 @@ impl Analysis {
         if job.builds.is_empty() {
             return;
         }
-        let options = report.options;
-        let findings = analyze_tests(job, &options);
-        let mut job_regressions = Vec::new();
-        for f in findings {
-            job_regressions.extend(f.regressions);
-            report.new_tests.extend(f.new_test);
-            report.removed_tests.extend(f.removed);
-            report.flaky_tests.extend(f.flaky);
-            report.drifts.extend(f.drift);
-        }
-        let (job_report, chart) = job_overview(job, &job_regressions, &options);
+        let (job_report, chart) = job_overview(
+            job,
+            &found.regressions,
+            found.tests_in_last_build,
+            &report.options,
+        );
         report.jobs.push(job_report);
         report.charts.jobs.push(chart);
-        self.ranked.extend(job_regressions);
+        self.ranked.extend(found.regressions);
     }
 
     /// Ranks what was found.
@@ -121,19 +150,20 @@ impl Analysis {
         }
         report.causes = attribution::causes(&report.regressions);
         report.branch_classes.sort();
-        let by_cost = |a: &f64, b: &f64| b.total_cmp(a);
-        report
-            .new_tests
-            .sort_by(|a, b| by_cost(&a.median, &b.median));
-        report
-            .removed_tests
-            .sort_by(|a, b| by_cost(&a.median, &b.median));
-        report
-            .flaky_tests
-            .sort_by(|a, b| by_cost(&a.median, &b.median));
-        report
-            .drifts
-            .sort_by(|a, b| by_cost(&a.seconds_added, &b.seconds_added));
+        // Costliest first; ties by job and test, whatever order the tests were analysed in.
+        macro_rules! by_cost {
+            ($list:expr, $cost:ident) => {
+                $list.sort_by(|a, b| {
+                    b.$cost
+                        .total_cmp(&a.$cost)
+                        .then_with(|| (&a.job, &a.test).cmp(&(&b.job, &b.test)))
+                })
+            };
+        }
+        by_cost!(report.new_tests, median);
+        by_cost!(report.removed_tests, median);
+        by_cost!(report.flaky_tests, median);
+        by_cost!(report.drifts, seconds_added);
         report
     }
 }

@@ -10,9 +10,11 @@ use super::model::{
 use super::series::JobSeries;
 
 /// The job's overview and its total-time chart.
+/// `tests`: how many tests ran in the job's last build.
 pub(super) fn job_overview(
     job: &JobSeries,
     regressions: &[(Regression, Chart)],
+    tests: usize,
     o: &Options,
 ) -> (JobReport, Chart) {
     let n = job.builds.len();
@@ -81,7 +83,6 @@ pub(super) fn job_overview(
             explained_by,
         });
     }
-    let tests = job.tests.iter().filter(|t| t.last_seen == n - 1).count();
     let report = JobReport {
         job: job.job.clone(),
         branch: job.branch.clone(),

@@ -84,6 +84,11 @@ pub struct Args {
     /// Only the latest N builds of each job and branch.
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
+    /// Test durations held in memory at once (8 bytes each). A series (a job on a branch) with
+    /// more tests x builds is read in several passes, each over a group of its tests: more
+    /// reading, the same report, memory bounded whatever the history.
+    #[arg(long, value_name = "N", default_value_t = crate::analyze::load::MAX_CELLS, value_parser = clap::value_parser!(usize))]
+    pub max_series_cells: usize,
     /// Repository URL for commit and compare links (https, `git@host:org/repo.git` or ssh),
     /// instead of the GIT_URL recorded at upload.
     #[arg(long, value_name = "URL")]
@@ -260,14 +265,26 @@ pub async fn run(args: Args) -> crate::Result<u8> {
         from_xml = plan.from_xml,
         "planned"
     );
-    // One series in memory at a time.
+    // One series in memory at a time; a long one in passes over groups of its tests.
     let mut analysis = analyze::report::Analysis::new(&options);
     for series in &plan.series {
-        let (job, warnings) = load::read_series(&store, series, &selection.branches).await?;
-        for w in &warnings {
-            tracing::warn!("{w}");
+        let passes = series.passes(args.max_series_cells);
+        let mut found = analyze::report::JobFindings::default();
+        let mut last = None;
+        for pass in 0..passes {
+            let (group, warnings) =
+                load::read_series(&store, series, &selection.branches, (pass, passes)).await?;
+            if pass == 0 {
+                for w in &warnings {
+                    tracing::warn!("{w}");
+                }
+            }
+            analysis.add_tests(&group, &mut found);
+            last = Some(group);
         }
-        analysis.add(&job);
+        if let Some(group) = last {
+            analysis.finish_job(&group, found);
+        }
     }
     let mut report = analysis.finish();
     let git = args.git_dir.as_ref().map(crate::git::Git::new);
@@ -383,7 +400,7 @@ async fn run_gate(
         } else {
             o.baseline_builds
         });
-        let (job, warnings) = load::read_series(&store, &s, &selection.branches).await?;
+        let (job, warnings) = load::read_series(&store, &s, &selection.branches, (0, 1)).await?;
         for w in &warnings {
             tracing::warn!("{w}");
         }
