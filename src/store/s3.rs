@@ -406,6 +406,11 @@ impl S3Store {
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        self.get_body(key, None).await
+    }
+
+    /// An object's body, or the byte range `range` of it (`bytes=START-END`).
+    async fn get_body(&self, key: &str, range: Option<String>) -> Result<Bytes, StoreError> {
         check_key(key)?;
         Stats::count(&self.stats.gets, 1);
         let out = self
@@ -413,6 +418,7 @@ impl S3Store {
             .get_object()
             .bucket(&self.bucket)
             .key(format!("{}{key}", self.prefix))
+            .set_range(range)
             .send()
             .await
             .map_err(|e| self.error(key, e))?;
@@ -560,25 +566,12 @@ impl S3Store {
     }
 
     pub async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Bytes, StoreError> {
-        check_key(key)?;
         if len == 0 {
+            check_key(key)?;
             return Ok(Bytes::new());
         }
-        Stats::count(&self.stats.gets, 1);
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(format!("{}{key}", self.prefix))
-            .range(format!("bytes={start}-{}", start + len - 1))
-            .send()
+        self.get_body(key, Some(format!("bytes={start}-{}", start + len - 1)))
             .await
-            .map_err(|e| self.error(key, e))?;
-        let body = out.body.collect().await.map_err(|e| StoreError::Other {
-            key: self.url_of(key),
-            message: crate::aws::describe(&e),
-        })?;
-        Ok(body.into_bytes())
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {

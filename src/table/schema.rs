@@ -108,16 +108,27 @@ const BUILD_COLUMNS: [Column; 8] = [
     col("pr", Kind::Int64, true, "the pull request number"),
 ];
 
+/// The build columns, then `rest`.
+const fn with_build_columns<const N: usize>(rest: &[Column]) -> [Column; N] {
+    assert!(
+        BUILD_COLUMNS.len() + rest.len() == N,
+        "N is the number of columns"
+    );
+    let mut out = [BUILD_COLUMNS[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < BUILD_COLUMNS.len() {
+            BUILD_COLUMNS[i]
+        } else {
+            rest[i - BUILD_COLUMNS.len()]
+        };
+        i += 1;
+    }
+    out
+}
+
 /// `test_runs`: one row per test case per build.
-pub const TEST_RUNS_COLUMNS: [Column; 15] = [
-    BUILD_COLUMNS[0],
-    BUILD_COLUMNS[1],
-    BUILD_COLUMNS[2],
-    BUILD_COLUMNS[3],
-    BUILD_COLUMNS[4],
-    BUILD_COLUMNS[5],
-    BUILD_COLUMNS[6],
-    BUILD_COLUMNS[7],
+pub const TEST_RUNS_COLUMNS: [Column; 15] = with_build_columns(&[
     col("file", Kind::Text, false, "the result file's base name"),
     col("suite", Kind::Text, false, "the innermost `<testsuite>` name (empty when none)"),
     col("classname", Kind::Text, false, "the test's class (empty when none)"),
@@ -125,18 +136,10 @@ pub const TEST_RUNS_COLUMNS: [Column; 15] = [
     col("status", Kind::Text, false, "`passed`, `failed`, `error`, `skipped` or `flaky` (failed, then passed on a retry in the same build)"),
     col("attempts", Kind::Int32, false, "how many times the test ran in the build (1 without retries)"),
     col("duration_s", Kind::Double, true, "seconds; null when the file gives no usable time"),
-];
+]);
 
 /// `builds`: one row per build.
-pub const BUILDS_COLUMNS: [Column; 25] = [
-    BUILD_COLUMNS[0],
-    BUILD_COLUMNS[1],
-    BUILD_COLUMNS[2],
-    BUILD_COLUMNS[3],
-    BUILD_COLUMNS[4],
-    BUILD_COLUMNS[5],
-    BUILD_COLUMNS[6],
-    BUILD_COLUMNS[7],
+pub const BUILDS_COLUMNS: [Column; 25] = with_build_columns(&[
     col("build_url", Kind::Text, true, "the build's page in the CI"),
     col("repo_url", Kind::Text, true, "the repository"),
     col(
@@ -199,7 +202,7 @@ pub const BUILDS_COLUMNS: [Column; 25] = [
         "result files (or a context.json) that did not parse cleanly",
     ),
     col("files", Kind::Int32, false, "result files"),
-];
+]);
 
 /// The Parquet message type of a table.
 pub fn message_type(table: &str, columns: &[Column]) -> String {

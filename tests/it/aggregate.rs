@@ -5,28 +5,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// A copy of the shipped sample store, without any ledger.
-fn sample_store() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    copy_dir(&common::repo().join("examples/sample-store"), &store);
-    let _ = std::fs::remove_dir_all(store.join("_ci-test-metrics"));
-    (dir, store)
-}
-
 fn aggregate(store: &Path, extra: &[&str]) -> (Output, Value) {
     let out = common::bin()
         .args(["aggregate", "--format", "json", "--settle", "0", "--store"])
@@ -93,7 +71,7 @@ fn emf_sum(lines: &[Value], metric: &str) -> (f64, f64) {
 
 #[test]
 fn sample_store_is_aggregated_once() {
-    let (dir, store) = sample_store();
+    let (dir, store) = common::sample_store();
     let emf = dir.path().join("metrics.emf");
     let sink = format!("emf:{}", emf.display());
     let (out, first) = aggregate(&store, &["--sink", &sink]);
@@ -184,7 +162,7 @@ fn table_builds(store: &Path) -> Vec<ci_test_metrics::table::schema::BuildRow> {
 
 #[test]
 fn dry_run_records_nothing_and_prices_the_run() {
-    let (dir, store) = sample_store();
+    let (dir, store) = common::sample_store();
     let emf = dir.path().join("metrics.emf");
     let (out, json) = aggregate(
         &store,
@@ -207,7 +185,7 @@ fn dry_run_records_nothing_and_prices_the_run() {
 
 #[test]
 fn branch_filter_publishes_only_master_but_keeps_all_in_the_history() {
-    let (dir, store) = sample_store();
+    let (dir, store) = common::sample_store();
     let emf = dir.path().join("metrics.emf");
     let (out, json) = aggregate(
         &store,
@@ -240,7 +218,7 @@ fn branch_filter_publishes_only_master_but_keeps_all_in_the_history() {
 
 #[test]
 fn an_interrupted_run_is_recovered_without_duplicates() {
-    let (dir, store) = sample_store();
+    let (dir, store) = common::sample_store();
     let emf = dir.path().join("metrics.emf");
     let sink = format!("emf:{}", emf.display());
     // Short leases, so the claims of a "dead" run expire within the test.

@@ -1,7 +1,7 @@
 //! Shared test helpers: the binary, the local servers started by `scripts/test.sh`, safe AWS env.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The built `ci-test-metrics` binary, with network hygiene set: no instance-metadata probe,
@@ -166,4 +166,26 @@ pub fn repo() -> PathBuf {
 /// The shared JUnit corpus beside the repository, if present.
 pub fn corpus() -> PathBuf {
     repo().join("../shared/corpus/junit")
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A copy of the shipped sample store, without any ledger.
+pub fn sample_store() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    copy_dir(&repo().join("examples/sample-store"), &store);
+    let _ = std::fs::remove_dir_all(store.join("_ci-test-metrics"));
+    (dir, store)
 }

@@ -100,19 +100,6 @@ pub fn table_truth(tables: &Path) -> std::collections::BTreeMap<(String, String)
     .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 fn aggregate(store: &Path, extra: &[&str]) -> Value {
     let out = common::bin()
         .args(["aggregate", "--format", "json", "--settle", "0", "--store"])
@@ -136,10 +123,7 @@ fn sample_store_tables_match_the_report_and_the_sink() {
     if python().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    copy_dir(&common::repo().join("examples/sample-store"), &store);
-    let _ = std::fs::remove_dir_all(store.join("_ci-test-metrics"));
+    let (dir, store) = common::sample_store();
     let emf = dir.path().join("m.emf");
     let report = aggregate(&store, &["--sink", &format!("emf:{}", emf.display())]);
     let builds = report["builds"].as_array().unwrap();
@@ -548,10 +532,7 @@ fn documented_queries_run_in_duckdb() {
     if python().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    copy_dir(&common::repo().join("examples/sample-store"), &store);
-    let _ = std::fs::remove_dir_all(store.join("_ci-test-metrics"));
+    let (dir, store) = common::sample_store();
     let emf = dir.path().join("m.emf");
     aggregate(
         &store,
