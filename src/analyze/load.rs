@@ -323,10 +323,39 @@ async fn read_staged(
     let bytes = store.get(key).await?;
     let file = decode::open(Ranges::whole(bytes)).map_err(TableError::parquet(key))?;
     let groups: Vec<usize> = (0..file.metadata().num_row_groups()).collect();
-    decode::for_each_run(&file, &groups, decode::Fields::Series, |_, r| {
-        builder.add(b, r.suite, r.classname, r.name, r.duration_s, r.status)
-    })
-    .map_err(TableError::parquet(key))
+    let mut into = IntoBuilds {
+        builder,
+        builds: &[(0, u64::MAX, b)],
+        at: 0,
+    };
+    decode::for_each_case(&file, &groups, &mut into).map_err(TableError::parquet(key))
+}
+
+/// A file's rows as cases of a series' builds: `builds` are (first row, rows, build index),
+/// by first row.
+struct IntoBuilds<'a> {
+    builder: &'a mut SeriesBuilder,
+    builds: &'a [(u64, u64, usize)],
+    at: usize,
+}
+
+impl decode::Cases for IntoBuilds<'_> {
+    fn knows(&self, test_id: i64) -> bool {
+        self.builder.knows(test_id)
+    }
+
+    fn case(&mut self, row: u64, c: decode::Case<'_>) {
+        let builds = self.builds;
+        while self.at < builds.len() && row >= builds[self.at].0.saturating_add(builds[self.at].1) {
+            self.at += 1;
+        }
+        if let Some(&(first, _, b)) = builds.get(self.at) {
+            if row >= first {
+                self.builder
+                    .add_case(b, c.test_id, c.names, c.duration_s, c.status);
+            }
+        }
+    }
 }
 
 /// Adds the rows of `builds` (first row, rows, build index; by first row) from one part: its
@@ -346,22 +375,22 @@ async fn read_part(
         .collect();
     groups.sort_unstable();
     groups.dedup();
-    let columns = decode::column_indices(&footer.meta, &decode::Fields::Series.columns())
-        .map_err(TableError::parquet(key))?;
+    // The columns there are of those a series reads (an older file may lack test_id).
+    let columns: Vec<usize> = decode::CASE_COLUMNS
+        .iter()
+        .chain(&decode::NAME_COLUMNS)
+        .filter_map(|c| decode::column_indices(&footer.meta, &[c]).ok())
+        .flatten()
+        .collect();
+
     footer.fetch_columns(store, &groups, &columns).await?;
     let file = decode::open(footer.ranges).map_err(TableError::parquet(key))?;
-    let mut at = 0;
-    decode::for_each_run(&file, &groups, decode::Fields::Series, |row, r| {
-        while at < builds.len() && row >= builds[at].0 + builds[at].1 {
-            at += 1;
-        }
-        if let Some(&(first, _, b)) = builds.get(at) {
-            if row >= first {
-                builder.add(b, r.suite, r.classname, r.name, r.duration_s, r.status);
-            }
-        }
-    })
-    .map_err(TableError::parquet(key))
+    let mut into = IntoBuilds {
+        builder,
+        builds,
+        at: 0,
+    };
+    decode::for_each_case(&file, &groups, &mut into).map_err(TableError::parquet(key))
 }
 
 /// Lists a prefix; a prefix that does not exist (a fresh directory) lists nothing.

@@ -13,6 +13,7 @@ use crate::junit::Status;
 use crate::summary::BuildSummary;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 
 /// A test's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -116,19 +117,19 @@ pub fn sort_builds<T>(builds: &mut [T], context: impl Fn(&T) -> &Context) {
 pub struct SeriesBuilder {
     builds: Vec<Context>,
     branch_class: String,
-    /// `suite \0 classname \0 name` → index in `tests`.
-    index: HashMap<Box<str>, usize>,
-    key: String,
+    /// Test id (`table::schema::test_id`) → index in `tests`.
+    index: HashMap<i64, usize, BuildHasherDefault<FastHasher>>,
     tests: Vec<Pending>,
     totals: Vec<f64>,
     /// Cases seen per build (a case's position within its build).
     cases: Vec<u32>,
-    /// Keep only the tests of this group: (group, groups), by a hash of the test's identity.
+    /// Keep only the tests of this group: (group, groups), by the test's id.
     group: (u64, u64),
 }
 
 struct Pending {
     id: TestId,
+    /// Empty for a test of another group: known, so that its id is recognised, but not kept.
     values: Vec<f64>,
     /// Builds where the test ran at all, one bit each.
     ran: Vec<u64>,
@@ -145,8 +146,7 @@ impl SeriesBuilder {
         SeriesBuilder {
             builds,
             branch_class: branch_class.to_string(),
-            index: HashMap::new(),
-            key: String::new(),
+            index: HashMap::default(),
             tests: Vec::new(),
             totals: vec![0.0; n],
             cases: vec![0; n],
@@ -155,11 +155,16 @@ impl SeriesBuilder {
     }
 
     /// Keeps the series of only one group of tests, `group` of `groups` (each test is in one,
-    /// by a hash of its identity); the totals still count every test. Reading a long series in
-    /// several passes, one group each, bounds memory by the group.
+    /// by its id); the totals still count every test. Reading a long series in several passes,
+    /// one group each, bounds memory by the group.
     pub fn only_group(mut self, group: usize, groups: usize) -> SeriesBuilder {
         self.group = (group as u64, groups.max(1) as u64);
         self
+    }
+
+    /// Whether a test id has been seen (its names are then not needed).
+    pub fn knows(&self, test_id: i64) -> bool {
+        self.index.contains_key(&test_id)
     }
 
     /// Adds one test case of build `b`.
@@ -172,53 +177,61 @@ impl SeriesBuilder {
         time: Option<f64>,
         status: Status,
     ) {
-        let n = self.builds.len();
-        if b >= n {
+        let id = crate::table::schema::test_id(suite, classname, name);
+        self.add_case(b, id, Some((suite, classname, name)), time, status);
+    }
+
+    /// Adds one test case of build `b` by its test id; `names` (suite, classname, name) are
+    /// needed only the first time an id is seen, and a case of an unknown id without them is
+    /// counted in the totals only.
+    pub fn add_case(
+        &mut self,
+        b: usize,
+        id: i64,
+        names: Option<(&str, &str, &str)>,
+        time: Option<f64>,
+        status: Status,
+    ) {
+        if b >= self.builds.len() {
             return;
         }
         let pos = self.cases[b];
         self.cases[b] += 1;
-        self.key.clear();
-        for (i, part) in [suite, classname, name].into_iter().enumerate() {
-            if i > 0 {
-                self.key.push('\0');
-            }
-            self.key.push_str(part);
+        let time = time.filter(|t| t.is_finite() && *t >= 0.0);
+        if let Some(time) = time {
+            self.totals[b] += time;
         }
-        let t = match self.index.get(self.key.as_str()) {
-            Some(&t) => t,
-            None if self.group.1 > 1
-                && fnv1a(self.key.as_bytes()) % self.group.1 != self.group.0 =>
-            {
-                if let Some(time) = time.filter(|t| t.is_finite() && *t >= 0.0) {
-                    self.totals[b] += time;
-                }
-                return;
-            }
-            None => {
+        let t = match (self.index.get(&id), names) {
+            (Some(&t), _) => t,
+            (None, Some((suite, classname, name))) => {
+                let n = self.builds.len();
+                let kept = self.group.1 <= 1 || (id as u64) % self.group.1 == self.group.0;
                 self.tests.push(Pending {
                     id: TestId {
                         suite: suite.to_string(),
                         classname: classname.to_string(),
                         name: name.to_string(),
                     },
-                    values: vec![f64::NAN; n],
-                    ran: vec![0; n.div_ceil(64)],
+                    values: if kept { vec![f64::NAN; n] } else { Vec::new() },
+                    ran: if kept {
+                        vec![0; n.div_ceil(64)]
+                    } else {
+                        Vec::new()
+                    },
                     failures: 0,
                     first: (b, pos),
                 });
-                self.index
-                    .insert(self.key.clone().into_boxed_str(), self.tests.len() - 1);
+                self.index.insert(id, self.tests.len() - 1);
                 self.tests.len() - 1
             }
+            (None, None) => return,
         };
         let series = &mut self.tests[t];
+        if series.values.is_empty() {
+            return;
+        }
         series.first = series.first.min((b, pos));
         series.ran[b / 64] |= 1 << (b % 64);
-        let time = time.filter(|t| t.is_finite() && *t >= 0.0);
-        if let Some(time) = time {
-            self.totals[b] += time;
-        }
         match status {
             Status::Failed | Status::Error => series.failures += 1,
             Status::Skipped => {}
@@ -245,6 +258,7 @@ impl SeriesBuilder {
         let keep: Vec<usize> = (0..builds.len()).filter(|&b| cases[b] > 0).collect();
         let all = keep.len() == builds.len();
         let mut tests = tests;
+        tests.retain(|t| !t.values.is_empty());
         tests.sort_by_key(|t| t.first);
         let tests = tests
             .into_iter()
@@ -284,11 +298,28 @@ impl SeriesBuilder {
     }
 }
 
-/// FNV-1a: a stable hash of a test's identity, the same in every pass and every version.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// A fast multiplicative hash (Fx) for the test index: its keys are already hashes.
+#[derive(Default)]
+pub(crate) struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        for &byte in chunks.remainder() {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl TestSeries {

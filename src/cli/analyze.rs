@@ -267,25 +267,35 @@ pub async fn run(args: Args) -> crate::Result<u8> {
     );
     // One series in memory at a time; a long one in passes over groups of its tests.
     let mut analysis = analyze::report::Analysis::new(&options);
+    let (mut reading, mut analysing) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     for series in &plan.series {
         let passes = series.passes(args.max_series_cells);
         let mut found = analyze::report::JobFindings::default();
         let mut last = None;
         for pass in 0..passes {
+            let started = std::time::Instant::now();
             let (group, warnings) =
                 load::read_series(&store, series, &selection.branches, (pass, passes)).await?;
+            reading += started.elapsed();
             if pass == 0 {
                 for w in &warnings {
                     tracing::warn!("{w}");
                 }
             }
+            let started = std::time::Instant::now();
             analysis.add_tests(&group, &mut found);
+            analysing += started.elapsed();
             last = Some(group);
         }
         if let Some(group) = last {
             analysis.finish_job(&group, found);
         }
     }
+    tracing::info!(
+        reading_s = reading.as_secs_f64(),
+        analysing_s = analysing.as_secs_f64(),
+        "series read and analysed"
+    );
     let mut report = analysis.finish();
     let git = args.git_dir.as_ref().map(crate::git::Git::new);
     if args.repo_url.is_some() || git.is_some() {

@@ -342,6 +342,7 @@ impl RunsWriter {
                 .text(Some(run.suite))
                 .text(Some(run.classname))
                 .text(Some(run.name))
+                .i64(Some(schema::test_id(run.suite, run.classname, run.name)))
                 .text(Some(run.status.as_str()))
                 .i32(Some(i32::try_from(run.attempts).unwrap_or(i32::MAX)))
                 .f64(run.duration_s.filter(|d| d.is_finite()));

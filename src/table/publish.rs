@@ -274,7 +274,7 @@ fn append_staged(
     let groups: Vec<usize> = (0..file.metadata().num_row_groups()).collect();
     let mut runs = Vec::new();
     let mut owned: Vec<(String, String, String, String)> = Vec::new();
-    decode::for_each_run(&file, &groups, decode::Fields::All, |_, r| {
+    decode::for_each_run(&file, &groups, |_, r| {
         owned.push((
             r.file.into(),
             r.suite.into(),
