@@ -8,6 +8,7 @@
 //! entry points collect them into a [`Report`]. See [`parser`] for the dialect decisions.
 
 mod encoding;
+mod limits;
 mod model;
 pub mod parser;
 mod scan;

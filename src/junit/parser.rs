@@ -33,6 +33,9 @@
 mod markup;
 
 use super::encoding;
+pub(crate) use super::limits::Failure;
+use super::limits::Warnings;
+pub use super::limits::{MAX_EVENT, MAX_VALUE};
 use super::model::{Declared, Report, Status, TestCase};
 use super::scan::Pair;
 use super::source::Source;
@@ -45,12 +48,6 @@ use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
 
-/// Largest number of bytes one tag or declaration may span.
-pub const MAX_EVENT: u64 = 16 << 20;
-/// Bytes kept of one attribute value (names, classnames, files).
-pub const MAX_VALUE: usize = 4096;
-/// Warnings kept per file; further ones are only counted.
-const MAX_WARNINGS: usize = 50;
 
 /// Why a file could not be read to its end. Names the file and the line:column (1-based; the
 /// column counts bytes of the UTF-8 text, after a BOM is dropped and UTF-16 or a declared
@@ -243,9 +240,6 @@ enum Kind {
     Other,
 }
 
-/// A failure at a byte offset, with its message.
-pub(crate) type Failure = (u64, String);
-
 struct Parser<F> {
     /// Whether tags may be read from the buffer without quick-xml (always, but in tests).
     fast: bool,
@@ -270,23 +264,6 @@ struct Parser<F> {
     names: Names,
     /// The attributes of the tag [`Parser::tag_in_buffer`] is reading; reused.
     pairs: Vec<Pair>,
-}
-
-/// Warnings of one file, at most [`MAX_WARNINGS`] kept.
-#[derive(Default)]
-pub(crate) struct Warnings {
-    kept: Vec<String>,
-    suppressed: usize,
-}
-
-impl Warnings {
-    pub(crate) fn push(&mut self, message: String) {
-        if self.kept.len() < MAX_WARNINGS {
-            self.kept.push(message);
-        } else {
-            self.suppressed += 1;
-        }
-    }
 }
 
 impl<F: FnMut(&TestCase)> Parser<F> {
@@ -540,13 +517,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                 }
             }
         }
-        self.summary.warnings = self.warnings.kept;
-        if self.warnings.suppressed > 0 {
-            let n = self.warnings.suppressed;
-            self.summary
-                .warnings
-                .push(format!("… and {n} more warnings"));
-        }
+        self.summary.warnings = self.warnings.into_lines();
         self.summary
     }
 }
