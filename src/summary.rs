@@ -55,10 +55,12 @@ pub struct FileSummary {
     pub cases: Vec<CaseSummary>,
 }
 
-/// One test case: its identity, duration in seconds (when known) and status.
+/// One test case: its identity, duration in seconds (when known), final status and attempts.
 ///
 /// Stored as a JSON array `[suite, classname, name, time, status]` rather than an object: a
 /// summary holds one per test of a build, and the field names would be a third of its bytes.
+/// A retried test (attempts > 1) adds `attempts` as a sixth element; arrays of five, as every
+/// earlier version wrote them, read as one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseSummary {
     pub suite: String,
@@ -66,31 +68,83 @@ pub struct CaseSummary {
     pub name: String,
     pub time: Option<f64>,
     pub status: Status,
+    /// How many times the test ran in the build (1 without retries); see [`crate::junit::retry`].
+    pub attempts: u32,
 }
 
 impl Serialize for CaseSummary {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (
-            &self.suite,
-            &self.classname,
-            &self.name,
-            self.time,
-            self.status,
-        )
-            .serialize(serializer)
+        let (suite, classname, name) = (&self.suite, &self.classname, &self.name);
+        if self.attempts == 1 {
+            (suite, classname, name, self.time, self.status).serialize(serializer)
+        } else {
+            let attempts = self.attempts;
+            (suite, classname, name, self.time, self.status, attempts).serialize(serializer)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for CaseSummary {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (suite, classname, name, time, status) = Deserialize::deserialize(deserializer)?;
-        Ok(CaseSummary {
-            suite,
-            classname,
-            name,
-            time,
-            status,
-        })
+        struct Array;
+        impl<'de> serde::de::Visitor<'de> for Array {
+            type Value = CaseSummary;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[suite, classname, name, time, status] or with attempts added")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<CaseSummary, A::Error> {
+                use serde::de::Error;
+                fn next<'de, A: serde::de::SeqAccess<'de>, T: Deserialize<'de>>(
+                    seq: &mut A,
+                    i: usize,
+                ) -> Result<T, A::Error> {
+                    seq.next_element()?
+                        .ok_or_else(|| A::Error::invalid_length(i, &Array))
+                }
+                let case = CaseSummary {
+                    suite: next(&mut seq, 0)?,
+                    classname: next(&mut seq, 1)?,
+                    name: next(&mut seq, 2)?,
+                    time: next(&mut seq, 3)?,
+                    status: next(&mut seq, 4)?,
+                    attempts: 1,
+                };
+                let attempts: Option<u32> = seq.next_element()?;
+                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::invalid_length(7, &self));
+                }
+                Ok(CaseSummary {
+                    attempts: attempts.unwrap_or(1).max(1),
+                    ..case
+                })
+            }
+        }
+        deserializer.deserialize_seq(Array)
+    }
+}
+
+impl crate::junit::Run for CaseSummary {
+    fn identity(&self) -> (&str, &str, &str) {
+        (&self.suite, &self.classname, &self.name)
+    }
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn attempts(&self) -> u32 {
+        self.attempts
+    }
+    fn set_outcome(&mut self, status: Status, attempts: u32) {
+        self.status = status;
+        self.attempts = attempts;
+    }
+    fn take_time(&mut self, later: &Self) {
+        self.time = later.time;
+    }
+    fn add_time(&mut self, other: &Self) {
+        self.time = match (self.time, other.time) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -111,8 +165,10 @@ impl FileSummary {
                 name: c.name.clone(),
                 time: c.time.map(|t| t.as_secs_f64()),
                 status: c.status,
+                attempts: c.attempts,
             })
         });
+        crate::junit::merge_repeats(&mut cases, crate::junit::Order::OneFile);
         FileSummary {
             name: name.to_string(),
             error: parsed.error.as_ref().map(|e| e.to_string()),
@@ -137,6 +193,30 @@ impl BuildSummary {
     /// named `context.json` with its error and no cases): the `ParseErrors` metric.
     pub fn parse_errors(&self) -> usize {
         self.files.iter().filter(|f| f.error.is_some()).count()
+    }
+
+    /// Merges the retries of each test across the build's files, in file order: a test that
+    /// failed in one file and ran again in a later one (a runner that writes its reruns to a
+    /// second file). Retries within a file were merged by [`FileSummary::parse_reader`]. The
+    /// merged test stays in the file of its first run. Rules and durations:
+    /// [`crate::junit::retry`]. Merging again changes nothing. Memory: what the summary holds,
+    /// plus the failed tests awaiting a rerun.
+    pub fn merge_retries(&mut self) -> crate::junit::RepeatStats {
+        // A case's number: its file in the high half, its place in the file in the low half.
+        let mut repeats = crate::junit::Repeats::new();
+        let mut places: Vec<Vec<(u64, CaseSummary)>> = vec![Vec::new(); self.files.len()];
+        let mut place = |seq: u64, case| places[(seq >> 32) as usize].push((seq, case));
+        for (f, file) in self.files.iter_mut().enumerate() {
+            for (i, case) in std::mem::take(&mut file.cases).into_iter().enumerate() {
+                repeats.push(case, (f as u64) << 32 | i as u64, false, &mut place);
+            }
+        }
+        let stats = repeats.finish(&mut place);
+        for (file, mut cases) in self.files.iter_mut().zip(places) {
+            cases.sort_unstable_by_key(|(seq, _)| *seq);
+            file.cases = cases.into_iter().map(|(_, c)| c).collect();
+        }
+        stats
     }
 
     /// All cases of all files.

@@ -11,6 +11,7 @@ mod encoding;
 mod limits;
 mod model;
 pub mod parser;
+pub mod retry;
 mod scan;
 mod source;
 mod tag;
@@ -21,6 +22,7 @@ pub use parser::{
     parse_bytes, parse_path, parse_reader, parse_stream, parse_stream_ref, stream_path, ParseError,
     StreamSummary,
 };
+pub use retry::{merge_repeats, Order, RepeatStats, Repeats, Run};
 
 /// A small deterministic generator (xorshift64) for the tests' random inputs.
 #[cfg(test)]

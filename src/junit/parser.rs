@@ -14,10 +14,11 @@
 //! - **Suite**: the `name` of the innermost enclosing `<testsuite>` ("" outside any).
 //! - **Status**: the most severe of the direct `<error>`, `<failure>` and `<skipped>` children,
 //!   and of the attributes `status="notrun|not_run|disabled|skipped|skip|ignored"` (googletest,
-//!   CTest, tst, NUnit conversions; any case) and `result="skipped|suppressed"` (googletest). Surefire's `rerunFailure`,
-//!   `rerunError`, `flakyFailure` and `flakyError` record earlier attempts and are ignored: a test
-//!   that failed, was rerun and passed is passed; one that failed every attempt also carries
-//!   `<failure>`/`<error>` and is failed/error.
+//!   CTest, tst, NUnit conversions; any case) and `result="skipped|suppressed"` (googletest).
+//!   Surefire's retry children (`flakyFailure`, `flakyError`, `rerunFailure`, `rerunError`) count
+//!   as attempts and make a passed case [`Status::Flaky`]; [`super::retry`] has the rules. Each
+//!   case is handed out as read: repeated cases of one test are merged afterwards, by
+//!   [`super::retry::Repeats`].
 //! - **Entities**: a `<!DOCTYPE>` is read as one bounded event and ignored, so no entity is
 //!   ever declared, expanded or fetched (XXE and billion-laughs documents stay inert). In attribute values the five XML entities and
 //!   character references are decoded; any other `&name;` is kept verbatim with a warning.
@@ -37,6 +38,7 @@ pub(crate) use super::limits::Failure;
 use super::limits::Warnings;
 pub use super::limits::{MAX_EVENT, MAX_VALUE};
 use super::model::{Declared, Report, Status, TestCase};
+use super::retry::{RetryElement, Tally};
 use super::scan::Pair;
 use super::source::Source;
 use super::tag::{text, Tag};
@@ -67,7 +69,7 @@ pub struct StreamSummary {
     /// The file's name as given to the parser.
     pub file: String,
     /// Cases per [`Status`], indexed by `Status as usize`.
-    counts: [usize; 4],
+    counts: [usize; 5],
     /// Sum of the known case times (saturating at `Duration::MAX`).
     pub time: Duration,
     /// Totals the file claims about itself.
@@ -196,7 +198,9 @@ fn stream<R: Read, F: FnMut(&TestCase)>(
             file: None,
             time: None,
             status: Status::Passed,
+            attempts: 1,
         },
+        tally: Tally::default(),
         in_case: false,
         root_seen: false,
         root_declared: Declared::default(),
@@ -253,6 +257,8 @@ struct Parser<F> {
     suite_set: bool,
     /// The open `<testcase>` when `in_case` (nested testcases are ignored); reused.
     case: TestCase,
+    /// The retry elements of the open `<testcase>`.
+    tally: Tally,
     in_case: bool,
     root_seen: bool,
     /// Totals declared on the root element.
@@ -336,7 +342,19 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                         self.case.status = self.case.status.max(status);
                         Kind::Other
                     }
-                    _ => Kind::Other,
+                    _ => {
+                        if let Some(element) = RetryElement::of(name) {
+                            if parent == Some(Kind::Case) {
+                                self.tally.count(element);
+                            } else if !self.in_case {
+                                self.warnings.push(format!(
+                                    "<{}> outside a <testcase> ignored",
+                                    String::from_utf8_lossy(name)
+                                ));
+                            }
+                        }
+                        Kind::Other
+                    }
                 }
             }
         };
@@ -365,6 +383,14 @@ impl<F: FnMut(&TestCase)> Parser<F> {
             Kind::Case => {
                 if self.in_case {
                     self.in_case = false;
+                    if self.tally != Tally::default() {
+                        let (status, attempts, warning) = self.tally.settle(self.case.status);
+                        (self.case.status, self.case.attempts) = (status, attempts);
+                        if let Some(warning) = warning {
+                            let name = &self.case.name;
+                            self.warnings.push(format!("testcase {name:?} {warning}"));
+                        }
+                    }
                     self.summary.counts[self.case.status as usize] += 1;
                     if let Some(t) = self.case.time {
                         // Saturating: two times near `Duration::MAX` must not panic.
@@ -452,6 +478,8 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         let mut has_file = false;
         case.time = None;
         case.status = Status::Passed;
+        case.attempts = 1;
+        self.tally = Tally::default();
         let mut bad_time = None;
         tag.attributes(at, |key, value| match key {
             b"name" => set(&mut case.name, &text(warnings, value)),
@@ -572,8 +600,11 @@ mod tests {
                 "<failure>text</failure><error message='m'><![CDATA[x]]></error>",
                 Error,
             ),
-            ("<rerunFailure/><rerunFailure/>", Passed),
-            ("<flakyFailure/><flakyError/>", Passed),
+            // Retries (junit::retry): reruns without a failure still failed; flaky ones passed.
+            ("<rerunFailure/><rerunFailure/>", Failed),
+            ("<rerunError/>", Error),
+            ("<flakyFailure/><flakyError/>", Flaky),
+            ("<skipped/><flakyFailure/>", Skipped),
             ("<failure/><rerunFailure/>", Failed),
             ("<system-out><failure/></system-out>", Passed),
             (

@@ -1,0 +1,721 @@
+//! Retries within one build: a test's final outcome and attempt count when it ran more than
+//! once. Tools record retries in two ways, and this module owns both:
+//!
+//! - **Inside one `<testcase>`** (Surefire, and Gradle with `mergeReruns`): `flakyFailure` and
+//!   `flakyError` are failed attempts of a test that then passed; `rerunFailure` and
+//!   `rerunError` are reruns of a test that failed every time (beside its `<failure>` or
+//!   `<error>`). [`Tally`] counts them while the parser reads the case.
+//! - **As repeated test cases** with one identity (suite, classname, name): Gradle without
+//!   `mergeReruns`, pytest-rerunfailures, and runners that write reruns to a second file.
+//!   [`Repeats`] merges them as they stream by; [`merge_repeats`] merges a list.
+//!
+//! The rules, and why (the user-facing version is in the README's "Retries" section):
+//! - A later run continues a test's group of attempts when the group's last run **failed or
+//!   errored** (the rule Gradle uses to group executions for `mergeReruns`), or when it
+//!   **passed and the later run comes right after it in the same file**: pytest-rerunfailures
+//!   writes each rerun attempt as a bare `<testcase/>` immediately before the next attempt (its
+//!   `"rerun"` outcome is neither passed, failed nor skipped to pytest's junitxml, which then
+//!   writes no result child), so a bare case followed at once by the same test is a failed
+//!   attempt, not a pass. A passed or skipped test seen again later, not right after, is a
+//!   separate test (a whole class rerun, or one test run twice), as before.
+//! - One exception to both: pytest writes a call failure and a teardown error of one run as two
+//!   cases, `<failure>` then `<error>`, one right after the other. Such a pair is one run: error
+//!   (the most severe, as within one case), attempts unchanged, the two times added up.
+//! - Earlier attempts of a group count as failed. The final status is the last run's, except
+//!   that a last run that passed makes the test [`Status::Flaky`]. A last run that was skipped
+//!   leaves it skipped (Gradle writes a failure followed by a skipped rerun that way).
+//! - `attempts` adds up (saturating at `u32::MAX`, so huge rerun counts stay a number).
+//! - **Time**, as Surefire documents and Gradle's `mergeReruns` copies: a flaky test reports the
+//!   running time of its last (successful) run, a test that failed every attempt the time of its
+//!   first failing run. Durations therefore describe one run of the test, comparable from build
+//!   to build, and retries never look like a slowdown; the time spent on retries is not in
+//!   `TotalTestTime`.
+//!
+//! Memory: [`Repeats`] keeps the newest group and the groups whose last run failed (they may
+//! still be retried later in the input), at most [`MAX_HELD`] of them; beyond that the oldest is
+//! passed on unmerged and counted in [`RepeatStats::released`]. Thousands of repeats of one test
+//! are one group; nothing is kept per attempt.
+
+use super::model::{Status, TestCase};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+
+/// Failed groups [`Repeats`] waits for a retry of, at most.
+pub const MAX_HELD: usize = 65_536;
+
+/// A Surefire retry element, read as a direct child of `<testcase>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryElement {
+    /// `flakyFailure` or `flakyError`: a failed attempt before a pass.
+    Flaky,
+    /// `rerunFailure`: a failed rerun of a failed test.
+    RerunFailure,
+    /// `rerunError`: an errored rerun.
+    RerunError,
+}
+
+impl RetryElement {
+    /// The retry element a local name names, if any.
+    #[inline]
+    pub(crate) fn of(local_name: &[u8]) -> Option<RetryElement> {
+        match local_name {
+            b"flakyFailure" | b"flakyError" => Some(RetryElement::Flaky),
+            b"rerunFailure" => Some(RetryElement::RerunFailure),
+            b"rerunError" => Some(RetryElement::RerunError),
+            _ => None,
+        }
+    }
+}
+
+/// The retry elements of one `<testcase>`, counted as they are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    flaky: u32,
+    reruns: u32,
+    /// The most severe rerun element: `Failed` or `Error`.
+    rerun_status: Option<Status>,
+}
+
+impl Tally {
+    #[inline]
+    pub(crate) fn count(&mut self, element: RetryElement) {
+        match element {
+            RetryElement::Flaky => self.flaky = self.flaky.saturating_add(1),
+            RetryElement::RerunFailure | RetryElement::RerunError => {
+                self.reruns = self.reruns.saturating_add(1);
+                let status = if element == RetryElement::RerunError {
+                    Status::Error
+                } else {
+                    Status::Failed
+                };
+                self.rerun_status = self.rerun_status.max(Some(status));
+            }
+        }
+    }
+
+    /// The final status and attempts of a case whose result children and attributes gave
+    /// `status`, and a warning when the elements contradict each other.
+    pub(crate) fn settle(&self, status: Status) -> (Status, u32, Option<&'static str>) {
+        let attempts = 1u32
+            .saturating_add(self.flaky)
+            .saturating_add(self.reruns);
+        let (status, warning) = match (self.rerun_status, self.flaky > 0) {
+            (None, false) => (status, None),
+            (None, true) => match status {
+                Status::Passed => (Status::Flaky, None),
+                // Gradle's mergeReruns writes a failure followed by a skipped rerun this way.
+                Status::Skipped => (Status::Skipped, None),
+                _ => (
+                    status,
+                    Some("has flaky elements beside a failure or error; kept as failed"),
+                ),
+            },
+            (Some(rerun), flaky) if status.is_failure() => {
+                let warning = flaky.then_some(
+                    "has both flaky and rerun elements; kept as failed (the reruns failed too)",
+                );
+                (status.max(rerun), warning)
+            }
+            (Some(rerun), _) => (
+                rerun,
+                Some(
+                    "has rerunFailure/rerunError without a failure or error; taken as failed \
+                     (Surefire writes reruns only when every run failed)",
+                ),
+            ),
+        };
+        (status, attempts, warning)
+    }
+}
+
+/// What merging needs of a test case.
+pub trait Run {
+    /// Suite, classname and name.
+    fn identity(&self) -> (&str, &str, &str);
+    fn status(&self) -> Status;
+    fn attempts(&self) -> u32;
+    /// Sets the merged outcome.
+    fn set_outcome(&mut self, status: Status, attempts: u32);
+    /// Takes the duration of `later`, a later run of the same test.
+    fn take_time(&mut self, later: &Self);
+    /// Adds the duration of `other`, another part of the same run.
+    fn add_time(&mut self, other: &Self);
+}
+
+impl Run for TestCase {
+    fn identity(&self) -> (&str, &str, &str) {
+        (&self.suite, &self.classname, &self.name)
+    }
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn attempts(&self) -> u32 {
+        self.attempts
+    }
+    fn set_outcome(&mut self, status: Status, attempts: u32) {
+        self.status = status;
+        self.attempts = attempts;
+    }
+    fn take_time(&mut self, later: &Self) {
+        self.time = later.time;
+    }
+    fn add_time(&mut self, other: &Self) {
+        self.time = match (self.time, other.time) {
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Whether two runs are of the same test (the name first: it differs most often).
+#[inline]
+fn same_test<T: Run>(a: &T, b: &T) -> bool {
+    let (a, b) = (a.identity(), b.identity());
+    a.2 == b.2 && a.1 == b.1 && a.0 == b.0
+}
+
+/// Folds `later`, a retry of the test whose attempts so far are `group`, into `group`. The
+/// group keeps its first run's time; [`Open::settle`] takes the last run's when it did not fail.
+fn fold<T: Run>(group: &mut T, later: &T) {
+    let attempts = group.attempts().saturating_add(later.attempts());
+    let status = match later.status() {
+        Status::Passed => Status::Flaky,
+        status => status,
+    };
+    group.set_outcome(status, attempts);
+}
+
+/// What the order of a list of runs says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// The runs of one result file, as written: every rule applies.
+    OneFile,
+    /// Runs of several files, each merged already with [`Order::OneFile`]: only a run after a
+    /// failure continues a test (the "right after" rules are about one file's writing order).
+    AcrossFiles,
+}
+
+/// Merges repeated runs of one test in a list, keeping each merged test at its first run's
+/// place. See the module documentation for the rules. Merging a list with
+/// [`Order::AcrossFiles`] after it was merged once changes nothing.
+pub fn merge_repeats<T: Run>(cases: &mut Vec<T>, order: Order) -> RepeatStats {
+    let mut repeats = Repeats::new();
+    let mut out: Vec<(u64, T)> = Vec::with_capacity(cases.len());
+    let follows = order == Order::OneFile;
+    for (i, case) in cases.drain(..).enumerate() {
+        repeats.push(case, i as u64, follows, &mut |seq, t| out.push((seq, t)));
+    }
+    let stats = repeats.finish(&mut |seq, t| out.push((seq, t)));
+    out.sort_unstable_by_key(|(seq, _)| *seq);
+    cases.extend(out.into_iter().map(|(_, t)| t));
+    stats
+}
+
+/// How merging went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepeatStats {
+    /// Failed tests passed on unmerged because more than [`MAX_HELD`] were waiting for a retry;
+    /// a later retry of one of them counts as a test of its own.
+    pub released: u64,
+}
+
+/// The newest group of attempts.
+struct Open<T> {
+    seq: u64,
+    /// The status of its last run.
+    last: Status,
+    run: T,
+    /// Its last run, when it has more than one.
+    latest: Option<T>,
+}
+
+impl<T: Run> Open<T> {
+    /// The merged test: with the last run's time unless every run failed.
+    fn settle(self) -> (u64, T) {
+        let mut run = self.run;
+        if let Some(latest) = self.latest.filter(|_| !run.status().is_failure()) {
+            run.take_time(&latest);
+        }
+        (self.seq, run)
+    }
+}
+
+/// A streaming merger of repeated runs: [`Repeats::push`] each case in input order, then
+/// [`Repeats::finish`]. Merged tests come out through `emit` with the sequence number of their
+/// first run, as soon as no later run can change them: a test whose last run did not fail once
+/// another test comes along, a failed one when the input ends (or when more than [`MAX_HELD`]
+/// wait).
+pub struct Repeats<T> {
+    open: Option<Open<T>>,
+    /// Groups whose last run failed, oldest first; `None` once taken or released.
+    held: Vec<Option<(u64, T)>>,
+    /// Index of the oldest entry of `held` that may still be live.
+    oldest: usize,
+    live: usize,
+    limit: usize,
+    /// Identity hash → index into `held`.
+    index: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
+    hasher: RandomState,
+    /// A cheap filter over the names of held tests, so that most lookups need no hashing of
+    /// the whole identity: a bit per [`quick_hash`] of the name, cleared when nothing is held.
+    names: Vec<u64>,
+    stats: RepeatStats,
+}
+
+/// Bits in [`Repeats::names`].
+const NAME_BITS: usize = 1 << 20;
+
+impl<T: Run> Default for Repeats<T> {
+    fn default() -> Self {
+        Repeats::with_limit(MAX_HELD)
+    }
+}
+
+impl<T: Run> Repeats<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A merger that waits for the retries of at most `limit` failed tests.
+    pub fn with_limit(limit: usize) -> Self {
+        Repeats {
+            open: None,
+            held: Vec::new(),
+            oldest: 0,
+            live: 0,
+            limit: limit.max(1),
+            index: HashMap::default(),
+            hasher: RandomState::new(),
+            names: Vec::new(),
+            stats: RepeatStats::default(),
+        }
+    }
+
+    /// Takes the next run, numbered `seq` (passed back with the merged test). `follows` says
+    /// that it comes right after the previous run in the same result file, as written: only
+    /// then do the pytest rules apply (a bare rerun, a teardown error's second case).
+    pub fn push(&mut self, run: T, seq: u64, follows: bool, emit: &mut impl FnMut(u64, T)) {
+        if let Some(open) = &mut self.open {
+            if same_test(&open.run, &run) {
+                let same_file = follows;
+                if same_file && open.last == Status::Failed && run.status() == Status::Error {
+                    // pytest's call failure and teardown error: one run.
+                    let attempts = open.run.attempts().max(run.attempts());
+                    open.run.add_time(&run);
+                    let status = open.run.status().max(Status::Error);
+                    open.run.set_outcome(status, attempts);
+                    open.last = Status::Error;
+                    return;
+                }
+                if open.last.is_failure() || (same_file && open.last == Status::Passed) {
+                    fold(&mut open.run, &run);
+                    open.last = run.status();
+                    open.latest = Some(run);
+                    return;
+                }
+            }
+        }
+        self.close_open(emit);
+        let last = run.status();
+        let open = match self.take_held(&run) {
+            Some((first, mut group)) => {
+                fold(&mut group, &run);
+                Open {
+                    seq: first,
+                    last,
+                    run: group,
+                    latest: Some(run),
+                }
+            }
+            None => Open {
+                seq,
+                last,
+                run,
+                latest: None,
+            },
+        };
+        self.open = Some(open);
+    }
+
+    /// Passes on every test still kept.
+    pub fn finish(mut self, emit: &mut impl FnMut(u64, T)) -> RepeatStats {
+        self.close_open(emit);
+        for (seq, run) in self.held.drain(self.oldest..).flatten() {
+            emit(seq, run);
+        }
+        self.stats
+    }
+
+    /// Passes the open group on, or holds it when its last run failed.
+    fn close_open(&mut self, emit: &mut impl FnMut(u64, T)) {
+        let Some(open) = self.open.take() else { return };
+        let failed = open.last.is_failure();
+        let (seq, run) = open.settle();
+        if !failed {
+            return emit(seq, run);
+        }
+        let key = self.key(&run);
+        if self.index.contains_key(&key) {
+            // Another held test has the same 64-bit hash (never in practice): not mergeable.
+            return emit(seq, run);
+        }
+        if self.live >= self.limit {
+            self.release_oldest(emit);
+        }
+        if self.names.is_empty() {
+            self.names = vec![0; NAME_BITS / 64];
+        }
+        let bit = name_bit(run.identity().2);
+        self.names[bit / 64] |= 1 << (bit % 64);
+        self.index.insert(key, self.held.len());
+        self.held.push(Some((seq, run)));
+        self.live += 1;
+    }
+
+    /// The held group of `run`'s test, removed from the held ones.
+    fn take_held(&mut self, run: &T) -> Option<(u64, T)> {
+        if self.live == 0 {
+            return None;
+        }
+        let bit = name_bit(run.identity().2);
+        if self.names[bit / 64] & (1 << (bit % 64)) == 0 {
+            return None;
+        }
+        let key = self.key(run);
+        let &i = self.index.get(&key)?;
+        let same = matches!(&self.held[i], Some((_, t)) if same_test(t, run));
+        if !same {
+            return None;
+        }
+        self.index.remove(&key);
+        let taken = self.held[i].take();
+        self.forget_one();
+        taken
+    }
+
+    /// Passes on the oldest held group unmerged, to stay within the limit.
+    fn release_oldest(&mut self, emit: &mut impl FnMut(u64, T)) {
+        while self.oldest < self.held.len() {
+            let i = self.oldest;
+            self.oldest += 1;
+            if let Some((seq, run)) = self.held[i].take() {
+                let key = self.key(&run);
+                self.index.remove(&key);
+                self.stats.released += 1;
+                self.forget_one();
+                return emit(seq, run);
+            }
+        }
+    }
+
+    /// Bookkeeping after a held group left: starts over when none is left, and compacts the
+    /// list when most of it is empty, so its length follows the live groups.
+    fn forget_one(&mut self) {
+        self.live -= 1;
+        if self.live == 0 {
+            self.held.clear();
+            self.index.clear();
+            self.oldest = 0;
+            self.names.iter_mut().for_each(|w| *w = 0);
+        } else if self.held.len() > 1024 && self.held.len() > 4 * self.live {
+            self.held.drain(..self.oldest);
+            self.held.retain(Option::is_some);
+            self.oldest = 0;
+            self.index.clear();
+            for (i, (_, run)) in self.held.iter().flatten().enumerate() {
+                let key = self.hasher.hash_one(run.identity());
+                self.index.insert(key, i);
+            }
+        }
+    }
+
+    fn key(&self, run: &T) -> u64 {
+        self.hasher.hash_one(run.identity())
+    }
+}
+
+/// The bit of [`Repeats::names`] for a name: a multiply-rotate hash of its bytes (not
+/// collision-resistant, which is fine for a filter: a false hit costs one real lookup).
+fn name_bit(name: &str) -> usize {
+    let mut h = name.len() as u64;
+    for chunk in name.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    (h >> 40) as usize % NAME_BITS
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::junit::parse_bytes;
+    use std::path::Path;
+    use std::time::Duration;
+    use Status::*;
+
+    fn fixture(name: &str) -> Vec<TestCase> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit").join(name);
+        let r = crate::junit::parse_path(&path);
+        assert!(r.error.is_none(), "{name}: {:?}", r.error);
+        r.cases
+    }
+
+    /// (name, status, attempts, time in ms) of each case.
+    fn outcomes(cases: &[TestCase]) -> Vec<(String, Status, u32, Option<u128>)> {
+        cases
+            .iter()
+            .map(|c| (c.name.clone(), c.status, c.attempts, c.time.map(|t| t.as_millis())))
+            .collect()
+    }
+
+    fn row(name: &str, status: Status, attempts: u32, ms: u128) -> (String, Status, u32, Option<u128>) {
+        (name.to_string(), status, attempts, Some(ms))
+    }
+
+    #[test]
+    fn fixtures_merge_as_the_tools_mean_them() {
+        // (fixture, cases as parsed, then merged): name, status, attempts, time (ms).
+        let table: &[(&str, usize, &[(&str, Status, u32, u128)])] = &[
+            // Surefire: flaky elements → flaky; rerun elements beside a failure → failed.
+            (
+                "surefire.xml",
+                6,
+                &[
+                    ("createsOrder", Passed, 1, 412),
+                    ("rejectsEmptyCart", Failed, 3, 33),
+                    ("retriesPayment", Flaky, 2, 2918),
+                    ("cachesPrices", Flaky, 2, 201),
+                    ("loadsLegacyOrders", Error, 2, 806),
+                    ("exportsToCsv", Skipped, 1, 0),
+                ],
+            ),
+            // Gradle with mergeReruns: Surefire's elements; a failure then a skip stays skipped.
+            (
+                "gradle-merge-reruns.xml",
+                4,
+                &[
+                    ("addsItem()", Passed, 1, 21),
+                    ("removesItem()", Flaky, 2, 488),
+                    ("totals()", Failed, 3, 302),
+                    ("checksOut()", Skipped, 2, 4),
+                ],
+            ),
+            // Gradle without mergeReruns: one case per execution, retries after the first round.
+            // Flaky: the passing run's time; failed every time: the first run's.
+            (
+                "gradle-retry.xml",
+                6,
+                &[
+                    ("addsItem()", Passed, 1, 21),
+                    ("removesItem()", Flaky, 2, 488),
+                    ("totals()", Failed, 3, 302),
+                ],
+            ),
+            // pytest-rerunfailures 16.7, --reruns 2: a bare case per rerun attempt.
+            (
+                "pytest-rerunfailures.xml",
+                14,
+                &[
+                    ("test_passes", Passed, 1, 0),
+                    ("test_fails_once_then_passes", Flaky, 2, 1),
+                    ("test_always_fails", Failed, 3, 0),
+                    ("test_errors_once_in_fixture_then_passes", Flaky, 2, 0),
+                    ("test_fails_twice_then_passes", Flaky, 3, 1),
+                    ("test_skipped", Skipped, 1, 0),
+                    ("test_method_flaky", Flaky, 2, 0),
+                ],
+            ),
+            // Retry elements where no tool writes them: a clear status each.
+            (
+                "retry-odd-cases.xml",
+                6,
+                &[
+                    ("rerunWithoutParentOutcome", Failed, 3, 1500),
+                    ("rerunErrorWithoutParentOutcome", Error, 2, 500),
+                    ("skippedAndFlaky", Skipped, 2, 250),
+                    ("failureAndFlaky", Failed, 2, 750),
+                    ("flakyAndRerun", Error, 3, 125),
+                    ("nestedRetryIgnored", Passed, 1, 1000),
+                ],
+            ),
+        ];
+        for (file, parsed, want) in table {
+            let mut cases = fixture(file);
+            assert_eq!(cases.len(), *parsed, "{file}: cases as parsed");
+            merge_repeats(&mut cases, Order::OneFile);
+            let want: Vec<_> = want.iter().map(|(n, s, a, t)| row(n, *s, *a, *t)).collect();
+            assert_eq!(outcomes(&cases), want, "{file}");
+        }
+    }
+
+    #[test]
+    fn odd_cases_warn() {
+        let r = parse_bytes(
+            "odd.xml",
+            &std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit/retry-odd-cases.xml"),
+            )
+            .unwrap(),
+        );
+        let has = |s: &str| r.warnings.iter().any(|w| w.contains(s));
+        assert!(has("<flakyFailure> outside a <testcase> ignored"), "{:?}", r.warnings);
+        assert!(has("\"rerunWithoutParentOutcome\" has rerunFailure/rerunError without"));
+        assert!(has("\"failureAndFlaky\" has flaky elements beside a failure"));
+        assert!(has("\"flakyAndRerun\" has both flaky and rerun elements"));
+        assert!(!has("skippedAndFlaky"));
+    }
+
+    fn run(name: &str, status: Status, ms: u64) -> TestCase {
+        TestCase {
+            suite: "s".into(),
+            classname: "C".into(),
+            name: name.into(),
+            file: None,
+            time: Some(Duration::from_millis(ms)),
+            status,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn repeated_cases_table() {
+        // Runs in one file, in order → the merged tests.
+        type Runs<'a> = &'a [(&'a str, Status, u64)];
+        let table: &[(&str, Runs, &[(&str, Status, u32, u128)])] = &[
+            ("fail, pass", &[("a", Failed, 5), ("a", Passed, 3)], &[("a", Flaky, 2, 3)]),
+            ("error, pass", &[("a", Error, 5), ("a", Passed, 3)], &[("a", Flaky, 2, 3)]),
+            (
+                "fail thrice: the first run's time",
+                &[("a", Failed, 5), ("a", Failed, 6), ("a", Failed, 7)],
+                &[("a", Failed, 3, 5)],
+            ),
+            ("fail, skip", &[("a", Failed, 5), ("a", Skipped, 0)], &[("a", Skipped, 2, 0)]),
+            (
+                "bare reruns right after each other (pytest-rerunfailures)",
+                &[("a", Passed, 1), ("a", Passed, 2), ("a", Failed, 3)],
+                &[("a", Failed, 3, 1)],
+            ),
+            (
+                "a passed test seen again later is another test",
+                &[("a", Passed, 1), ("b", Passed, 2), ("a", Passed, 3)],
+                &[("a", Passed, 1, 1), ("b", Passed, 1, 2), ("a", Passed, 1, 3)],
+            ),
+            (
+                "a failed test retried later (Gradle's retry round)",
+                &[("a", Failed, 1), ("b", Passed, 2), ("a", Failed, 3), ("c", Failed, 4), ("a", Passed, 5), ("c", Passed, 6)],
+                &[("a", Flaky, 3, 5), ("b", Passed, 1, 2), ("c", Flaky, 2, 6)],
+            ),
+            (
+                "a flaky test run again later is another run",
+                &[("a", Failed, 1), ("a", Passed, 2), ("b", Passed, 3), ("a", Passed, 4)],
+                &[("a", Flaky, 2, 2), ("b", Passed, 1, 3), ("a", Passed, 1, 4)],
+            ),
+            (
+                "pytest's call failure and teardown error: one run",
+                &[("a", Failed, 1), ("a", Error, 2), ("b", Passed, 1)],
+                &[("a", Error, 1, 3), ("b", Passed, 1, 1)],
+            ),
+            (
+                "skipped twice: two tests",
+                &[("a", Skipped, 0), ("a", Skipped, 0)],
+                &[("a", Skipped, 1, 0), ("a", Skipped, 1, 0)],
+            ),
+        ];
+        for (what, runs, want) in table {
+            let mut cases: Vec<TestCase> = runs.iter().map(|(n, s, ms)| run(n, *s, *ms)).collect();
+            merge_repeats(&mut cases, Order::OneFile);
+            let want: Vec<_> = want.iter().map(|(n, s, a, t)| row(n, *s, *a, *t)).collect();
+            assert_eq!(outcomes(&cases), want, "{what}");
+            let again = cases.clone();
+            merge_repeats(&mut cases, Order::AcrossFiles);
+            assert_eq!(cases, again, "{what}: merging again");
+        }
+        // Across files only a run after a failure continues a test.
+        let mut cases = vec![run("a", Passed, 1), run("a", Passed, 2), run("b", Failed, 3), run("b", Passed, 4)];
+        merge_repeats(&mut cases, Order::AcrossFiles);
+        let want = [row("a", Passed, 1, 1), row("a", Passed, 1, 2), row("b", Flaky, 2, 4)];
+        assert_eq!(outcomes(&cases), want);
+    }
+
+    #[test]
+    fn thousands_of_repeats_and_huge_retry_counts() {
+        // 5,000 failed reruns of one test, then a pass: one flaky test.
+        let mut xml = String::from("<testsuite>");
+        for _ in 0..5_000 {
+            xml.push_str("<testcase classname='C' name='t' time='0.001'><failure/></testcase>");
+        }
+        xml.push_str("<testcase classname='C' name='t' time='0.002'/></testsuite>");
+        let mut cases = parse_bytes("r.xml", xml.as_bytes()).cases;
+        merge_repeats(&mut cases, Order::OneFile);
+        assert_eq!(outcomes(&cases), [row("t", Flaky, 5_001, 2)]);
+
+        // 200,000 rerun elements in one case: counted, nothing kept per element.
+        let mut xml = String::from("<testsuite><testcase name='t'><failure/>");
+        xml.push_str(&"<rerunFailure type='x'/>".repeat(200_000));
+        xml.push_str("</testcase></testsuite>");
+        let r = parse_bytes("r.xml", xml.as_bytes());
+        assert_eq!((r.cases[0].status, r.cases[0].attempts), (Failed, 200_001));
+
+        // Counts near u32::MAX saturate instead of overflowing.
+        let mut tally = Tally::default();
+        tally.flaky = u32::MAX - 1;
+        tally.count(RetryElement::Flaky);
+        tally.count(RetryElement::Flaky);
+        assert_eq!(tally.settle(Passed), (Flaky, u32::MAX, None));
+        let mut big = vec![
+            TestCase { attempts: u32::MAX, ..run("a", Failed, 1) },
+            TestCase { attempts: u32::MAX, ..run("a", Passed, 1) },
+        ];
+        merge_repeats(&mut big, Order::OneFile);
+        assert_eq!((big[0].status, big[0].attempts), (Flaky, u32::MAX));
+    }
+
+    #[test]
+    fn held_failures_are_bounded() {
+        // More failed tests than the limit wait for a retry: the oldest are passed on unmerged.
+        let mut repeats = Repeats::with_limit(3);
+        let mut out = Vec::new();
+        let mut emit = |seq: u64, t: TestCase| out.push((seq, t.name, t.status, t.attempts));
+        for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            repeats.push(run(name, Failed, 1), i as u64, true, &mut emit);
+        }
+        for (i, name) in ["a", "e"].iter().enumerate() {
+            repeats.push(run(name, Passed, 1), 10 + i as u64, true, &mut emit);
+        }
+        let stats = repeats.finish(&mut emit);
+        // a and b: the open test (e) needs a place when d's successor arrives.
+        assert_eq!(stats.released, 2);
+        out.sort();
+        let got: Vec<_> = out.iter().map(|(_, n, s, a)| (n.as_str(), *s, *a)).collect();
+        assert_eq!(
+            got,
+            [("a", Failed, 1), ("b", Failed, 1), ("c", Failed, 1), ("d", Failed, 1), ("e", Flaky, 2), ("a", Passed, 1)]
+        );
+        // Many failures and retries interleaved: the held list is compacted, results stay right.
+        let mut cases: Vec<TestCase> = (0..5_000).map(|i| run(&format!("t{i}"), Failed, 1)).collect();
+        cases.extend((0..5_000).rev().map(|i| run(&format!("t{i}"), Passed, 2)));
+        merge_repeats(&mut cases, Order::OneFile);
+        assert_eq!(cases.len(), 5_000);
+        assert!(cases.iter().all(|c| c.status == Flaky && c.attempts == 2));
+        assert_eq!(cases[4_999].name, "t4999");
+    }
+}
