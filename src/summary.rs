@@ -277,6 +277,63 @@ mod tests {
     }
 
     #[test]
+    fn attempts_are_a_sixth_element_only_when_retried() {
+        let old: Vec<CaseSummary> =
+            serde_json::from_str(r#"[["s","c","a",1.5,"passed"],["s","c","b",null,"flaky",3]]"#)
+                .unwrap();
+        assert_eq!((old[0].attempts, old[1].attempts), (1, 3));
+        assert_eq!(old[1].status, Status::Flaky);
+        let json = serde_json::to_string(&old).unwrap();
+        assert_eq!(json, r#"[["s","c","a",1.5,"passed"],["s","c","b",null,"flaky",3]]"#);
+        for bad in [r#"["s","c","a",1.5]"#, r#"["s","c","a",1.5,"passed",2,9]"#] {
+            assert!(serde_json::from_str::<CaseSummary>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retries_merge_within_and_across_files() {
+        // pytest-rerunfailures style within a file; a rerun file for another test.
+        let first = br#"<testsuite name="s"><testcase classname="c" name="a" time="1"/><testcase classname="c" name="a" time="2"/><testcase classname="c" name="b" time="3"><failure/></testcase></testsuite>"#;
+        let rerun = br#"<testsuite name="s"><testcase classname="c" name="b" time="4"/><testcase classname="c" name="a" time="5"/></testsuite>"#;
+        let mut summary = BuildSummary {
+            schema_version: SCHEMA_VERSION,
+            context: Context::from_json(
+                "k",
+                br#"{"schema_version":1,"job":"j","branch":"master","build":7,"timestamp":"2026-11-01T10:00:00Z"}"#,
+            )
+            .unwrap(),
+            branch_class: "master".into(),
+            published: true,
+            files: vec![
+                FileSummary::parse("a.xml", "j/master/7/a.xml", first),
+                FileSummary::parse("b.xml", "j/master/7/b.xml", rerun),
+            ],
+        };
+        let got = |s: &BuildSummary| -> Vec<Vec<(String, Status, u32, Option<f64>)>> {
+            s.files
+                .iter()
+                .map(|f| f.cases.iter().map(|c| (c.name.clone(), c.status, c.attempts, c.time)).collect())
+                .collect()
+        };
+        let row = |n: &str, s, a, t| (n.to_string(), s, a, Some(t));
+        assert_eq!(
+            got(&summary),
+            [
+                vec![row("a", Status::Flaky, 2, 2.0), row("b", Status::Failed, 1, 3.0)],
+                vec![row("b", Status::Passed, 1, 4.0), row("a", Status::Passed, 1, 5.0)],
+            ]
+        );
+        summary.merge_retries();
+        let want = [
+            vec![row("a", Status::Flaky, 2, 2.0), row("b", Status::Flaky, 2, 4.0)],
+            vec![row("a", Status::Passed, 1, 5.0)],
+        ];
+        assert_eq!(got(&summary), want);
+        summary.merge_retries();
+        assert_eq!(got(&summary), want, "merging again");
+    }
+
+    #[test]
     fn keys_round_trip() {
         let id = BuildId {
             job: "a/b".into(),

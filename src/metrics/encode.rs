@@ -365,6 +365,46 @@ mod tests {
     }
 
     #[test]
+    fn flaky_tests_and_retries() {
+        let retried = |name: &str, status, attempts| CaseSummary {
+            attempts,
+            ..case(name, Some(1.0), status)
+        };
+        let s = summary(vec![
+            file(
+                "unit.xml",
+                vec![
+                    retried("a", Status::Flaky, 2),
+                    retried("b", Status::Flaky, 4),
+                    retried("c", Status::Failed, 3),
+                    retried("d", Status::Passed, 1),
+                ],
+                None,
+            ),
+            file("more.xml", vec![retried("e", Status::Skipped, 2)], None),
+        ]);
+        let opts = EncodeOptions {
+            per_suite: true,
+            per_test_top: None,
+        };
+        let d = encode_build(&s, &opts);
+        assert_eq!(scalar(&d, "FlakyTests", None), Some(2.0));
+        assert_eq!(scalar(&d, "Retries", None), Some(1.0 + 3.0 + 2.0 + 1.0));
+        assert_eq!(scalar(&d, "Tests", None), Some(5.0));
+        assert_eq!(scalar(&d, "Failures", None), Some(1.0));
+        assert_eq!(scalar(&d, "FlakyTests", Some(("Suite", "more"))), Some(0.0));
+        assert_eq!(scalar(&d, "Retries", Some(("Suite", "more"))), Some(1.0));
+        // What the cost estimate expects per job and class, and per suite.
+        use super::super::cost::{distinct_metrics, METRICS_PER_JOB_CLASS, METRICS_PER_SUITE};
+        let job_level = encode_build(&s, &Default::default());
+        assert_eq!(distinct_metrics(&job_level) as u64, METRICS_PER_JOB_CLASS);
+        assert_eq!(
+            distinct_metrics(&d) as u64,
+            METRICS_PER_JOB_CLASS + 2 * METRICS_PER_SUITE
+        );
+    }
+
+    #[test]
     fn per_suite_and_per_test_top() {
         let s = summary(vec![
             file(
