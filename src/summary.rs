@@ -92,7 +92,10 @@ impl<'de> Deserialize<'de> for CaseSummary {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("[suite, classname, name, time, status] or with attempts added")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<CaseSummary, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CaseSummary, A::Error> {
                 use serde::de::Error;
                 fn next<'de, A: serde::de::SeqAccess<'de>, T: Deserialize<'de>>(
                     seq: &mut A,
@@ -123,30 +126,7 @@ impl<'de> Deserialize<'de> for CaseSummary {
     }
 }
 
-impl crate::junit::Run for CaseSummary {
-    fn identity(&self) -> (&str, &str, &str) {
-        (&self.suite, &self.classname, &self.name)
-    }
-    fn status(&self) -> Status {
-        self.status
-    }
-    fn attempts(&self) -> u32 {
-        self.attempts
-    }
-    fn set_outcome(&mut self, status: Status, attempts: u32) {
-        self.status = status;
-        self.attempts = attempts;
-    }
-    fn take_time(&mut self, later: &Self) {
-        self.time = later.time;
-    }
-    fn add_time(&mut self, other: &Self) {
-        self.time = match (self.time, other.time) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        };
-    }
-}
+crate::junit::retry::impl_run!(CaseSummary);
 
 impl FileSummary {
     /// Parses one result file straight into its summary, streaming (no intermediate report).
@@ -284,7 +264,10 @@ mod tests {
         assert_eq!((old[0].attempts, old[1].attempts), (1, 3));
         assert_eq!(old[1].status, Status::Flaky);
         let json = serde_json::to_string(&old).unwrap();
-        assert_eq!(json, r#"[["s","c","a",1.5,"passed"],["s","c","b",null,"flaky",3]]"#);
+        assert_eq!(
+            json,
+            r#"[["s","c","a",1.5,"passed"],["s","c","b",null,"flaky",3]]"#
+        );
         for bad in [r#"["s","c","a",1.5]"#, r#"["s","c","a",1.5,"passed",2,9]"#] {
             assert!(serde_json::from_str::<CaseSummary>(bad).is_err(), "{bad}");
         }
@@ -309,23 +292,38 @@ mod tests {
                 FileSummary::parse("b.xml", "j/master/7/b.xml", rerun),
             ],
         };
-        let got = |s: &BuildSummary| -> Vec<Vec<(String, Status, u32, Option<f64>)>> {
+        type Row = (String, Status, u32, Option<f64>);
+        let got = |s: &BuildSummary| -> Vec<Vec<Row>> {
             s.files
                 .iter()
-                .map(|f| f.cases.iter().map(|c| (c.name.clone(), c.status, c.attempts, c.time)).collect())
+                .map(|f| {
+                    f.cases
+                        .iter()
+                        .map(|c| (c.name.clone(), c.status, c.attempts, c.time))
+                        .collect()
+                })
                 .collect()
         };
         let row = |n: &str, s, a, t| (n.to_string(), s, a, Some(t));
         assert_eq!(
             got(&summary),
             [
-                vec![row("a", Status::Flaky, 2, 2.0), row("b", Status::Failed, 1, 3.0)],
-                vec![row("b", Status::Passed, 1, 4.0), row("a", Status::Passed, 1, 5.0)],
+                vec![
+                    row("a", Status::Flaky, 2, 2.0),
+                    row("b", Status::Failed, 1, 3.0)
+                ],
+                vec![
+                    row("b", Status::Passed, 1, 4.0),
+                    row("a", Status::Passed, 1, 5.0)
+                ],
             ]
         );
         summary.merge_retries();
         let want = [
-            vec![row("a", Status::Flaky, 2, 2.0), row("b", Status::Flaky, 2, 4.0)],
+            vec![
+                row("a", Status::Flaky, 2, 2.0),
+                row("b", Status::Flaky, 2, 4.0),
+            ],
             vec![row("a", Status::Passed, 1, 5.0)],
         ];
         assert_eq!(got(&summary), want);

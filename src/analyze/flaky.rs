@@ -81,7 +81,10 @@ pub enum Verdict {
     /// It fails in every run from the build with this index (into the input) on, `runs` runs
     /// so far: a change broke it. Attribute it to the commits before that build, like a
     /// slowdown.
-    Breakage { from: usize, runs: usize },
+    Breakage {
+        from: usize,
+        runs: usize,
+    },
     Neither,
 }
 
@@ -134,7 +137,10 @@ pub fn classify(runs: &[Run<'_>], t: &Thresholds) -> Classification {
             _ => {}
         }
     }
-    let ongoing = episodes.last().copied().filter(|&(_, last)| last + 1 == ran.len());
+    let ongoing = episodes
+        .last()
+        .copied()
+        .filter(|&(_, last)| last + 1 == ran.len());
 
     let mut flaky_builds: Vec<usize> = Vec::new();
     let mut reasons = Vec::new();
@@ -267,7 +273,11 @@ mod tests {
                 "....FF-sFF",
                 Verdict::Breakage { from: 4, runs: 4 },
             ),
-            ("two failures so far: not yet a breakage", "........FF", Verdict::Neither),
+            (
+                "two failures so far: not yet a breakage",
+                "........FF",
+                Verdict::Neither,
+            ),
             (
                 "broken for a while, then fixed: neither",
                 "..FFFFFFFF......",
@@ -303,16 +313,27 @@ mod tests {
         assert_eq!(c.verdict, Verdict::Neither);
         // Unknown commits never match each other.
         let runs = [
-            Run { outcome: Passed, commit: None },
-            Run { outcome: Failed, commit: None },
+            Run {
+                outcome: Passed,
+                commit: None,
+            },
+            Run {
+                outcome: Failed,
+                commit: None,
+            },
         ];
-        assert_eq!(classify(&runs, &Thresholds::default()).verdict, Verdict::Neither);
+        assert_eq!(
+            classify(&runs, &Thresholds::default()).verdict,
+            Verdict::Neither
+        );
     }
+
+    /// (history, runs, failures, flips, failure rate, flip rate)
+    type RatesRow<'a> = (&'a str, usize, usize, usize, Option<f64>, Option<f64>);
 
     #[test]
     fn rates_table() {
-        // (history, runs, failures, flips, failure rate, flip rate)
-        let table: &[(&str, usize, usize, usize, Option<f64>, Option<f64>)] = &[
+        let table: &[RatesRow] = &[
             ("", 0, 0, 0, None, None),
             ("-", 0, 0, 0, None, None),
             (".", 1, 0, 0, Some(0.0), None),
@@ -347,14 +368,22 @@ mod tests {
         assert_eq!(c.flaky_builds.len(), 15);
         assert_eq!(c.flaky_builds[0], 1);
         // Rare episodes over a long window fall under the flip-rate threshold.
-        let rare = format!("{}F{}F{}", ".".repeat(200), ".".repeat(200), ".".repeat(200));
+        let rare = format!(
+            "{}F{}F{}",
+            ".".repeat(200),
+            ".".repeat(200),
+            ".".repeat(200)
+        );
         let long = Thresholds {
             window: 1000,
             ..Thresholds::default()
         };
         let runs: Vec<Run> = history(&rare)
             .into_iter()
-            .map(|outcome| Run { outcome, commit: None })
+            .map(|outcome| Run {
+                outcome,
+                commit: None,
+            })
             .collect();
         let c = classify(&runs, &long);
         assert_eq!(c.verdict, Verdict::Neither);

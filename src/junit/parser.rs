@@ -50,7 +50,6 @@ use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
 
-
 /// Why a file could not be read to its end. Names the file and the line:column (1-based; the
 /// column counts bytes of the UTF-8 text, after a BOM is dropped and UTF-16 or a declared
 /// single-byte encoding is decoded), or `0:0` when the file could not be opened at all.

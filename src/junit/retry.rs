@@ -96,9 +96,7 @@ impl Tally {
     /// The final status and attempts of a case whose result children and attributes gave
     /// `status`, and a warning when the elements contradict each other.
     pub(crate) fn settle(&self, status: Status) -> (Status, u32, Option<&'static str>) {
-        let attempts = 1u32
-            .saturating_add(self.flaky)
-            .saturating_add(self.reruns);
+        let attempts = 1u32.saturating_add(self.flaky).saturating_add(self.reruns);
         let (status, warning) = match (self.rerun_status, self.flaky > 0) {
             (None, false) => (status, None),
             (None, true) => match status {
@@ -142,30 +140,57 @@ pub trait Run {
     fn add_time(&mut self, other: &Self);
 }
 
-impl Run for TestCase {
-    fn identity(&self) -> (&str, &str, &str) {
-        (&self.suite, &self.classname, &self.name)
-    }
-    fn status(&self) -> Status {
-        self.status
-    }
-    fn attempts(&self) -> u32 {
-        self.attempts
-    }
-    fn set_outcome(&mut self, status: Status, attempts: u32) {
-        self.status = status;
-        self.attempts = attempts;
-    }
-    fn take_time(&mut self, later: &Self) {
-        self.time = later.time;
-    }
-    fn add_time(&mut self, other: &Self) {
-        self.time = match (self.time, other.time) {
-            (Some(a), Some(b)) => Some(a.saturating_add(b)),
-            (a, b) => a.or(b),
-        };
+/// Implements [`Run`] for a case type with the fields `suite`, `classname`, `name`,
+/// `status`, `attempts` and `time: Option<_>` (a time that implements [`Time`]).
+macro_rules! impl_run {
+    ($case:ty) => {
+        impl $crate::junit::retry::Run for $case {
+            fn identity(&self) -> (&str, &str, &str) {
+                (&self.suite, &self.classname, &self.name)
+            }
+            fn status(&self) -> $crate::junit::Status {
+                self.status
+            }
+            fn attempts(&self) -> u32 {
+                self.attempts
+            }
+            fn set_outcome(&mut self, status: $crate::junit::Status, attempts: u32) {
+                self.status = status;
+                self.attempts = attempts;
+            }
+            fn take_time(&mut self, later: &Self) {
+                self.time = later.time;
+            }
+            fn add_time(&mut self, other: &Self) {
+                self.time = match (self.time, other.time) {
+                    (Some(a), Some(b)) => Some($crate::junit::retry::Time::plus(a, b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+    };
+}
+pub(crate) use impl_run;
+
+/// A duration as a case type keeps it.
+pub trait Time: Copy {
+    /// The sum, saturating where the type can overflow.
+    fn plus(self, other: Self) -> Self;
+}
+
+impl Time for std::time::Duration {
+    fn plus(self, other: Self) -> Self {
+        self.saturating_add(other)
     }
 }
+
+impl Time for f64 {
+    fn plus(self, other: Self) -> Self {
+        self + other
+    }
+}
+
+impl_run!(TestCase);
 
 /// Whether two runs are of the same test (the name first: it differs most often).
 #[inline]
@@ -257,13 +282,15 @@ pub struct Repeats<T> {
     index: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
     hasher: RandomState,
     /// A cheap filter over the names of held tests, so that most lookups need no hashing of
-    /// the whole identity: a bit per [`quick_hash`] of the name, cleared when nothing is held.
+    /// the whole identity: a bit per [`name_bit`] of the name, cleared when nothing is held.
+    /// It grows with the held tests (16 bits each, up to [`NAME_BITS`]).
     names: Vec<u64>,
     stats: RepeatStats,
 }
 
-/// Bits in [`Repeats::names`].
+/// Bits in [`Repeats::names`], at most and at first.
 const NAME_BITS: usize = 1 << 20;
+const FIRST_NAME_BITS: usize = 1 << 12;
 
 impl<T: Run> Default for Repeats<T> {
     fn default() -> Self {
@@ -362,11 +389,14 @@ impl<T: Run> Repeats<T> {
         if self.live >= self.limit {
             self.release_oldest(emit);
         }
-        if self.names.is_empty() {
-            self.names = vec![0; NAME_BITS / 64];
+        let bits = self.names.len() * 64;
+        if bits == 0 || (self.live * 16 > bits && bits < NAME_BITS) {
+            self.names = vec![0; (bits * 4).clamp(FIRST_NAME_BITS, NAME_BITS) / 64];
+            for (_, held) in self.held[self.oldest..].iter().flatten() {
+                set_bit(&mut self.names, held.identity().2);
+            }
         }
-        let bit = name_bit(run.identity().2);
-        self.names[bit / 64] |= 1 << (bit % 64);
+        set_bit(&mut self.names, run.identity().2);
         self.index.insert(key, self.held.len());
         self.held.push(Some((seq, run)));
         self.live += 1;
@@ -377,7 +407,7 @@ impl<T: Run> Repeats<T> {
         if self.live == 0 {
             return None;
         }
-        let bit = name_bit(run.identity().2);
+        let bit = name_bit(run.identity().2, self.names.len() * 64);
         if self.names[bit / 64] & (1 << (bit % 64)) == 0 {
             return None;
         }
@@ -434,16 +464,22 @@ impl<T: Run> Repeats<T> {
     }
 }
 
-/// The bit of [`Repeats::names`] for a name: a multiply-rotate hash of its bytes (not
-/// collision-resistant, which is fine for a filter: a false hit costs one real lookup).
-fn name_bit(name: &str) -> usize {
+fn set_bit(names: &mut [u64], name: &str) {
+    let bit = name_bit(name, names.len() * 64);
+    names[bit / 64] |= 1 << (bit % 64);
+}
+
+/// The bit of [`Repeats::names`] (of `bits`, a power of two) for a name: a multiply-rotate
+/// hash of its bytes (not collision-resistant, which is fine for a filter: a false hit costs one
+/// real lookup).
+fn name_bit(name: &str, bits: usize) -> usize {
     let mut h = name.len() as u64;
     for chunk in name.as_bytes().chunks(8) {
         let mut word = [0u8; 8];
         word[..chunk.len()].copy_from_slice(chunk);
         h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
-    (h >> 40) as usize % NAME_BITS
+    (h >> 40) as usize & (bits - 1)
 }
 
 /// A hasher for keys that are already hashes.
@@ -473,7 +509,9 @@ mod tests {
     use Status::*;
 
     fn fixture(name: &str) -> Vec<TestCase> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/junit")
+            .join(name);
         let r = crate::junit::parse_path(&path);
         assert!(r.error.is_none(), "{name}: {:?}", r.error);
         r.cases
@@ -483,18 +521,33 @@ mod tests {
     fn outcomes(cases: &[TestCase]) -> Vec<(String, Status, u32, Option<u128>)> {
         cases
             .iter()
-            .map(|c| (c.name.clone(), c.status, c.attempts, c.time.map(|t| t.as_millis())))
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.status,
+                    c.attempts,
+                    c.time.map(|t| t.as_millis()),
+                )
+            })
             .collect()
     }
 
-    fn row(name: &str, status: Status, attempts: u32, ms: u128) -> (String, Status, u32, Option<u128>) {
+    /// A merged test as the tables write it: name, status, attempts, time in ms.
+    type Want<'a> = &'a [(&'a str, Status, u32, u128)];
+
+    fn row(
+        name: &str,
+        status: Status,
+        attempts: u32,
+        ms: u128,
+    ) -> (String, Status, u32, Option<u128>) {
         (name.to_string(), status, attempts, Some(ms))
     }
 
     #[test]
     fn fixtures_merge_as_the_tools_mean_them() {
         // (fixture, cases as parsed, then merged): name, status, attempts, time (ms).
-        let table: &[(&str, usize, &[(&str, Status, u32, u128)])] = &[
+        let table: &[(&str, usize, Want)] = &[
             // Surefire: flaky elements → flaky; rerun elements beside a failure → failed.
             (
                 "surefire.xml",
@@ -572,14 +625,23 @@ mod tests {
         let r = parse_bytes(
             "odd.xml",
             &std::fs::read(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit/retry-odd-cases.xml"),
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/junit/retry-odd-cases.xml"),
             )
             .unwrap(),
         );
         let has = |s: &str| r.warnings.iter().any(|w| w.contains(s));
-        assert!(has("<flakyFailure> outside a <testcase> ignored"), "{:?}", r.warnings);
-        assert!(has("\"rerunWithoutParentOutcome\" has rerunFailure/rerunError without"));
-        assert!(has("\"failureAndFlaky\" has flaky elements beside a failure"));
+        assert!(
+            has("<flakyFailure> outside a <testcase> ignored"),
+            "{:?}",
+            r.warnings
+        );
+        assert!(has(
+            "\"rerunWithoutParentOutcome\" has rerunFailure/rerunError without"
+        ));
+        assert!(has(
+            "\"failureAndFlaky\" has flaky elements beside a failure"
+        ));
         assert!(has("\"flakyAndRerun\" has both flaky and rerun elements"));
         assert!(!has("skippedAndFlaky"));
     }
@@ -600,15 +662,27 @@ mod tests {
     fn repeated_cases_table() {
         // Runs in one file, in order → the merged tests.
         type Runs<'a> = &'a [(&'a str, Status, u64)];
-        let table: &[(&str, Runs, &[(&str, Status, u32, u128)])] = &[
-            ("fail, pass", &[("a", Failed, 5), ("a", Passed, 3)], &[("a", Flaky, 2, 3)]),
-            ("error, pass", &[("a", Error, 5), ("a", Passed, 3)], &[("a", Flaky, 2, 3)]),
+        let table: &[(&str, Runs, Want)] = &[
+            (
+                "fail, pass",
+                &[("a", Failed, 5), ("a", Passed, 3)],
+                &[("a", Flaky, 2, 3)],
+            ),
+            (
+                "error, pass",
+                &[("a", Error, 5), ("a", Passed, 3)],
+                &[("a", Flaky, 2, 3)],
+            ),
             (
                 "fail thrice: the first run's time",
                 &[("a", Failed, 5), ("a", Failed, 6), ("a", Failed, 7)],
                 &[("a", Failed, 3, 5)],
             ),
-            ("fail, skip", &[("a", Failed, 5), ("a", Skipped, 0)], &[("a", Skipped, 2, 0)]),
+            (
+                "fail, skip",
+                &[("a", Failed, 5), ("a", Skipped, 0)],
+                &[("a", Skipped, 2, 0)],
+            ),
             (
                 "bare reruns right after each other (pytest-rerunfailures)",
                 &[("a", Passed, 1), ("a", Passed, 2), ("a", Failed, 3)],
@@ -617,16 +691,32 @@ mod tests {
             (
                 "a passed test seen again later is another test",
                 &[("a", Passed, 1), ("b", Passed, 2), ("a", Passed, 3)],
-                &[("a", Passed, 1, 1), ("b", Passed, 1, 2), ("a", Passed, 1, 3)],
+                &[
+                    ("a", Passed, 1, 1),
+                    ("b", Passed, 1, 2),
+                    ("a", Passed, 1, 3),
+                ],
             ),
             (
                 "a failed test retried later (Gradle's retry round)",
-                &[("a", Failed, 1), ("b", Passed, 2), ("a", Failed, 3), ("c", Failed, 4), ("a", Passed, 5), ("c", Passed, 6)],
+                &[
+                    ("a", Failed, 1),
+                    ("b", Passed, 2),
+                    ("a", Failed, 3),
+                    ("c", Failed, 4),
+                    ("a", Passed, 5),
+                    ("c", Passed, 6),
+                ],
                 &[("a", Flaky, 3, 5), ("b", Passed, 1, 2), ("c", Flaky, 2, 6)],
             ),
             (
                 "a flaky test run again later is another run",
-                &[("a", Failed, 1), ("a", Passed, 2), ("b", Passed, 3), ("a", Passed, 4)],
+                &[
+                    ("a", Failed, 1),
+                    ("a", Passed, 2),
+                    ("b", Passed, 3),
+                    ("a", Passed, 4),
+                ],
                 &[("a", Flaky, 2, 2), ("b", Passed, 1, 3), ("a", Passed, 1, 4)],
             ),
             (
@@ -650,9 +740,18 @@ mod tests {
             assert_eq!(cases, again, "{what}: merging again");
         }
         // Across files only a run after a failure continues a test.
-        let mut cases = vec![run("a", Passed, 1), run("a", Passed, 2), run("b", Failed, 3), run("b", Passed, 4)];
+        let mut cases = vec![
+            run("a", Passed, 1),
+            run("a", Passed, 2),
+            run("b", Failed, 3),
+            run("b", Passed, 4),
+        ];
         merge_repeats(&mut cases, Order::AcrossFiles);
-        let want = [row("a", Passed, 1, 1), row("a", Passed, 1, 2), row("b", Flaky, 2, 4)];
+        let want = [
+            row("a", Passed, 1, 1),
+            row("a", Passed, 1, 2),
+            row("b", Flaky, 2, 4),
+        ];
         assert_eq!(outcomes(&cases), want);
     }
 
@@ -676,14 +775,22 @@ mod tests {
         assert_eq!((r.cases[0].status, r.cases[0].attempts), (Failed, 200_001));
 
         // Counts near u32::MAX saturate instead of overflowing.
-        let mut tally = Tally::default();
-        tally.flaky = u32::MAX - 1;
+        let mut tally = Tally {
+            flaky: u32::MAX - 1,
+            ..Tally::default()
+        };
         tally.count(RetryElement::Flaky);
         tally.count(RetryElement::Flaky);
         assert_eq!(tally.settle(Passed), (Flaky, u32::MAX, None));
         let mut big = vec![
-            TestCase { attempts: u32::MAX, ..run("a", Failed, 1) },
-            TestCase { attempts: u32::MAX, ..run("a", Passed, 1) },
+            TestCase {
+                attempts: u32::MAX,
+                ..run("a", Failed, 1)
+            },
+            TestCase {
+                attempts: u32::MAX,
+                ..run("a", Passed, 1)
+            },
         ];
         merge_repeats(&mut big, Order::OneFile);
         assert_eq!((big[0].status, big[0].attempts), (Flaky, u32::MAX));
@@ -705,13 +812,25 @@ mod tests {
         // a and b: the open test (e) needs a place when d's successor arrives.
         assert_eq!(stats.released, 2);
         out.sort();
-        let got: Vec<_> = out.iter().map(|(_, n, s, a)| (n.as_str(), *s, *a)).collect();
+        let got: Vec<_> = out
+            .iter()
+            .map(|(_, n, s, a)| (n.as_str(), *s, *a))
+            .collect();
         assert_eq!(
             got,
-            [("a", Failed, 1), ("b", Failed, 1), ("c", Failed, 1), ("d", Failed, 1), ("e", Flaky, 2), ("a", Passed, 1)]
+            [
+                ("a", Failed, 1),
+                ("b", Failed, 1),
+                ("c", Failed, 1),
+                ("d", Failed, 1),
+                ("e", Flaky, 2),
+                ("a", Passed, 1)
+            ]
         );
         // Many failures and retries interleaved: the held list is compacted, results stay right.
-        let mut cases: Vec<TestCase> = (0..5_000).map(|i| run(&format!("t{i}"), Failed, 1)).collect();
+        let mut cases: Vec<TestCase> = (0..5_000)
+            .map(|i| run(&format!("t{i}"), Failed, 1))
+            .collect();
         cases.extend((0..5_000).rev().map(|i| run(&format!("t{i}"), Passed, 2)));
         merge_repeats(&mut cases, Order::OneFile);
         assert_eq!(cases.len(), 5_000);
