@@ -916,6 +916,10 @@ mod tests {
             r#"<testcase name="a"><a=b/></testcase>"#,
             r#"<testcase><failure message="x>y" type='&lt;'></failure></testcase>"#,
             r#"<testcase name="a"></>"#,
+            // Found by the fuzzer (scripts/fuzz.sh, 600 s): an element named "" closed by `</ >`,
+            // whose name quick-xml does not trim to "".
+            r#"<></ >"#,
+            "<>\t</\t\n>",
             r#"</testsuite></testsuite>"#,
             r#"<testcase name="a" classname='c' time="1.5" file="f.py" line="3"/>"#,
             r#"<testcase  name = "a"  time = '2' />"#,

@@ -748,6 +748,13 @@ const FIXTURES: &[Expect] = &[
         error: Some("5:3: malformed XML: ill-formed document: expected `</testcase>`"),
     },
     Expect {
+        // Found by the fuzzer: the fast path read `</ >` as closing an element named "".
+        file: "fuzz-blank-end-tag.xml",
+        counts: [0; 4],
+        time: 0.0,
+        error: Some("1:14: malformed XML: ill-formed document: expected `</>`, but `</ >` was found"),
+    },
+    Expect {
         file: "empty.xml",
         counts: [0; 4],
         time: 0.0,
