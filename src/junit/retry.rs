@@ -20,7 +20,7 @@
 //!   separate test (a whole class rerun, or one test run twice), as before.
 //! - One exception to both: pytest writes a call failure and a teardown error of one run as two
 //!   cases, `<failure>` then `<error>`, one right after the other. Such a pair is one run: error
-//!   (the most severe, as within one case), attempts unchanged, the two times added up.
+//!   (the most severe, as within one case), one attempt for the two, the two times added up.
 //! - Earlier attempts of a group count as failed. The final status is the last run's, except
 //!   that a last run that passed makes the test [`Status::Flaky`]. A last run that was skipped
 //!   leaves it skipped (Gradle writes a failure followed by a skipped rerun that way).
@@ -326,8 +326,9 @@ impl<T: Run> Repeats<T> {
             if same_test(&open.run, &run) {
                 let same_file = follows;
                 if same_file && open.last == Status::Failed && run.status() == Status::Error {
-                    // pytest's call failure and teardown error: one run.
-                    let attempts = open.run.attempts().max(run.attempts());
+                    // pytest's call failure and teardown error: one run (any retries counted on
+                    // either side are kept).
+                    let attempts = open.run.attempts().saturating_add(run.attempts()) - 1;
                     open.run.add_time(&run);
                     let status = open.run.status().max(Status::Error);
                     open.run.set_outcome(status, attempts);

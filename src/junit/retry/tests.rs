@@ -232,7 +232,21 @@ fn repeated_cases_table() {
         merge_repeats(&mut cases, Order::AcrossFiles);
         assert_eq!(cases, again, "{what}: merging again");
     }
-    // Across files only a run after a failure continues a test.
+    // A failure + error pair whose cases carry reruns of their own: one run for the pair, the
+    // reruns kept (the fuzzer's case: one attempt less, not the smaller count lost).
+    let mut cases = vec![
+        TestCase {
+            attempts: 3,
+            ..run("a", Failed, 1)
+        },
+        TestCase {
+            attempts: 2,
+            ..run("a", Error, 2)
+        },
+    ];
+    merge_repeats(&mut cases, Order::OneFile);
+    assert_eq!(outcomes(&cases), [row("a", Error, 4, 3)]);
+        // Across files only a run after a failure continues a test.
     let mut cases = vec![
         run("a", Passed, 1),
         run("a", Passed, 2),
