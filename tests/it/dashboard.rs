@@ -105,7 +105,8 @@ async fn discover_deploy_read_back_and_redeploy() {
     let first = ok(run(&deploy, e));
     assert_eq!(
         first.trim(),
-        format!("{name}: created (2 jobs, 17 widgets)")
+        // 7 overview widgets and 6 per job.
+        format!("{name}: created (2 jobs, 19 widgets)")
     );
 
     // GetDashboard returns exactly what render prints, and it is valid.
@@ -126,7 +127,7 @@ async fn discover_deploy_read_back_and_redeploy() {
     let again = ok(run(&deploy, e));
     assert_eq!(
         again.trim(),
-        format!("{name}: unchanged (2 jobs, 17 widgets)")
+        format!("{name}: unchanged (2 jobs, 19 widgets)")
     );
     let mut dry = deploy.to_vec();
     dry.push("--dry-run");

@@ -752,7 +752,9 @@ const FIXTURES: &[Expect] = &[
         file: "fuzz-blank-end-tag.xml",
         counts: [0; 4],
         time: 0.0,
-        error: Some("1:14: malformed XML: ill-formed document: expected `</>`, but `</ >` was found"),
+        error: Some(
+            "1:14: malformed XML: ill-formed document: expected `</>`, but `</ >` was found",
+        ),
     },
     Expect {
         file: "empty.xml",

@@ -246,7 +246,7 @@ fn repeated_cases_table() {
     ];
     merge_repeats(&mut cases, Order::OneFile);
     assert_eq!(outcomes(&cases), [row("a", Error, 4, 3)]);
-        // Across files only a run after a failure continues a test.
+    // Across files only a run after a failure continues a test.
     let mut cases = vec![
         run("a", Passed, 1),
         run("a", Passed, 2),
