@@ -244,34 +244,21 @@ pub struct RepeatStats {
     pub released: u64,
 }
 
-/// The newest group of attempts.
-struct Open<T> {
-    seq: u64,
-    /// The status of its last run.
-    last: Status,
-    run: T,
-    /// Its last run, when it has more than one.
-    latest: Option<T>,
-}
-
-impl<T: Run> Open<T> {
-    /// The merged test: with the last run's time unless every run failed.
-    fn settle(self) -> (u64, T) {
-        let mut run = self.run;
-        if let Some(latest) = self.latest.filter(|_| !run.status().is_failure()) {
-            run.take_time(&latest);
-        }
-        (self.seq, run)
-    }
-}
-
 /// A streaming merger of repeated runs: [`Repeats::push`] each case in input order, then
 /// [`Repeats::finish`]. Merged tests come out through `emit` with the sequence number of their
 /// first run, as soon as no later run can change them: a test whose last run did not fail once
 /// another test comes along, a failed one when the input ends (or when more than [`MAX_HELD`]
 /// wait).
 pub struct Repeats<T> {
-    open: Option<Open<T>>,
+    /// The newest group of attempts (kept in separate fields: this is the path every case
+    /// takes, and moving a struct of them around was a tenth of `parse --format table`) …
+    open: Option<T>,
+    /// … the number of its first run …
+    open_seq: u64,
+    /// … the status of its last run …
+    open_last: Status,
+    /// … and its last run, when it has more than one.
+    latest: Option<T>,
     /// Groups whose last run failed, oldest first; `None` once taken or released.
     held: Vec<Option<(u64, T)>>,
     /// Index of the oldest entry of `held` that may still be live.
@@ -307,6 +294,9 @@ impl<T: Run> Repeats<T> {
     pub fn with_limit(limit: usize) -> Self {
         Repeats {
             open: None,
+            open_seq: 0,
+            open_last: Status::Passed,
+            latest: None,
             held: Vec::new(),
             oldest: 0,
             live: 0,
@@ -323,46 +313,39 @@ impl<T: Run> Repeats<T> {
     /// then do the pytest rules apply (a bare rerun, a teardown error's second case).
     pub fn push(&mut self, run: T, seq: u64, follows: bool, emit: &mut impl FnMut(u64, T)) {
         if let Some(open) = &mut self.open {
-            if same_test(&open.run, &run) {
-                let same_file = follows;
-                if same_file && open.last == Status::Failed && run.status() == Status::Error {
+            if same_test(open, &run) {
+                let last = self.open_last;
+                if follows && last == Status::Failed && run.status() == Status::Error {
                     // pytest's call failure and teardown error: one run (any retries counted on
                     // either side are kept).
-                    let attempts = open.run.attempts().saturating_add(run.attempts()) - 1;
-                    open.run.add_time(&run);
-                    let status = open.run.status().max(Status::Error);
-                    open.run.set_outcome(status, attempts);
-                    open.last = Status::Error;
+                    let attempts = open.attempts().saturating_add(run.attempts()) - 1;
+                    open.add_time(&run);
+                    let status = open.status().max(Status::Error);
+                    open.set_outcome(status, attempts);
+                    self.open_last = Status::Error;
                     return;
                 }
-                if open.last.is_failure() || (same_file && open.last == Status::Passed) {
-                    fold(&mut open.run, &run);
-                    open.last = run.status();
-                    open.latest = Some(run);
+                if last.is_failure() || (follows && last == Status::Passed) {
+                    fold(open, &run);
+                    self.open_last = run.status();
+                    self.latest = Some(run);
                     return;
                 }
             }
         }
         self.close_open(emit);
-        let last = run.status();
-        let open = match self.take_held(&run) {
-            Some((first, mut group)) => {
+        self.open_last = run.status();
+        if self.live > 0 {
+            if let Some((first, mut group)) = self.take_held(&run) {
                 fold(&mut group, &run);
-                Open {
-                    seq: first,
-                    last,
-                    run: group,
-                    latest: Some(run),
-                }
+                self.open = Some(group);
+                self.open_seq = first;
+                self.latest = Some(run);
+                return;
             }
-            None => Open {
-                seq,
-                last,
-                run,
-                latest: None,
-            },
-        };
-        self.open = Some(open);
+        }
+        self.open = Some(run);
+        self.open_seq = seq;
     }
 
     /// Passes on every test still kept.
@@ -376,10 +359,17 @@ impl<T: Run> Repeats<T> {
 
     /// Passes the open group on, or holds it when its last run failed.
     fn close_open(&mut self, emit: &mut impl FnMut(u64, T)) {
-        let Some(open) = self.open.take() else { return };
-        let failed = open.last.is_failure();
-        let (seq, run) = open.settle();
-        if !failed {
+        let Some(mut run) = self.open.take() else {
+            return;
+        };
+        let seq = self.open_seq;
+        // The merged test takes its last run's time unless every run failed.
+        if let Some(latest) = self.latest.take() {
+            if !run.status().is_failure() {
+                run.take_time(&latest);
+            }
+        }
+        if !self.open_last.is_failure() {
             return emit(seq, run);
         }
         let key = self.key(&run);
@@ -474,12 +464,18 @@ fn set_bit(names: &mut [u64], name: &str) {
 /// hash of its bytes (not collision-resistant, which is fine for a filter: a false hit costs one
 /// real lookup).
 fn name_bit(name: &str, bits: usize) -> usize {
-    let mut h = name.len() as u64;
-    for chunk in name.as_bytes().chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    let bytes = name.as_bytes();
+    let mut h = bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        h = mix(h, u64::from_le_bytes(word.try_into().expect("8 bytes")));
     }
+    let mut tail = 0u64;
+    for (i, &b) in words.remainder().iter().enumerate() {
+        tail |= u64::from(b) << (8 * i);
+    }
+    h = mix(h, tail);
     (h >> 40) as usize & (bits - 1)
 }
 
