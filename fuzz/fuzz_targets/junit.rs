@@ -8,7 +8,12 @@
 //!   quick-xml, `parse_reader_general`) see the same cases, warnings and error, to the column;
 //! - no entity is expanded: the names read never hold more text than the input could spell
 //!   out (3 UTF-8 bytes per input byte at most, what decoding and U+FFFD replacement can grow);
-//! - an error names a position (line and column from 1).
+//! - an error names a position (line and column from 1);
+//! - retries (issue 18, item 7): every case ran at least once, a flaky case at least twice, and
+//!   no case claims more attempts than the input has bytes (huge rerun counts stay bounded
+//!   numbers); merging repeated cases keeps every attempt (sum of attempts, saturating; a pytest
+//!   failure + teardown error pair is one), never
+//!   adds a case, keeps identities, and merging the result again across files changes nothing.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -21,6 +26,7 @@ use std::time::Duration;
 mod junit;
 
 use junit::{Status, TestCase};
+use junit::retry::{merge_repeats, Order};
 
 /// Hands out at most `n` bytes per read, to cross every buffer boundary.
 struct Chunks<'a>(&'a [u8], usize);
@@ -36,7 +42,7 @@ impl Read for Chunks<'_> {
 
 fuzz_target!(|data: &[u8]| {
     let mut lent: Vec<TestCase> = Vec::new();
-    let mut counts = [0usize; 4];
+    let mut counts = [0usize; 5];
     let mut time = Duration::ZERO;
     let summary = junit::parse_stream_ref("fuzz.xml", data, |c| {
         counts[c.status as usize] += 1;
@@ -47,17 +53,15 @@ fuzz_target!(|data: &[u8]| {
             );
             time = time.saturating_add(t);
         }
+        assert!(c.attempts >= 1, "{c:?}");
+        assert!(c.status != Status::Flaky || c.attempts >= 2, "{c:?}");
+        assert!(c.attempts as usize <= 1 + data.len(), "{c:?}");
         lent.push(c.clone());
     });
 
     // Counts equal cases.
     assert_eq!(summary.tests(), lent.len());
-    for status in [
-        Status::Passed,
-        Status::Skipped,
-        Status::Failed,
-        Status::Error,
-    ] {
+    for status in Status::ALL {
         assert_eq!(summary.count(status), counts[status as usize], "{status:?}");
     }
     assert_eq!(summary.time, time);
@@ -98,6 +102,27 @@ fuzz_target!(|data: &[u8]| {
         general.warnings, summary.warnings,
         "fast path vs quick-xml alone"
     );
+    // Merging repeats: nothing lost, nothing added, and a second merge is a no-op.
+    let mut merged = lent.clone();
+    merge_repeats(&mut merged, Order::OneFile);
+    assert!(merged.len() <= lent.len());
+    let attempts = |cases: &[TestCase]| {
+        cases
+            .iter()
+            .fold(0u64, |n, c| n.saturating_add(u64::from(c.attempts)))
+    };
+    // Equal, but for pytest's failure + teardown error pairs: two cases, one run.
+    assert!(attempts(&merged) <= attempts(&lent));
+    assert!(attempts(&merged) >= attempts(&lent) - (lent.len() - merged.len()) as u64);
+    assert_eq!(merged.is_empty(), lent.is_empty());
+    for c in &merged {
+        assert!(c.attempts >= 1 && (c.status != Status::Flaky || c.attempts >= 2), "{c:?}");
+        assert!(lent.iter().any(|l| (&l.suite, &l.classname, &l.name) == (&c.suite, &c.classname, &c.name)));
+    }
+    let mut again = merged.clone();
+    merge_repeats(&mut again, Order::AcrossFiles);
+    assert_eq!(again, merged, "merging across files after merging the file");
+
     let chunk = 1 + data.first().map_or(0, |b| usize::from(b % 8));
     let chunked = junit::parse_reader("fuzz.xml", Chunks(data, chunk));
     assert_eq!(chunked.cases, lent, "read {chunk} bytes at a time");

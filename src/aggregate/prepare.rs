@@ -221,13 +221,15 @@ fn summarise(
         tracing::warn!("{problem}");
     }
 
-    let summary = BuildSummary {
+    let mut summary = BuildSummary {
         schema_version: summary::SCHEMA_VERSION,
         context,
         branch_class,
         published,
         files,
     };
+    // A runner that writes its reruns to a second file: one test, its attempts counted.
+    summary.merge_retries();
     let datums = if published {
         encode_build(&summary, &opts.encode)
     } else {

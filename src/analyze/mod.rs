@@ -24,6 +24,7 @@
 
 pub mod attribution;
 pub mod changepoint;
+pub mod flaky;
 pub mod gate;
 pub mod load;
 pub mod model;

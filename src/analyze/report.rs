@@ -495,6 +495,7 @@ mod tests {
                             name: name.to_string(),
                             time: Some(time),
                             status,
+                            attempts: 1,
                         })
                     })
                     .collect();

@@ -235,7 +235,8 @@ impl SeriesBuilder {
         match status {
             Status::Failed | Status::Error => series.failures += 1,
             Status::Skipped => {}
-            Status::Passed => {
+            // A flaky test's time is its passing run's (junit::retry).
+            Status::Passed | Status::Flaky => {
                 if let Some(time) = time {
                     let v = &mut series.values[b];
                     *v = if v.is_nan() { time } else { *v + time };
@@ -367,6 +368,7 @@ mod tests {
                         name: name.to_string(),
                         time: Some(*t),
                         status: *status,
+                        attempts: 1,
                     })
                     .collect(),
             }],

@@ -2,7 +2,7 @@
 //! for tools or as a table for people.
 
 use crate::error::exit;
-use crate::junit::{self, Status, StreamSummary, TestCase};
+use crate::junit::{self, Repeats, Status, StreamSummary, TestCase};
 use clap::ValueEnum;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -21,14 +21,22 @@ use std::time::Duration;
 /// JSON Lines output (the default) prints one object per file:
 ///
 ///   {"file":"report.xml","cases":[{"suite":"pytest","classname":"tests.test_a",
-///    "name":"test_x","time":0.5,"status":"passed"}, ...],"tests":3,"passed":1,"failures":1,
-///    "errors":0,"skipped":1,"time":1.5,"error":null,"partial":false}
+///    "name":"test_x","time":0.5,"status":"passed","attempts":1}, ...],"tests":3,"passed":1,
+///    "failures":1,"errors":0,"skipped":1,"flaky":0,"retries":0,"time":1.5,"error":null,
+///    "partial":false}
 ///
 /// Cases are written as they are read, so memory stays small whatever the file's size; the
-/// totals follow them, at the end of the object.
+/// totals follow them, at the end of the object. Retries are merged: a test that ran several
+/// times (Surefire's flaky and rerun elements, or repeated <testcase> elements as Gradle and
+/// pytest-rerunfailures write them) is one case with its final `status` and its `attempts`.
+/// Since a failed test may be retried further down the file, failed and errored tests are
+/// written when their retry comes, or at the end of the file (in file order); the others in
+/// file order as they are read. `flaky` counts tests that failed and then passed on a retry, `retries` the extra runs.
 ///
 /// `time` is the sum of the known case times in seconds; a case's `time` is null when the file
-/// gives none (or an unusable one). `status` is passed, skipped, failed or error. When a file
+/// gives none (or an unusable one); a retried test's time is its last run's if it passed,
+/// its first run's if it failed every time. `status` is passed, skipped, failed, error or
+/// flaky. When a file
 /// cannot be read to its end, `error` says where (file:line:column: message), the cases read
 /// before it are still listed, and `partial` is true if there were any.
 ///
@@ -72,6 +80,7 @@ pub fn run(args: Args) -> crate::Result<u8> {
     let mut table = Table::default();
     for path in &args.files {
         let stdin = path.as_os_str() == "-";
+        let mut merged = Merged::default();
         let summary = match args.format {
             Format::Json => {
                 let mut json = JsonFile::start(
@@ -82,13 +91,17 @@ pub fn run(args: Args) -> crate::Result<u8> {
                         path.display().to_string()
                     },
                 );
-                let summary = read(path, stdin, |case| json.case(case));
-                json.finish(&summary).map(|()| summary)
+                let summary = read(path, stdin, |case| merged.push(case, |_, c| json.case(c)));
+                let totals = merged.finish(&summary.file, |_, c| json.case(c));
+                json.finish(&summary, &totals).map(|()| summary)
             }
             Format::Table => {
                 let file = table.rows.len();
-                let summary = read(path, stdin, |case| table.offer(case, file));
-                table.add(&summary);
+                let summary = read(path, stdin, |case| {
+                    merged.push(case, |seq, c| table.offer(c, file, seq))
+                });
+                let totals = merged.finish(&summary.file, |seq, c| table.offer(c, file, seq));
+                table.add(&summary, &totals);
                 Ok(summary)
             }
         }
@@ -117,6 +130,89 @@ fn read(path: &std::path::Path, stdin: bool, on_case: impl FnMut(&TestCase)) -> 
     }
 }
 
+/// One file's cases with their retries merged ([`junit::retry`]), and the totals of the merged
+/// cases. Copies each lent case into a recycled one, so merging allocates nothing per case
+/// except for failed tests, which wait for a possible retry.
+#[derive(Default)]
+struct Merged {
+    repeats: Repeats<TestCase>,
+    /// The case passed on last, whose strings the next case is copied into.
+    spare: Option<TestCase>,
+    read: u64,
+    totals: Totals,
+}
+
+/// Totals of the merged cases of one file.
+#[derive(Default)]
+struct Totals {
+    /// Tests per [`Status`], indexed by `Status as usize`.
+    counts: [usize; 5],
+    retries: u64,
+    time: Duration,
+}
+
+impl Totals {
+    fn tests(&self) -> usize {
+        self.counts.iter().sum()
+    }
+    fn count(&self, status: Status) -> usize {
+        self.counts[status as usize]
+    }
+}
+
+impl Merged {
+    /// Takes the next case read; `out` gets each merged test with the number of its first run.
+    fn push(&mut self, case: &TestCase, mut out: impl FnMut(u64, &TestCase)) {
+        let owned = match self.spare.take() {
+            Some(mut spare) => {
+                spare.clone_from(case);
+                spare
+            }
+            None => case.clone(),
+        };
+        let Merged {
+            repeats,
+            spare,
+            totals,
+            ..
+        } = self;
+        repeats.push(owned, self.read, true, &mut |seq, c| {
+            totals.add(&c);
+            out(seq, &c);
+            *spare = Some(c);
+        });
+        self.read += 1;
+    }
+
+    /// Passes on the cases still held and returns the totals.
+    fn finish(self, file: &str, mut out: impl FnMut(u64, &TestCase)) -> Totals {
+        let mut totals = self.totals;
+        let stats = self.repeats.finish(&mut |seq, c| {
+            totals.add(&c);
+            out(seq, &c);
+        });
+        if stats.released > 0 {
+            tracing::warn!(
+                "{file}: more than {} failed tests waited for a retry; {} were reported without \
+                 merging later retries",
+                junit::retry::MAX_HELD,
+                stats.released
+            );
+        }
+        totals
+    }
+}
+
+impl Totals {
+    fn add(&mut self, c: &TestCase) {
+        self.counts[c.status as usize] += 1;
+        self.retries += u64::from(c.attempts - 1);
+        if let Some(t) = c.time {
+            self.time = self.time.saturating_add(t);
+        }
+    }
+}
+
 fn write_error(source: io::Error) -> crate::Error {
     crate::Error::Io {
         context: "writing to standard output".into(),
@@ -139,6 +235,7 @@ struct CaseJson<'a> {
     name: &'a str,
     time: Option<f64>,
     status: Status,
+    attempts: u32,
 }
 
 /// The fields after the cases.
@@ -149,6 +246,8 @@ struct TotalsJson {
     failures: usize,
     errors: usize,
     skipped: usize,
+    flaky: usize,
+    retries: u64,
     time: f64,
     error: Option<String>,
     partial: bool,
@@ -183,19 +282,22 @@ impl<'w, W: Write> JsonFile<'w, W> {
                 name: &c.name,
                 time: c.time.map(seconds),
                 status: c.status,
+                attempts: c.attempts,
             };
             serde_json::to_writer(out, &case).map_err(io::Error::from)
         });
     }
 
-    fn finish(mut self, s: &StreamSummary) -> io::Result<()> {
+    fn finish(mut self, s: &StreamSummary, t: &Totals) -> io::Result<()> {
         let totals = TotalsJson {
-            tests: s.tests(),
-            passed: s.count(Status::Passed),
-            failures: s.count(Status::Failed),
-            errors: s.count(Status::Error),
-            skipped: s.count(Status::Skipped),
-            time: seconds(s.time),
+            tests: t.tests(),
+            passed: t.count(Status::Passed),
+            failures: t.count(Status::Failed),
+            errors: t.count(Status::Error),
+            skipped: t.count(Status::Skipped),
+            flaky: t.count(Status::Flaky),
+            retries: t.retries,
+            time: seconds(t.time),
             error: s.error.as_ref().map(|e| e.to_string()),
             partial: s.partial(),
         };
@@ -230,11 +332,9 @@ const SLOWEST: usize = 10;
 /// O(cases). A case's display name is only built when it enters the top.
 #[derive(Default)]
 struct Table {
-    rows: Vec<[String; 8]>,
+    rows: Vec<[String; 10]>,
     /// The slowest cases so far, the fastest of them on top; see [`Slow`].
     slowest: BinaryHeap<Reverse<Slow>>,
-    /// Cases offered so far: ties in time go to the case read first.
-    seen: u64,
 }
 
 /// One of the slowest cases. Ordered by time, then later-read first, so that the heap's
@@ -242,7 +342,8 @@ struct Table {
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Slow {
     time: Duration,
-    order: Reverse<u64>,
+    /// (file, number of the test's first case in it): ties in time go to the test read first.
+    order: Reverse<(usize, u64)>,
     status: Status,
     test: String,
     /// Index into [`Table::rows`].
@@ -250,13 +351,14 @@ struct Slow {
 }
 
 impl Table {
-    /// Considers one case of the file that will be row `file`.
-    fn offer(&mut self, c: &TestCase, file: usize) {
+    /// Considers one test of the file that will be row `file`, whose first case was the
+    /// `seq`th read.
+    fn offer(&mut self, c: &TestCase, file: usize, seq: u64) {
         let Some(time) = c.time else { return };
-        self.seen += 1;
         if self.slowest.len() >= SLOWEST {
+            let order = Reverse((file, seq));
             match self.slowest.peek() {
-                Some(Reverse(min)) if time > min.time => {
+                Some(Reverse(min)) if (time, order) > (min.time, min.order) => {
                     self.slowest.pop();
                 }
                 _ => return,
@@ -264,14 +366,14 @@ impl Table {
         }
         self.slowest.push(Reverse(Slow {
             time,
-            order: Reverse(self.seen),
+            order: Reverse((file, seq)),
             status: c.status,
             test: display_name(c),
             file,
         }));
     }
 
-    fn add(&mut self, s: &StreamSummary) {
+    fn add(&mut self, s: &StreamSummary, t: &Totals) {
         let note = match (&s.error, s.partial()) {
             (None, _) => "ok",
             (Some(_), true) => "partial (error)",
@@ -279,18 +381,21 @@ impl Table {
         };
         self.rows.push([
             s.file.clone(),
-            s.tests().to_string(),
-            s.count(Status::Passed).to_string(),
-            s.count(Status::Failed).to_string(),
-            s.count(Status::Error).to_string(),
-            s.count(Status::Skipped).to_string(),
-            format!("{:.3}s", seconds(s.time)),
+            t.tests().to_string(),
+            t.count(Status::Passed).to_string(),
+            t.count(Status::Failed).to_string(),
+            t.count(Status::Error).to_string(),
+            t.count(Status::Skipped).to_string(),
+            t.count(Status::Flaky).to_string(),
+            t.retries.to_string(),
+            format!("{:.3}s", seconds(t.time)),
             note.to_string(),
         ]);
     }
     fn print(&self, out: &mut impl Write) -> io::Result<()> {
         let header = [
-            "FILE", "TESTS", "PASSED", "FAILED", "ERRORS", "SKIPPED", "TIME", "RESULT",
+            "FILE", "TESTS", "PASSED", "FAILED", "ERRORS", "SKIPPED", "FLAKY", "RETRIES", "TIME",
+            "RESULT",
         ];
         let file_width = self
             .rows
@@ -299,10 +404,10 @@ impl Table {
             .chain([4])
             .max()
             .unwrap_or(4);
-        let line = |out: &mut dyn Write, r: [&str; 8]| {
+        let line = |out: &mut dyn Write, r: [&str; 10]| {
             writeln!(
                 out,
-                "{:<fw$}  {:>6}  {:>6}  {:>6}  {:>6}  {:>7}  {:>10}  {}",
+                "{:<fw$}  {:>6}  {:>6}  {:>6}  {:>6}  {:>7}  {:>5}  {:>7}  {:>10}  {}",
                 r[0],
                 r[1],
                 r[2],
@@ -311,6 +416,8 @@ impl Table {
                 r[5],
                 r[6],
                 r[7],
+                r[8],
+                r[9],
                 fw = file_width
             )
         };
@@ -328,12 +435,7 @@ impl Table {
         writeln!(out, "Slowest tests:")?;
         writeln!(out, "{:>10}  {:<7}  TEST", "TIME", "STATUS")?;
         for slow in slowest {
-            let status = match slow.status {
-                Status::Passed => "passed",
-                Status::Skipped => "skipped",
-                Status::Failed => "failed",
-                Status::Error => "error",
-            };
+            let status = slow.status.as_str();
             let (secs, test, file) = (seconds(slow.time), &slow.test, &self.rows[slow.file][0]);
             writeln!(out, "{secs:>9.3}s  {status:<7}  {test}  ({file})")?;
         }

@@ -490,7 +490,8 @@ mod tests {
     fn several_hundred_jobs_split_within_limits() {
         let t = Template::load("default").unwrap();
         let many = jobs(730);
-        for (per, want) in [(50, 15), (1000, 8)] {
+        // 82 jobs fit the 500-widget limit (7 overview widgets, 6 per job): 730 jobs → 9.
+        for (per, want) in [(50, 15), (1000, 9)] {
             let o = RenderOptions {
                 jobs_per_dashboard: per,
                 ..opts("master")

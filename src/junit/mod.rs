@@ -8,8 +8,10 @@
 //! entry points collect them into a [`Report`]. See [`parser`] for the dialect decisions.
 
 mod encoding;
+mod limits;
 mod model;
 pub mod parser;
+pub mod retry;
 mod scan;
 mod source;
 mod tag;
@@ -20,6 +22,7 @@ pub use parser::{
     parse_bytes, parse_path, parse_reader, parse_stream, parse_stream_ref, stream_path, ParseError,
     StreamSummary,
 };
+pub use retry::{merge_repeats, Order, RepeatStats, Repeats, Run};
 
 /// A small deterministic generator (xorshift64) for the tests' random inputs.
 #[cfg(test)]

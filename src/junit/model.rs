@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// The outcome of one `<testcase>`. With several result children the most severe wins:
-/// error > failed > skipped > passed.
+/// The final outcome of a test in a build. With several result children the most severe wins:
+/// error > failed > skipped > passed (the order of the first four variants). [`Status::Flaky`]
+/// sorts last; it is never the result of that comparison but of retries (see [`super::retry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -12,34 +13,44 @@ pub enum Status {
     Skipped,
     Failed,
     Error,
+    /// Failed or errored, then passed on a retry within the same build.
+    Flaky,
 }
 
 impl Status {
-    /// The lowercase name, as JSON and the history tables spell it.
+    /// Every status, in `Status as usize` order.
+    pub const ALL: [Status; 5] = [
+        Status::Passed,
+        Status::Skipped,
+        Status::Failed,
+        Status::Error,
+        Status::Flaky,
+    ];
+
+    /// The lowercase name, as in JSON: `passed`, `skipped`, `failed`, `error`, `flaky`.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Passed => "passed",
             Status::Skipped => "skipped",
             Status::Failed => "failed",
             Status::Error => "error",
+            Status::Flaky => "flaky",
         }
     }
 
     /// The status a name gives, if it is one.
     pub fn from_name(name: &str) -> Option<Status> {
-        [
-            Status::Passed,
-            Status::Skipped,
-            Status::Failed,
-            Status::Error,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
+        Status::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Failed or error: the final attempt did not pass.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Failed | Status::Error)
     }
 }
 
 /// One `<testcase>` element.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct TestCase {
     /// Name of the innermost enclosing `<testsuite>` (empty when there is none).
     pub suite: String,
@@ -48,7 +59,36 @@ pub struct TestCase {
     pub file: Option<String>,
     /// `None` when the file gives no usable time.
     pub time: Option<Duration>,
+    /// The final outcome, after any retries within the build.
     pub status: Status,
+    /// How many times the test ran in the build: 1 without retries (at least 1). See
+    /// [`super::retry`] for how retries are counted and which run's `time` is kept.
+    pub attempts: u32,
+}
+
+impl Clone for TestCase {
+    fn clone(&self) -> Self {
+        TestCase {
+            suite: self.suite.clone(),
+            classname: self.classname.clone(),
+            name: self.name.clone(),
+            file: self.file.clone(),
+            time: self.time,
+            status: self.status,
+            attempts: self.attempts,
+        }
+    }
+
+    /// Field by field, keeping the strings' allocations: copying lent cases allocates nothing.
+    fn clone_from(&mut self, source: &Self) {
+        self.suite.clone_from(&source.suite);
+        self.classname.clone_from(&source.classname);
+        self.name.clone_from(&source.name);
+        self.file.clone_from(&source.file);
+        self.time = source.time;
+        self.status = source.status;
+        self.attempts = source.attempts;
+    }
 }
 
 /// The result of parsing one file: the cases read, and the error that stopped reading, if any.

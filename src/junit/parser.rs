@@ -14,10 +14,11 @@
 //! - **Suite**: the `name` of the innermost enclosing `<testsuite>` ("" outside any).
 //! - **Status**: the most severe of the direct `<error>`, `<failure>` and `<skipped>` children,
 //!   and of the attributes `status="notrun|not_run|disabled|skipped|skip|ignored"` (googletest,
-//!   CTest, tst, NUnit conversions; any case) and `result="skipped|suppressed"` (googletest). Surefire's `rerunFailure`,
-//!   `rerunError`, `flakyFailure` and `flakyError` record earlier attempts and are ignored: a test
-//!   that failed, was rerun and passed is passed; one that failed every attempt also carries
-//!   `<failure>`/`<error>` and is failed/error.
+//!   CTest, tst, NUnit conversions; any case) and `result="skipped|suppressed"` (googletest).
+//!   Surefire's retry children (`flakyFailure`, `flakyError`, `rerunFailure`, `rerunError`) count
+//!   as attempts and make a passed case [`Status::Flaky`]; [`super::retry`] has the rules. Each
+//!   case is handed out as read: repeated cases of one test are merged afterwards, by
+//!   [`super::retry::Repeats`].
 //! - **Entities**: a `<!DOCTYPE>` is read as one bounded event and ignored, so no entity is
 //!   ever declared, expanded or fetched (XXE and billion-laughs documents stay inert). In attribute values the five XML entities and
 //!   character references are decoded; any other `&name;` is kept verbatim with a warning.
@@ -33,7 +34,11 @@
 mod markup;
 
 use super::encoding;
+pub(crate) use super::limits::Failure;
+use super::limits::Warnings;
+pub use super::limits::{MAX_EVENT, MAX_VALUE};
 use super::model::{Declared, Report, Status, TestCase};
+use super::retry::{RetryElement, Tally};
 use super::scan::Pair;
 use super::source::Source;
 use super::tag::{text, Tag};
@@ -44,13 +49,6 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
-
-/// Largest number of bytes one tag or declaration may span.
-pub const MAX_EVENT: u64 = 16 << 20;
-/// Bytes kept of one attribute value (names, classnames, files).
-pub const MAX_VALUE: usize = 4096;
-/// Warnings kept per file; further ones are only counted.
-const MAX_WARNINGS: usize = 50;
 
 /// Why a file could not be read to its end. Names the file and the line:column (1-based; the
 /// column counts bytes of the UTF-8 text, after a BOM is dropped and UTF-16 or a declared
@@ -70,7 +68,7 @@ pub struct StreamSummary {
     /// The file's name as given to the parser.
     pub file: String,
     /// Cases per [`Status`], indexed by `Status as usize`.
-    counts: [usize; 4],
+    counts: [usize; 5],
     /// Sum of the known case times (saturating at `Duration::MAX`).
     pub time: Duration,
     /// Totals the file claims about itself.
@@ -199,7 +197,9 @@ fn stream<R: Read, F: FnMut(&TestCase)>(
             file: None,
             time: None,
             status: Status::Passed,
+            attempts: 1,
         },
+        tally: Tally::default(),
         in_case: false,
         root_seen: false,
         root_declared: Declared::default(),
@@ -243,9 +243,6 @@ enum Kind {
     Other,
 }
 
-/// A failure at a byte offset, with its message.
-pub(crate) type Failure = (u64, String);
-
 struct Parser<F> {
     /// Whether tags may be read from the buffer without quick-xml (always, but in tests).
     fast: bool,
@@ -259,6 +256,8 @@ struct Parser<F> {
     suite_set: bool,
     /// The open `<testcase>` when `in_case` (nested testcases are ignored); reused.
     case: TestCase,
+    /// The retry elements of the open `<testcase>`.
+    tally: Tally,
     in_case: bool,
     root_seen: bool,
     /// Totals declared on the root element.
@@ -270,23 +269,6 @@ struct Parser<F> {
     names: Names,
     /// The attributes of the tag [`Parser::tag_in_buffer`] is reading; reused.
     pairs: Vec<Pair>,
-}
-
-/// Warnings of one file, at most [`MAX_WARNINGS`] kept.
-#[derive(Default)]
-pub(crate) struct Warnings {
-    kept: Vec<String>,
-    suppressed: usize,
-}
-
-impl Warnings {
-    pub(crate) fn push(&mut self, message: String) {
-        if self.kept.len() < MAX_WARNINGS {
-            self.kept.push(message);
-        } else {
-            self.suppressed += 1;
-        }
-    }
 }
 
 impl<F: FnMut(&TestCase)> Parser<F> {
@@ -359,7 +341,19 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                         self.case.status = self.case.status.max(status);
                         Kind::Other
                     }
-                    _ => Kind::Other,
+                    _ => {
+                        if let Some(element) = RetryElement::of(name) {
+                            if parent == Some(Kind::Case) {
+                                self.tally.count(element);
+                            } else if !self.in_case {
+                                self.warnings.push(format!(
+                                    "<{}> outside a <testcase> ignored",
+                                    String::from_utf8_lossy(name)
+                                ));
+                            }
+                        }
+                        Kind::Other
+                    }
                 }
             }
         };
@@ -388,6 +382,14 @@ impl<F: FnMut(&TestCase)> Parser<F> {
             Kind::Case => {
                 if self.in_case {
                     self.in_case = false;
+                    if self.tally != Tally::default() {
+                        let (status, attempts, warning) = self.tally.settle(self.case.status);
+                        (self.case.status, self.case.attempts) = (status, attempts);
+                        if let Some(warning) = warning {
+                            let name = &self.case.name;
+                            self.warnings.push(format!("testcase {name:?} {warning}"));
+                        }
+                    }
                     self.summary.counts[self.case.status as usize] += 1;
                     if let Some(t) = self.case.time {
                         // Saturating: two times near `Duration::MAX` must not panic.
@@ -475,6 +477,8 @@ impl<F: FnMut(&TestCase)> Parser<F> {
         let mut has_file = false;
         case.time = None;
         case.status = Status::Passed;
+        case.attempts = 1;
+        self.tally = Tally::default();
         let mut bad_time = None;
         tag.attributes(at, |key, value| match key {
             b"name" => set(&mut case.name, &text(warnings, value)),
@@ -540,13 +544,7 @@ impl<F: FnMut(&TestCase)> Parser<F> {
                 }
             }
         }
-        self.summary.warnings = self.warnings.kept;
-        if self.warnings.suppressed > 0 {
-            let n = self.warnings.suppressed;
-            self.summary
-                .warnings
-                .push(format!("… and {n} more warnings"));
-        }
+        self.summary.warnings = self.warnings.into_lines();
         self.summary
     }
 }
@@ -601,8 +599,11 @@ mod tests {
                 "<failure>text</failure><error message='m'><![CDATA[x]]></error>",
                 Error,
             ),
-            ("<rerunFailure/><rerunFailure/>", Passed),
-            ("<flakyFailure/><flakyError/>", Passed),
+            // Retries (junit::retry): reruns without a failure still failed; flaky ones passed.
+            ("<rerunFailure/><rerunFailure/>", Failed),
+            ("<rerunError/>", Error),
+            ("<flakyFailure/><flakyError/>", Flaky),
+            ("<skipped/><flakyFailure/>", Skipped),
             ("<failure/><rerunFailure/>", Failed),
             ("<system-out><failure/></system-out>", Passed),
             (
@@ -915,6 +916,10 @@ mod tests {
             r#"<testcase name="a"><a=b/></testcase>"#,
             r#"<testcase><failure message="x>y" type='&lt;'></failure></testcase>"#,
             r#"<testcase name="a"></>"#,
+            // Found by the fuzzer (scripts/fuzz.sh, 600 s): an element named "" closed by `</ >`,
+            // whose name quick-xml does not trim to "".
+            r#"<></ >"#,
+            "<>\t</\t\n>",
             r#"</testsuite></testsuite>"#,
             r#"<testcase name="a" classname='c' time="1.5" file="f.py" line="3"/>"#,
             r#"<testcase  name = "a"  time = '2' />"#,

@@ -102,12 +102,13 @@ pub(crate) fn is_xml_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-/// Trailing XML whitespace removed, as quick-xml trims the name in an end tag.
+/// Trailing XML whitespace removed, as quick-xml trims the name in an end tag: only after a
+/// name, so a name of nothing but whitespace (`</ >`) stays as it is.
 pub(crate) fn trim_xml_end(bytes: &[u8]) -> &[u8] {
     let len = bytes
         .iter()
         .rposition(|&b| !is_xml_space(b))
-        .map_or(0, |i| i + 1);
+        .map_or(bytes.len(), |i| i + 1);
     &bytes[..len]
 }
 

@@ -2,7 +2,7 @@
 //! buffer, or from an event quick-xml read (whose attribute parser has the last word on
 //! anything the scan refuses), as [`Value`]s turned into bounded, entity-decoded text.
 
-use super::parser::{Failure, Warnings, MAX_VALUE};
+use super::limits::{Failure, Warnings, MAX_VALUE};
 use super::scan::{self, Pair};
 use quick_xml::events::BytesStart;
 use std::borrow::Cow;

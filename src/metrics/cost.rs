@@ -8,8 +8,19 @@
 //!   $0.05 for the next 750,000 and $0.02 above 1,000,000;
 //! - PutMetricData costs $0.01 per 1,000 requests (the free tier is ignored);
 //! - dashboards ($3 each a month beyond three) and alarms are not included.
+//!
+//! The estimate counts the metrics the encoded datums actually touch; [`METRICS_PER_JOB_CLASS`]
+//! and [`METRICS_PER_SUITE`] say what to expect per job, branch class and suite.
 
 use super::Datum;
+
+/// Custom metrics one job creates per branch class with builds in it: `TestDuration`,
+/// `TotalTestTime`, `Tests`, `Failures`, `Errors`, `Skipped`, `FlakyTests`, `Retries`,
+/// `SlowestTest`, `Builds`, `ParseErrors` ([`super::encode`]). `FlakyTests` and `Retries` are
+/// sent for every build, 0 included, like `Failures`: two more metrics per job and class.
+pub const METRICS_PER_JOB_CLASS: u64 = 11;
+/// What `--per-suite` adds per result file: the same but `Builds` and `ParseErrors`.
+pub const METRICS_PER_SUITE: u64 = 9;
 use std::collections::BTreeSet;
 
 /// Price tiers: (metrics in the tier, USD per metric-month).

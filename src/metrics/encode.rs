@@ -11,6 +11,8 @@
 //! | `Failures`      | Count   | failed cases                                                 |
 //! | `Errors`        | Count   | errored cases                                                |
 //! | `Skipped`       | Count   | skipped cases                                                |
+//! | `FlakyTests`    | Count   | tests that failed or errored, then passed on a retry         |
+//! | `Retries`       | Count   | extra runs: the sum over tests of their attempts − 1         |
 //! | `SlowestTest`   | Seconds | the largest known duration (absent when none is known)       |
 //! | `Builds`        | Count   | 1 (job level only)                                           |
 //! | `ParseErrors`   | Count   | result files that did not parse cleanly (job level only)     |
@@ -23,6 +25,10 @@
 //! so Counts work and a build needs few datums. Sums and maxima use the unrounded times.
 //! Unknown, negative or non-finite times are left out of every duration metric (still counted in
 //! `Tests`). Every datum carries the build's timestamp.
+//!
+//! **Retries.** Counts are of tests, not of runs: the summary's retries are expected to be
+//! merged already ([`BuildSummary::merge_retries`]), so a test retried three times is one test
+//! with `attempts` 4, counted once in `Tests` and in its final status, and 3 in `Retries`.
 
 use super::{Datum, Unit, Value, MAX_VALUES};
 use crate::junit::Status;
@@ -117,6 +123,7 @@ fn encode_cases<'a>(
     out: &mut Vec<Datum>,
 ) {
     let (mut tests, mut failures, mut errors, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    let (mut flaky, mut retries) = (0u64, 0u64);
     let (mut total, mut slowest) = (0.0f64, None::<f64>);
     // Rounded durations are non-negative, so their bit patterns sort like the numbers.
     let mut histogram: HashMap<u64, u64> = HashMap::new();
@@ -126,8 +133,10 @@ fn encode_cases<'a>(
             Status::Failed => failures += 1,
             Status::Error => errors += 1,
             Status::Skipped => skipped += 1,
+            Status::Flaky => flaky += 1,
             Status::Passed => {}
         }
+        retries += u64::from(case.attempts.saturating_sub(1));
         if let Some(t) = known_time(case) {
             total += t;
             slowest = Some(slowest.map_or(t, |s: f64| s.max(t)));
@@ -163,6 +172,8 @@ fn encode_cases<'a>(
         ("Failures", failures),
         ("Errors", errors),
         ("Skipped", skipped),
+        ("FlakyTests", flaky),
+        ("Retries", retries),
     ] {
         out.push(datum(name, Unit::Count, Value::Scalar(n as f64)));
     }
@@ -231,6 +242,7 @@ mod tests {
             name: name.into(),
             time,
             status,
+            attempts: 1,
         }
     }
 
@@ -346,8 +358,50 @@ mod tests {
             assert_eq!(datum.dimension("Suite"), None);
             assert_eq!(datum.timestamp, s.context.timestamp);
         }
-        // 1 distribution + TotalTestTime + 4 counts + SlowestTest + Builds + ParseErrors.
-        assert_eq!(d.len(), 9);
+        assert_eq!(scalar(&d, "FlakyTests", None), Some(0.0));
+        assert_eq!(scalar(&d, "Retries", None), Some(0.0));
+        // 1 distribution + TotalTestTime + 6 counts + SlowestTest + Builds + ParseErrors.
+        assert_eq!(d.len(), 11);
+    }
+
+    #[test]
+    fn flaky_tests_and_retries() {
+        let retried = |name: &str, status, attempts| CaseSummary {
+            attempts,
+            ..case(name, Some(1.0), status)
+        };
+        let s = summary(vec![
+            file(
+                "unit.xml",
+                vec![
+                    retried("a", Status::Flaky, 2),
+                    retried("b", Status::Flaky, 4),
+                    retried("c", Status::Failed, 3),
+                    retried("d", Status::Passed, 1),
+                ],
+                None,
+            ),
+            file("more.xml", vec![retried("e", Status::Skipped, 2)], None),
+        ]);
+        let opts = EncodeOptions {
+            per_suite: true,
+            per_test_top: None,
+        };
+        let d = encode_build(&s, &opts);
+        assert_eq!(scalar(&d, "FlakyTests", None), Some(2.0));
+        assert_eq!(scalar(&d, "Retries", None), Some(1.0 + 3.0 + 2.0 + 1.0));
+        assert_eq!(scalar(&d, "Tests", None), Some(5.0));
+        assert_eq!(scalar(&d, "Failures", None), Some(1.0));
+        assert_eq!(scalar(&d, "FlakyTests", Some(("Suite", "more"))), Some(0.0));
+        assert_eq!(scalar(&d, "Retries", Some(("Suite", "more"))), Some(1.0));
+        // What the cost estimate expects per job and class, and per suite.
+        use super::super::cost::{distinct_metrics, METRICS_PER_JOB_CLASS, METRICS_PER_SUITE};
+        let job_level = encode_build(&s, &Default::default());
+        assert_eq!(distinct_metrics(&job_level) as u64, METRICS_PER_JOB_CLASS);
+        assert_eq!(
+            distinct_metrics(&d) as u64,
+            METRICS_PER_JOB_CLASS + 2 * METRICS_PER_SUITE
+        );
     }
 
     #[test]

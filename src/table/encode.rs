@@ -433,7 +433,7 @@ pub fn staged(
             classname: &c.classname,
             name: &c.name,
             status: c.status,
-            attempts: 1,
+            attempts: c.attempts,
             duration_s: c.time,
         })
     });

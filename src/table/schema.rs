@@ -308,7 +308,9 @@ impl BuildRow {
                 Status::Failed => row.failed += 1,
                 Status::Error => row.errors += 1,
                 Status::Skipped => row.skipped += 1,
+                Status::Flaky => row.flaky += 1,
             }
+            row.retries += u64::from(c.attempts.saturating_sub(1));
             if let Some(t) = c.time {
                 row.total_time_s += t;
             }

@@ -105,7 +105,8 @@ async fn discover_deploy_read_back_and_redeploy() {
     let first = ok(run(&deploy, e));
     assert_eq!(
         first.trim(),
-        format!("{name}: created (2 jobs, 17 widgets)")
+        // 7 overview widgets and 6 per job.
+        format!("{name}: created (2 jobs, 19 widgets)")
     );
 
     // GetDashboard returns exactly what render prints, and it is valid.
@@ -126,7 +127,7 @@ async fn discover_deploy_read_back_and_redeploy() {
     let again = ok(run(&deploy, e));
     assert_eq!(
         again.trim(),
-        format!("{name}: unchanged (2 jobs, 17 widgets)")
+        format!("{name}: unchanged (2 jobs, 19 widgets)")
     );
     let mut dry = deploy.to_vec();
     dry.push("--dry-run");
@@ -261,10 +262,10 @@ fn hundreds_of_jobs_split_into_valid_dashboards() {
         None,
     ));
     let all: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&out).unwrap();
-    // 5 widgets per job and 7 overview widgets: 98 jobs a dashboard → 7 dashboards.
+    // 6 widgets per job and 7 overview widgets: 82 jobs a dashboard → 8 dashboards.
     let names: Vec<&String> = all.keys().collect();
-    assert_eq!(names.len(), 7, "{names:?}");
-    assert!(all.contains_key("big-1") && all.contains_key("big-7"));
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert!(all.contains_key("big-1") && all.contains_key("big-8"));
     let mut seen = 0;
     for body in all.values() {
         let body = validate_json(&body.to_string()).expect("valid");
@@ -273,7 +274,7 @@ fn hundreds_of_jobs_split_into_valid_dashboards() {
         assert!(rows <= MAX_METRICS);
         seen += body.widgets.len();
     }
-    assert_eq!(seen, 7 * 7 + 640 * 5);
+    assert_eq!(seen, 8 * 7 + 640 * 6);
 }
 
 #[test]

@@ -391,6 +391,7 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
                     name,
                     time: Some((time * 1e4).round() / 1e4),
                     status,
+                    attempts: 1,
                 });
             }
             summaries.push(BuildSummary {
@@ -535,6 +536,7 @@ pub fn junit_xml(cases: &[CaseSummary]) -> String {
                 Status::Skipped => "<skipped/>".into(),
                 Status::Failed => "<failure message=\"failed\"/>".into(),
                 Status::Error => "<error message=\"error\"/>".into(),
+                Status::Flaky => "<flakyFailure type=\"flaky\"/>".into(),
             };
             out.push_str(&format!(
                 "  <testcase classname=\"{}\" name=\"{}\"{time}>{body}</testcase>\n",
