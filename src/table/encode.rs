@@ -3,7 +3,8 @@
 //! (the low-level writer takes a column at a time), so memory follows the row group, not the file.
 
 use super::schema::{
-    self, BuildRow, Column, Kind, Run, BUILDS_COLUMNS, BUILDS_METADATA_KEY, TEST_RUNS_COLUMNS,
+    self, BuildRow, Column, Kind, Run, BUILDS_COLUMNS, BUILDS_METADATA_KEY, STAGED_COLUMNS,
+    TEST_RUNS_COLUMNS,
 };
 use super::{TableError, BUILDS, TEST_RUNS};
 use bytes::Bytes;
@@ -66,23 +67,44 @@ pub struct TableWriter {
     writer: SerializedFileWriter<Vec<u8>>,
 }
 
-fn properties() -> Arc<WriterProperties> {
-    Arc::new(
-        WriterProperties::builder()
+/// How a file is written: for engines (the public tables), or as quickly as possible (a
+/// staged build, read back only by `ci-test-metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum For {
+    /// zstd level 3, dictionary encoding, page and column-chunk statistics.
+    Engines,
+    /// zstd level 1, plain encoding, no statistics.
+    Staging,
+}
+
+fn properties(purpose: For) -> Arc<WriterProperties> {
+    let builder = WriterProperties::builder()
+        .set_created_by(format!("ci-test-metrics {}", env!("CARGO_PKG_VERSION")));
+    let builder = match purpose {
+        For::Engines => builder
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(3).expect("3 is a zstd level"),
             ))
-            .set_dictionary_enabled(true)
-            .set_created_by(format!("ci-test-metrics {}", env!("CARGO_PKG_VERSION")))
-            .build(),
-    )
+            .set_dictionary_enabled(true),
+        For::Staging => builder
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(1).expect("1 is a zstd level"),
+            ))
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None),
+    };
+    Arc::new(builder.build())
 }
 
 impl TableWriter {
-    pub fn new(table: &str, columns: &'static [Column]) -> Result<TableWriter, ParquetError> {
+    pub fn new(
+        table: &str,
+        columns: &'static [Column],
+        purpose: For,
+    ) -> Result<TableWriter, ParquetError> {
         let schema =
             parquet::schema::parser::parse_message_type(&schema::message_type(table, columns))?;
-        let writer = SerializedFileWriter::new(Vec::new(), Arc::new(schema), properties())?;
+        let writer = SerializedFileWriter::new(Vec::new(), Arc::new(schema), properties(purpose))?;
         Ok(TableWriter {
             columns,
             bufs: columns.iter().map(|c| Buf::new(c.kind)).collect(),
@@ -300,6 +322,10 @@ impl Row<'_> {
 pub struct RunsWriter {
     w: TableWriter,
     builds: Vec<BuildRow>,
+    /// Only the per-case columns.
+    staged: bool,
+    /// The build being written: its row, who, and its time in milliseconds.
+    open: Option<(BuildRow, Option<String>, i64)>,
 }
 
 impl RunsWriter {
@@ -309,49 +335,86 @@ impl RunsWriter {
 
     /// A writer whose row groups hold `rows` rows (at least one).
     pub fn with_row_groups(rows: usize) -> Result<RunsWriter, ParquetError> {
-        let mut w = TableWriter::new(TEST_RUNS, &TEST_RUNS_COLUMNS)?;
+        let mut w = TableWriter::new(TEST_RUNS, &TEST_RUNS_COLUMNS, For::Engines)?;
         w.group_rows = rows.max(1);
         Ok(RunsWriter {
             w,
             builds: Vec::new(),
+            staged: false,
+            open: None,
+        })
+    }
+
+    /// A staged build's file: only the per-case columns ([`STAGED_COLUMNS`]; the build's own
+    /// are in its footer), written fast.
+    fn staged() -> Result<RunsWriter, ParquetError> {
+        Ok(RunsWriter {
+            w: TableWriter::new(TEST_RUNS, &STAGED_COLUMNS, For::Staging)?,
+            builds: Vec::new(),
+            staged: true,
+            open: None,
         })
     }
 
     /// Appends one build and its test cases.
     pub fn push<'a>(
         &mut self,
-        mut build: BuildRow,
+        build: BuildRow,
         runs: impl IntoIterator<Item = Run<'a>>,
     ) -> Result<(), ParquetError> {
-        build.first_row = self.w.rows();
-        let c = &build.context;
-        let who = c.who();
-        let time = schema::millis(c.timestamp);
-        let mut rows = 0;
+        self.begin(build);
         for run in runs {
-            let mut row = self.w.row();
+            self.run(run)?;
+        }
+        self.end();
+        Ok(())
+    }
+
+    /// Starts a build: its test cases follow with [`RunsWriter::run`], then [`RunsWriter::end`].
+    pub fn begin(&mut self, mut build: BuildRow) {
+        self.end();
+        build.first_row = self.w.rows();
+        build.rows = 0;
+        let who = build.context.who();
+        let time = schema::millis(build.context.timestamp);
+        self.open = Some((build, who, time));
+    }
+
+    /// One test case of the build begun.
+    pub fn run(&mut self, run: Run<'_>) -> Result<(), ParquetError> {
+        let Some((build, who, time)) = &mut self.open else {
+            return Err(ParquetError::General("a test case outside a build".into()));
+        };
+        let c = &build.context;
+        let mut row = self.w.row();
+        if !self.staged {
             row.text(Some(&c.job))
                 .text(Some(&c.branch))
                 .text(Some(&build.branch_class))
                 .i64(Some(c.build as i64))
-                .i64(Some(time))
+                .i64(Some(*time))
                 .text(c.commit.as_deref())
                 .text(who.as_deref())
-                .i64(c.pr.map(|p| p as i64))
-                .text(Some(run.file))
-                .text(Some(run.suite))
-                .text(Some(run.classname))
-                .text(Some(run.name))
-                .i64(Some(schema::test_id(run.suite, run.classname, run.name)))
-                .text(Some(run.status.as_str()))
-                .i32(Some(i32::try_from(run.attempts).unwrap_or(i32::MAX)))
-                .f64(run.duration_s.filter(|d| d.is_finite()));
-            row.end()?;
-            rows += 1;
+                .i64(c.pr.map(|p| p as i64));
         }
-        build.rows = rows;
-        self.builds.push(build);
+        row.text(Some(run.file))
+            .text(Some(run.suite))
+            .text(Some(run.classname))
+            .text(Some(run.name))
+            .i64(Some(schema::test_id(run.suite, run.classname, run.name)))
+            .text(Some(run.status.as_str()))
+            .i32(Some(i32::try_from(run.attempts).unwrap_or(i32::MAX)))
+            .f64(run.duration_s.filter(|d| d.is_finite()));
+        row.end()?;
+        build.rows += 1;
         Ok(())
+    }
+
+    /// Ends the build begun (if any).
+    pub fn end(&mut self) {
+        if let Some((build, _, _)) = self.open.take() {
+            self.builds.push(build);
+        }
     }
 
     pub fn builds(&self) -> &[BuildRow] {
@@ -364,7 +427,8 @@ impl RunsWriter {
     }
 
     /// The file's bytes and its builds.
-    pub fn finish(self) -> Result<(Vec<u8>, Vec<BuildRow>), ParquetError> {
+    pub fn finish(mut self) -> Result<(Vec<u8>, Vec<BuildRow>), ParquetError> {
+        self.end();
         let list = serde_json::to_string(&self.builds)
             .map_err(|e| ParquetError::General(e.to_string()))?;
         let bytes = self
@@ -376,7 +440,7 @@ impl RunsWriter {
 
 /// The `builds` table file of these builds, in the order given.
 pub fn builds_file(builds: &[BuildRow]) -> Result<Vec<u8>, ParquetError> {
-    let mut w = TableWriter::new(BUILDS, &BUILDS_COLUMNS)?;
+    let mut w = TableWriter::new(BUILDS, &BUILDS_COLUMNS, For::Engines)?;
     for b in builds {
         let c = &b.context;
         let commit_time = c
@@ -425,7 +489,8 @@ pub fn staged(
     problems: &[String],
 ) -> Result<Vec<u8>, TableError> {
     let key = || id.to_string();
-    let mut w = RunsWriter::new().map_err(|source| TableError::Parquet { key: key(), source })?;
+    let mut w =
+        RunsWriter::staged().map_err(|source| TableError::Parquet { key: key(), source })?;
     let runs = summary.files.iter().flat_map(|f| {
         f.cases.iter().map(move |c| Run {
             file: &f.name,

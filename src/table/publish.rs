@@ -272,33 +272,18 @@ fn append_staged(
         }
     };
     let groups: Vec<usize> = (0..file.metadata().num_row_groups()).collect();
-    let mut runs = Vec::new();
-    let mut owned: Vec<(String, String, String, String)> = Vec::new();
+    // Read it through once before writing anything: a file that breaks off must leave no half
+    // build in the part.
+    decode::for_each_run(&file, &groups, |_, _| {})?;
+    writer.begin(build);
+    let mut failed = Ok(());
     decode::for_each_run(&file, &groups, |_, r| {
-        owned.push((
-            r.file.into(),
-            r.suite.into(),
-            r.classname.into(),
-            r.name.into(),
-        ));
-        runs.push((r.status, r.attempts, r.duration_s));
+        if failed.is_ok() {
+            failed = writer.run(r);
+        }
     })?;
-    writer.push(
-        build,
-        owned.iter().zip(&runs).map(
-            |((file, suite, classname, name), &(status, attempts, duration_s))| {
-                super::schema::Run {
-                    file,
-                    suite,
-                    classname,
-                    name,
-                    status,
-                    attempts,
-                    duration_s,
-                }
-            },
-        ),
-    )
+    writer.end();
+    failed
 }
 
 /// Writes part `n` if no one has; `false` when someone had.

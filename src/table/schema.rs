@@ -144,6 +144,18 @@ pub const TEST_RUNS_COLUMNS: [Column; 16] = with_build_columns(&[
     col("duration_s", Kind::Double, true, "seconds; null when the file gives no usable time"),
 ]);
 
+/// A staged build's file: the per-case columns of `test_runs` (the build's own are in its
+/// footer's build row, and are added when it is published).
+pub const STAGED_COLUMNS: [Column; 8] = {
+    let mut out = [TEST_RUNS_COLUMNS[8]; 8];
+    let mut i = 0;
+    while i < 8 {
+        out[i] = TEST_RUNS_COLUMNS[8 + i];
+        i += 1;
+    }
+    out
+};
+
 /// `builds`: one row per build.
 pub const BUILDS_COLUMNS: [Column; 25] = with_build_columns(&[
     col("build_url", Kind::Text, true, "the build's page in the CI"),
