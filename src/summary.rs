@@ -187,6 +187,12 @@ impl BuildSummary {
     /// [`crate::junit::retry`]. Merging again changes nothing. Memory: what the summary holds,
     /// plus the failed tests awaiting a rerun.
     pub fn merge_retries(&mut self) -> crate::junit::RepeatStats {
+        if crate::junit::retry::all_distinct(
+            self.cases()
+                .map(|c| (c.suite.as_str(), c.classname.as_str(), c.name.as_str())),
+        ) {
+            return crate::junit::RepeatStats::default();
+        }
         // A case's number: its file in the high half, its place in the file in the low half.
         let mut repeats = crate::junit::Repeats::new();
         let mut places: Vec<Vec<(u64, CaseSummary)>> = vec![Vec::new(); self.files.len()];

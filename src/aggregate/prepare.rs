@@ -14,7 +14,6 @@ use crate::summary::{self, BuildSummary, FileSummary};
 use crate::table::{self, TableError};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::io::Read;
 use time::OffsetDateTime;
 
@@ -236,12 +235,19 @@ fn summarise(
         Vec::new()
     };
     let count = |s: junit::Status| summary.cases().filter(|c| c.status == s).count();
-    let mut durations: BTreeMap<u64, u32> = BTreeMap::new();
+    // Rounded durations with their counts: sorted, then counted in runs (bits of non-negative
+    // floats order like the values).
+    let mut bits: Vec<u64> = Vec::with_capacity(summary.files.iter().map(|f| f.cases.len()).sum());
     let mut total_time = 0.0;
     for t in summary.cases().filter_map(|c| c.time) {
         total_time += t;
-        *durations.entry(round_duration(t).to_bits()).or_default() += 1;
+        bits.push(round_duration(t).to_bits());
     }
+    bits.sort_unstable();
+    let durations: Vec<(u64, u32)> = bits
+        .chunk_by(|a, b| a == b)
+        .map(|run| (run[0], u32::try_from(run.len()).unwrap_or(u32::MAX)))
+        .collect();
     let intent = ledger::IntentBuild {
         job: id.job.clone(),
         branch: id.branch.clone(),

@@ -49,6 +49,21 @@ impl Status {
     }
 }
 
+/// FNV-1a (64-bit) of a test's suite, classname and name joined by NUL bytes: its identity as
+/// one number (the history tables' `test_id`, and how retries find repeated tests fast).
+pub fn identity_hash(suite: &str, classname: &str, name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, part) in [suite, classname, name].into_iter().enumerate() {
+        if i > 0 {
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        for &b in part.as_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
 /// One `<testcase>` element.
 #[derive(Debug, PartialEq)]
 pub struct TestCase {

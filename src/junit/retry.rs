@@ -224,6 +224,9 @@ pub enum Order {
 /// place. See the module documentation for the rules. Merging a list with
 /// [`Order::AcrossFiles`] after it was merged once changes nothing.
 pub fn merge_repeats<T: Run>(cases: &mut Vec<T>, order: Order) -> RepeatStats {
+    if all_distinct(cases.iter().map(Run::identity)) {
+        return RepeatStats::default();
+    }
     let mut repeats = Repeats::new();
     let mut out: Vec<(u64, T)> = Vec::with_capacity(cases.len());
     let follows = order == Order::OneFile;
@@ -234,6 +237,14 @@ pub fn merge_repeats<T: Run>(cases: &mut Vec<T>, order: Order) -> RepeatStats {
     out.sort_unstable_by_key(|(seq, _)| *seq);
     cases.extend(out.into_iter().map(|(_, t)| t));
     stats
+}
+
+/// Whether no identity repeats: then there is nothing to merge (the common case, found by
+/// sorting hashes instead of holding cases).
+pub fn all_distinct<'a>(ids: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> bool {
+    let mut hashes: Vec<u64> = ids.map(|(s, c, n)| super::identity_hash(s, c, n)).collect();
+    hashes.sort_unstable();
+    hashes.windows(2).all(|w| w[0] != w[1])
 }
 
 /// How merging went.

@@ -349,16 +349,7 @@ impl BuildRow {
 /// classname and name joined by NUL bytes, as a signed integer. Stable across versions: engines
 /// group and join on it, and `analyze` reads it instead of three strings per row.
 pub fn test_id(suite: &str, classname: &str, name: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, part) in [suite, classname, name].into_iter().enumerate() {
-        if i > 0 {
-            h = (h ^ 0).wrapping_mul(0x0100_0000_01b3);
-        }
-        for &b in part.as_bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h as i64
+    crate::junit::identity_hash(suite, classname, name) as i64
 }
 
 /// Milliseconds since the epoch.
