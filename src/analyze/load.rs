@@ -328,7 +328,7 @@ async fn read_staged(
         builds: &[(0, u64::MAX, b)],
         at: 0,
     };
-    decode::for_each_case(&file, &groups, &mut into).map_err(TableError::parquet(key))
+    crate::table::cases::for_each_case(&file, &groups, &mut into).map_err(TableError::parquet(key))
 }
 
 /// A file's rows as cases of a series' builds: `builds` are (first row, rows, build index),
@@ -339,12 +339,12 @@ struct IntoBuilds<'a> {
     at: usize,
 }
 
-impl decode::Cases for IntoBuilds<'_> {
+impl table::cases::Cases for IntoBuilds<'_> {
     fn knows(&self, test_id: i64) -> bool {
         self.builder.knows(test_id)
     }
 
-    fn case(&mut self, row: u64, c: decode::Case<'_>) {
+    fn case(&mut self, row: u64, c: crate::table::cases::Case<'_>) {
         let builds = self.builds;
         while self.at < builds.len() && row >= builds[self.at].0.saturating_add(builds[self.at].1) {
             self.at += 1;
@@ -376,9 +376,9 @@ async fn read_part(
     groups.sort_unstable();
     groups.dedup();
     // The columns there are of those a series reads (an older file may lack test_id).
-    let columns: Vec<usize> = decode::CASE_COLUMNS
+    let columns: Vec<usize> = crate::table::cases::CASE_COLUMNS
         .iter()
-        .chain(&decode::NAME_COLUMNS)
+        .chain(&crate::table::cases::NAME_COLUMNS)
         .filter_map(|c| decode::column_indices(&footer.meta, &[c]).ok())
         .flatten()
         .collect();
@@ -390,7 +390,7 @@ async fn read_part(
         builds,
         at: 0,
     };
-    decode::for_each_case(&file, &groups, &mut into).map_err(TableError::parquet(key))
+    crate::table::cases::for_each_case(&file, &groups, &mut into).map_err(TableError::parquet(key))
 }
 
 /// Lists a prefix; a prefix that does not exist (a fresh directory) lists nothing.

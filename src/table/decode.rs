@@ -327,104 +327,13 @@ pub fn for_each_run<R: ChunkReader + 'static>(
 }
 
 /// Row `i`'s status.
-fn status_of(status: &Values, i: usize, row: u64) -> Result<Status, ParquetError> {
+pub(super) fn status_of(status: &Values, i: usize, row: u64) -> Result<Status, ParquetError> {
     let text = status.text(i).unwrap_or_default();
     Status::from_name(text).ok_or_else(|| {
         ParquetError::General(format!(
             "row {row}: status {text:?} is not one this version knows: upgrade ci-test-metrics"
         ))
     })
-}
-
-/// One row as a duration series reads it: the test's id, its names when they were read, the
-/// status and the duration.
-#[derive(Debug, Clone, Copy)]
-pub struct Case<'a> {
-    pub test_id: i64,
-    /// (suite, classname, name); read only in row groups where a test id was new to the reader.
-    pub names: Option<(&'a str, &'a str, &'a str)>,
-    pub status: Status,
-    pub duration_s: Option<f64>,
-}
-
-/// What takes a series' cases: which test ids it knows, and each case.
-pub trait Cases {
-    fn knows(&self, test_id: i64) -> bool;
-    fn case(&mut self, row: u64, case: Case<'_>);
-}
-
-/// The columns [`for_each_case`] reads always, and those it reads when a test id is new.
-pub const CASE_COLUMNS: [&str; 3] = ["test_id", "status", "duration_s"];
-pub const NAME_COLUMNS: [&str; 3] = ["suite", "classname", "name"];
-
-/// Hands each row of the chosen row groups to `to` as a [`Case`]. A row group's names are read
-/// only when it holds a test id `to` does not know yet: most row groups of a series repeat the
-/// tests of the one before, so three text columns a row are not decoded again and again.
-pub fn for_each_case<R: ChunkReader + 'static>(
-    file: &SerializedFileReader<R>,
-    row_groups: &[usize],
-    to: &mut impl Cases,
-) -> Result<(), ParquetError> {
-    let meta = file.metadata();
-    // Files without test ids (none are written so, but one may be copied in) compute them.
-    let with_ids = column_indices(meta, &CASE_COLUMNS[..1]).is_ok();
-    let always = column_indices(
-        meta,
-        if with_ids {
-            &CASE_COLUMNS
-        } else {
-            &CASE_COLUMNS[1..]
-        },
-    )?;
-    let names = column_indices(meta, &NAME_COLUMNS)?;
-    let starts = row_group_starts(meta);
-    for &rg in row_groups {
-        let v = read_columns(file, rg, &always)?;
-        let (ids, status, duration) = match &v[..] {
-            [Values::I64(ids), status, duration] => (Some(ids), status, duration),
-            [status, duration] if !with_ids => (None, status, duration),
-            _ => {
-                return Err(ParquetError::General(
-                    "test_id is not a bigint column".into(),
-                ))
-            }
-        };
-        let new = ids.is_none_or(|ids| ids.iter().any(|id| id.is_some_and(|id| !to.knows(id))));
-        let text = if new {
-            read_columns(file, rg, &names)?
-        } else {
-            Vec::new()
-        };
-        for i in 0..status.len() {
-            let row = starts[rg] + i as u64;
-            let names = match &text[..] {
-                [suite, classname, name] => Some((
-                    suite.text(i).unwrap_or_default(),
-                    classname.text(i).unwrap_or_default(),
-                    name.text(i).unwrap_or_default(),
-                )),
-                _ => None,
-            };
-            let test_id = match (ids, names) {
-                (Some(ids), _) => ids[i],
-                (None, Some((s, c, n))) => Some(super::schema::test_id(s, c, n)),
-                (None, None) => None,
-            };
-            let Some(test_id) = test_id else {
-                return Err(ParquetError::General(format!("row {row}: no test_id")));
-            };
-            to.case(
-                row,
-                Case {
-                    test_id,
-                    names,
-                    status: status_of(status, i, row)?,
-                    duration_s: duration.f64(i),
-                },
-            );
-        }
-    }
-    Ok(())
 }
 
 /// The index in the file of each row group's first row.

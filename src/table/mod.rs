@@ -17,6 +17,7 @@
 //! the `builds` part of the same number is written from that footer. Staged files are deleted only
 //! after both parts exist. `docs/history.md` describes the layout, the schema and the queries.
 
+pub mod cases;
 pub mod decode;
 pub mod encode;
 pub mod fetch;
