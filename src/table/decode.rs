@@ -289,41 +289,46 @@ pub const RUN_COLUMNS: [&str; 7] = [
     "duration_s",
 ];
 
-/// Calls `f` with each row's index in the file and its run, for the chosen row groups of a
-/// `test_runs` file whose chunks for [`RUN_COLUMNS`] (and its footer) `file` holds.
-pub fn for_each_run<R: ChunkReader + 'static>(
-    file: &SerializedFileReader<R>,
-    row_groups: &[usize],
-    mut f: impl FnMut(u64, Run<'_>),
-) -> Result<(), ParquetError> {
-    let meta = file.metadata();
-    let wanted = column_indices(meta, &RUN_COLUMNS)?;
-    let starts = row_group_starts(meta);
-    for &rg in row_groups {
-        let v = read_columns(file, rg, &wanted)?;
-        let [file_col, suite, classname, name, status, attempts, duration] = &v[..] else {
-            return Err(ParquetError::General("a column is missing".into()));
-        };
-        for i in 0..suite.len() {
-            let row = starts[rg] + i as u64;
-            f(
-                row,
-                Run {
-                    file: file_col.text(i).unwrap_or_default(),
-                    suite: suite.text(i).unwrap_or_default(),
-                    classname: classname.text(i).unwrap_or_default(),
-                    name: name.text(i).unwrap_or_default(),
-                    status: status_of(status, i, row)?,
-                    attempts: attempts
-                        .i64(i)
-                        .and_then(|a| u32::try_from(a).ok())
-                        .unwrap_or(1),
-                    duration_s: duration.f64(i),
-                },
-            );
+/// The [`RUN_COLUMNS`] of chosen row groups, decoded and checked: every row's status is one this
+/// version knows, so iterating cannot fail half-way through a build.
+pub struct RunColumns {
+    /// Per row group: its columns and its rows' statuses.
+    groups: Vec<(Vec<Values>, Vec<Status>)>,
+}
+
+impl RunColumns {
+    pub fn read<R: ChunkReader + 'static>(
+        file: &SerializedFileReader<R>,
+        row_groups: &[usize],
+    ) -> Result<RunColumns, ParquetError> {
+        let meta = file.metadata();
+        let wanted = column_indices(meta, &RUN_COLUMNS)?;
+        let starts = row_group_starts(meta);
+        let mut groups = Vec::with_capacity(row_groups.len());
+        for &rg in row_groups {
+            let v = read_columns(file, rg, &wanted)?;
+            let statuses = (0..v[4].len())
+                .map(|i| status_of(&v[4], i, starts[rg] + i as u64))
+                .collect::<Result<_, _>>()?;
+            groups.push((v, statuses));
         }
+        Ok(RunColumns { groups })
     }
-    Ok(())
+
+    /// Every row, in order.
+    pub fn runs(&self) -> impl Iterator<Item = Run<'_>> {
+        self.groups.iter().flat_map(|(v, statuses)| {
+            statuses.iter().enumerate().map(move |(i, &status)| Run {
+                file: v[0].text(i).unwrap_or_default(),
+                suite: v[1].text(i).unwrap_or_default(),
+                classname: v[2].text(i).unwrap_or_default(),
+                name: v[3].text(i).unwrap_or_default(),
+                status,
+                attempts: v[5].i64(i).and_then(|a| u32::try_from(a).ok()).unwrap_or(1),
+                duration_s: v[6].f64(i),
+            })
+        })
+    }
 }
 
 /// Row `i`'s status.

@@ -230,13 +230,19 @@ async fn write_parts(
             Err(StoreError::NotFound { .. }) => return Ok(Attempt::Raced),
             Err(e) => return Err(e.into()),
         };
-        if let Err(e) = append_staged(&mut writer, bytes) {
-            out.warnings.push(format!(
-                "{}: cannot be read ({e}); left staged and not published: delete it and run `aggregate --republish` for the build",
-                o.key
-            ));
-            continue;
-        }
+        let (build, columns) = match decode_staged(bytes) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                out.warnings.push(format!(
+                    "{}: cannot be read ({e}); left staged and not published: delete it and run `aggregate --republish` for the build",
+                    o.key
+                ));
+                continue;
+            }
+        };
+        writer
+            .push(build, columns.runs())
+            .map_err(TableError::parquet(&o.key))?;
         keys.push(&o.key);
         if writer.bytes_written() >= opts.part_bytes {
             let full = std::mem::replace(
@@ -256,11 +262,11 @@ async fn write_parts(
     Ok(Attempt::Done)
 }
 
-/// Appends one staged build's rows.
-fn append_staged(
-    writer: &mut RunsWriter,
+/// One staged build, decoded and checked whole before anything is written: a file that breaks
+/// off must leave no half build in a part.
+fn decode_staged(
     bytes: Bytes,
-) -> Result<(), parquet::errors::ParquetError> {
+) -> Result<(BuildRow, decode::RunColumns), parquet::errors::ParquetError> {
     let file = decode::open(Ranges::whole(bytes))?;
     let mut builds = decode::builds_of(file.metadata())?;
     let build = match (builds.pop(), builds.is_empty()) {
@@ -272,18 +278,7 @@ fn append_staged(
         }
     };
     let groups: Vec<usize> = (0..file.metadata().num_row_groups()).collect();
-    // Read it through once before writing anything: a file that breaks off must leave no half
-    // build in the part.
-    decode::for_each_run(&file, &groups, |_, _| {})?;
-    writer.begin(build);
-    let mut failed = Ok(());
-    decode::for_each_run(&file, &groups, |_, r| {
-        if failed.is_ok() {
-            failed = writer.run(r);
-        }
-    })?;
-    writer.end();
-    failed
+    Ok((build, decode::RunColumns::read(&file, &groups)?))
 }
 
 /// Writes part `n` if no one has; `false` when someone had.

@@ -661,3 +661,37 @@ fn aggregator_policies_grant_the_store_calls_and_delete_only_staged_builds() {
         assert!(!code.contains(".delete("), "{file} deletes");
     }
 }
+
+/// A staged file that breaks off is reported and left staged; the day's other builds are
+/// published without it, and none of its rows.
+#[test]
+fn a_broken_staged_build_stays_staged_and_the_others_publish() {
+    let (summaries, _) = synth::generate(&Config {
+        jobs: 1,
+        builds: 10,
+        tests: 20,
+        ..history_config()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    synth::write_local_store(dir.path(), &summaries, |_| Stored::Staged).unwrap();
+    let staged = walk(&dir.path().join("_ci-test-metrics/staging"));
+    assert_eq!(staged.len(), 10);
+    let broken = &staged[3];
+    let bytes = std::fs::read(broken).unwrap();
+    // Keep the footer (so its build is listed) but garble the column data.
+    let mut garbled = bytes.clone();
+    for b in &mut garbled[4..bytes.len() / 2] {
+        *b = 0xAB;
+    }
+    std::fs::write(broken, &garbled).unwrap();
+    let published = publish_now(dir.path(), usize::MAX, 1000);
+    assert_eq!(published.builds, 9, "{published:?}");
+    let key = broken.strip_prefix(dir.path()).unwrap().to_str().unwrap();
+    assert!(
+        published.warnings.iter().any(|w| w.contains(key)),
+        "{:?}",
+        published.warnings
+    );
+    assert!(broken.exists(), "the broken file stays staged");
+    assert_eq!(walk(&dir.path().join("_ci-test-metrics/staging")).len(), 1);
+}
