@@ -84,7 +84,7 @@ pub struct Args {
     /// Only the latest N builds of each job and branch.
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
-    /// Test durations held in memory at once (8 bytes each). A series (a job on a branch) with
+    /// Test cells (a test in a build: its duration and outcome, 9 bytes) held in memory at once. A series (a job on a branch) with
     /// more tests x builds is read in several passes, each over a group of its tests: more
     /// reading, the same report, memory bounded whatever the history.
     #[arg(long, value_name = "N", default_value_t = crate::analyze::load::MAX_CELLS, value_parser = clap::value_parser!(usize))]
