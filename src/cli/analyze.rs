@@ -17,6 +17,9 @@ pub enum Format {
     Json,
     /// A self-contained HTML page with SVG trend charts; opens offline.
     Html,
+    /// The currently flaky tests (failure flakiness), one `classname.name` a line, sorted, for
+    /// a test runner's exclude list (quarantine).
+    List,
 }
 
 /// Find the tests and the changes that made a job's unit tests slower.
@@ -138,6 +141,10 @@ pub struct Args {
     /// Fewest builds on each side of a change point (a change must last this long to be seen).
     #[arg(long, default_value_t = Options::default().min_segment)]
     pub min_builds: usize,
+    /// Latest builds of each series looked at for flaky tests and breakages (and, with the
+    /// gate, of the baseline for known-flaky tests).
+    #[arg(long, value_name = "N", default_value_t = Options::default().flaky_window)]
+    pub flaky_window: usize,
     /// Publish a `RegressionsDetected` metric per job (dimensions Job, BranchClass).
     #[arg(long)]
     pub publish: bool,
@@ -160,8 +167,14 @@ impl Args {
             min_shift: self.min_shift,
             min_seconds: self.min_seconds,
             min_segment: self.min_builds,
+            flaky_window: self.flaky_window,
             ..Options::default()
         };
+        if o.flaky_window < 10 {
+            return Err(crate::Error::Usage(
+                "--flaky-window must be at least 10".into(),
+            ));
+        }
         if !(o.alpha > 0.0 && o.alpha < 1.0) {
             return Err(crate::Error::Usage(
                 "--alpha must be between 0 and 1".into(),
@@ -317,6 +330,7 @@ pub async fn run(args: Args) -> crate::Result<u8> {
         Format::Md => render::markdown(&report),
         Format::Json => render::json(&report),
         Format::Html => render::html(&report),
+        Format::List => render::flaky::list(&report),
     };
     write_out(&args.out, &text)?;
     if args.publish {
@@ -359,9 +373,9 @@ impl Args {
                 o.min_baseline_runs
             )));
         }
-        if self.format == Format::Html {
+        if matches!(self.format, Format::Html | Format::List) {
             return Err(crate::Error::Usage(
-                "the gate writes md (also for --format table) or json, not html".into(),
+                "the gate writes md (also for --format table) or json, not html or list".into(),
             ));
         }
         Ok(o)
