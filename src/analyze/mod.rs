@@ -11,6 +11,7 @@
 //!             │         ├▶ total (the job's total time, explained by its regressions)
 //!             │         └▶ render (table, Markdown, JSON, HTML with SVG charts)
 //!             └▶ gate (a PR's builds against the baseline's recent runs; Markdown comment)
+//!                  └▶ gate_failures (the PR's failing tests: known flaky, new, failing on the baseline)
 //!
 //! imports: report ─▶ attribution, total, flakiness ─▶ model ─▶ changepoint, series, flaky
 //!          (report and render import model too; model imports none of the steps above it)
@@ -28,6 +29,7 @@ pub mod changepoint;
 pub mod flakiness;
 pub mod flaky;
 pub mod gate;
+pub mod gate_failures;
 pub mod load;
 pub mod model;
 pub mod render;

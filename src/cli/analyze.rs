@@ -47,7 +47,9 @@ pub enum Format {
 /// on log durations, honest with 1 to 3 PR builds, adjusted by Benjamini–Hochberg (--fdr) over
 /// all tests. A test is slower when significant and at least --min-shift and --min-seconds
 /// slower. It prints a Markdown comment to post; --fail-on-regression then exits 5 when any
-/// test is slower.
+/// test is slower. A test that fails in the PR is "known flaky" when it is flaky in the
+/// baseline's last --flaky-window builds (it never fails the gate), a "new failure" when it never
+/// failed (nor was retried) there; --fail-on-new-failure then exits 6.
 ///
 /// Examples:
 ///
@@ -64,8 +66,17 @@ pub enum Format {
 ///   # The PR gate, in a Jenkins PR build (or: --branch PR-123 --baseline master --job JOB):
 ///   ci-test-metrics analyze --store s3://bucket --pr-gate --out comment.md --fail-on-regression
 ///
+/// Flaky tests: a test whose results come and go in the last --flaky-window builds (retried
+/// then passed, passed and failed on one commit, or short failure episodes) is listed under
+/// "Flaky tests", one that fails in every run since a build under "Breakages";
+/// --format list prints the flaky tests' names, one a line, for a quarantine list.
+///
+///   ci-test-metrics analyze --store s3://bucket --job 'mxnet-validation/unix-cpu' --format list
+///
 /// Exit codes: 0 ok (with or without regressions), 1 usage error, 3 no builds matched,
-/// 4 the store or the sink failed, 5 --fail-on-regression and the PR makes a test slower.
+/// 4 the store or the sink failed, 5 --fail-on-regression and the PR makes a test slower,
+/// 6 --fail-on-new-failure and a test fails in the PR that never failed in the baseline's
+/// window (5 wins when both hold).
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -123,6 +134,10 @@ pub struct Args {
     /// Exit 5 when the PR makes any test slower beyond --min-shift, --min-seconds and --fdr.
     #[arg(long, help_heading = "Pull-request gate")]
     pub fail_on_regression: bool,
+    /// Exit 6 when a test fails in the PR that never failed (nor was retried) in the baseline's
+    /// last --flaky-window builds. Known-flaky failures never fail the gate.
+    #[arg(long, help_heading = "Pull-request gate")]
+    pub fail_on_new_failure: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -362,6 +377,7 @@ impl Args {
             fdr: self.fdr,
             min_shift: self.min_shift,
             min_seconds: self.min_seconds,
+            flaky_window: self.flaky_window,
             ..GateOptions::default()
         };
         if !(o.fdr > 0.0 && o.fdr < 1.0) {
@@ -425,7 +441,8 @@ async fn run_gate(
         s.keep_last_with_cases(if s.branch == branch {
             o.pr_builds
         } else {
-            o.baseline_builds
+            // Known-flaky tests need the longer window.
+            o.baseline_builds.max(o.flaky_window)
         });
         let (job, warnings) = load::read_series(&store, &s, &selection.branches, (0, 1)).await?;
         for w in &warnings {
@@ -450,8 +467,14 @@ async fn run_gate(
             report.slower
         );
     }
+    let new_failures = report.failures.new_failures.len();
+    if new_failures > 0 {
+        eprintln!("{new_failures} test(s) fail on {branch} that never failed in the last {} {baseline} builds", o.flaky_window);
+    }
     Ok(if args.fail_on_regression && report.slower > 0 {
         exit::REGRESSION
+    } else if args.fail_on_new_failure && new_failures > 0 {
+        exit::NEW_FAILURE
     } else {
         exit::OK
     })
