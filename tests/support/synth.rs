@@ -15,6 +15,12 @@
 //! Builds look like master builds on Jenkins: a commit and its git author, the repository URL, and
 //! no `CHANGE_AUTHOR` (`user`).
 //!
+//! [`inject_failures`] then adds failure flakiness to a generated history, from its own random
+//! stream (so the durations stay as they were): **failure-flaky** tests (fail with probability
+//! p in each build, whatever the commit), **retried** tests (with probability p a build fails
+//! then passes them on a retry: status flaky, 2 attempts) and **breakages** (fail in every build
+//! from one on, in the last 90 builds and at least 3 before the end); every job gets each kind.
+//!
 //! Steps, spikes, drifts and flaky behaviour go to tests with a median of at least 0.2 s, so a 30%
 //! step adds at least 0.06 s (above the default `--min-seconds`). [`Truth`] lists every injection.
 
@@ -79,6 +85,24 @@ pub enum Injected {
     Flaky,
     NewTest,
     RemovedTest,
+    /// Fails with probability p in each build ([`inject_failures`]).
+    FlakyFailure,
+    /// Fails, then passes on a retry, with probability p in each build.
+    Retried,
+    /// Fails in every build from `build` on.
+    Breakage,
+}
+
+/// Failure flakiness to add to a history ([`inject_failures`]); per job.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Failures {
+    pub seed: u64,
+    /// Failure-flaky tests, failing with probability `p`.
+    pub flaky: usize,
+    /// Tests retried (failed, then passed) with probability `p`.
+    pub retried: usize,
+    pub p: f64,
+    pub breakages: usize,
 }
 
 /// One injected change.
@@ -415,6 +439,97 @@ pub fn generate(config: &Config) -> (Vec<BuildSummary>, Truth) {
             injections,
         },
     )
+}
+
+/// Adds failure flakiness and breakages to a history from [`generate`] (master builds in build
+/// order), on tests with no other injection, and lists them in `truth`.
+pub fn inject_failures(summaries: &mut [BuildSummary], truth: &mut Truth, f: &Failures) {
+    let mut rng = Rng::new(f.seed ^ 0x00fa_11ed);
+    let mut jobs: Vec<String> = Vec::new();
+    for s in summaries.iter() {
+        if !jobs.contains(&s.context.job) {
+            jobs.push(s.context.job.clone());
+        }
+    }
+    for job in jobs {
+        let builds: Vec<usize> = (0..summaries.len())
+            .filter(|&i| summaries[i].context.job == job)
+            .collect();
+        let n = builds.len();
+        let Some(&last) = builds.last() else { continue };
+        let taken: Vec<String> = truth
+            .injections
+            .iter()
+            .filter(|i| i.job == job)
+            .map(|i| i.name.clone())
+            .collect();
+        let mut free: Vec<&CaseSummary> = summaries[last]
+            .cases()
+            .filter(|c| !taken.contains(&c.name))
+            .collect();
+        let kinds = [
+            (Injected::FlakyFailure, f.flaky),
+            (Injected::Retried, f.retried),
+            (Injected::Breakage, f.breakages),
+        ];
+        let mut picked = Vec::new();
+        for (kind, count) in kinds {
+            for _ in 0..count {
+                if free.is_empty() || n < 4 {
+                    break;
+                }
+                let c = free.swap_remove(rng.index(0, free.len()));
+                let at = if kind == Injected::Breakage {
+                    rng.index(n.saturating_sub(90).clamp(1, n - 3), n - 2)
+                } else {
+                    0
+                };
+                picked.push((
+                    kind,
+                    c.suite.clone(),
+                    c.classname.clone(),
+                    c.name.clone(),
+                    at,
+                ));
+            }
+        }
+        for (kind, suite, classname, name, at) in picked {
+            let context = &summaries[builds[at]].context;
+            truth.injections.push(Injection {
+                kind,
+                job: job.clone(),
+                suite,
+                classname,
+                name: name.clone(),
+                build: context.build,
+                commit: context.commit.clone().unwrap_or_default(),
+                previous_commit: at
+                    .checked_sub(1)
+                    .and_then(|p| summaries[builds[p]].context.commit.clone())
+                    .unwrap_or_default(),
+                author: context.who().unwrap_or_default(),
+                median: 0.0,
+                factor: 1.0,
+                lasts: n - at,
+            });
+            for (b, &i) in builds.iter().enumerate() {
+                let status = match kind {
+                    Injected::Breakage if b >= at => Some((Status::Failed, 1)),
+                    Injected::FlakyFailure if rng.unit() < f.p => Some((Status::Failed, 1)),
+                    Injected::Retried if rng.unit() < f.p => Some((Status::Flaky, 2)),
+                    _ => None,
+                };
+                let Some((status, attempts)) = status else {
+                    continue;
+                };
+                for file in &mut summaries[i].files {
+                    for c in file.cases.iter_mut().filter(|c| c.name == name) {
+                        (c.status, c.attempts) = (status, attempts);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Turns the last `builds` builds of `job` into builds of a pull request `PR-{pr}` (numbered from
