@@ -10,8 +10,8 @@ use super::series::{JobSeries, TestSeries};
 /// What one test's outcomes say.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finding {
-    Flaky(FlakyFailure),
-    Breakage(Breakage),
+    Flaky(Box<FlakyFailure>),
+    Breakage(Box<Breakage>),
 }
 
 /// The thresholds the report uses: the defaults, over `options.flaky_window` builds.
@@ -56,19 +56,19 @@ pub fn find(job: &JobSeries, t: &TestSeries, o: &Options) -> Option<Finding> {
             let last_good = (0..from)
                 .rev()
                 .find(|&i| matches!(runs[i].outcome, Outcome::Passed | Outcome::Flaky));
-            Some(Finding::Breakage(Breakage {
+            Some(Finding::Breakage(Box::new(Breakage {
                 job: job.job.clone(),
                 branch: job.branch.clone(),
                 test: t.id.clone(),
                 failing_runs: failing,
                 range: CommitRange::new(last_good.map(build), build(from), None),
-            }))
+            })))
         }
         Verdict::Flaky(reasons) => {
             let (&first, &last) = (c.flaky_builds.first()?, c.flaky_builds.last()?);
             let started = started_at(&runs, &c.flaky_builds, o)
                 .map(|(good, bad)| CommitRange::new(good.map(build), build(bad), None));
-            Some(Finding::Flaky(FlakyFailure {
+            Some(Finding::Flaky(Box::new(FlakyFailure {
                 job: job.job.clone(),
                 branch: job.branch.clone(),
                 test: t.id.clone(),
@@ -81,7 +81,7 @@ pub fn find(job: &JobSeries, t: &TestSeries, o: &Options) -> Option<Finding> {
                 first_flaky: build(first),
                 last_flaky: build(last),
                 started,
-            }))
+            })))
         }
     }
 }

@@ -108,8 +108,8 @@ impl Analysis {
             report.flaky_tests.extend(f.flaky);
             report.drifts.extend(f.drift);
             match f.failures {
-                Some(flakiness::Finding::Flaky(t)) => report.flaky_failures.push(t),
-                Some(flakiness::Finding::Breakage(b)) => report.breakages.push(b),
+                Some(flakiness::Finding::Flaky(t)) => report.flaky_failures.push(*t),
+                Some(flakiness::Finding::Breakage(b)) => report.breakages.push(*b),
                 None => {}
             }
         }

@@ -179,8 +179,15 @@ fn gate_tells_known_flaky_from_new_failures() {
     fail_in_pr(&mut summaries, &flaky);
     let mut broken = summaries.clone();
     fail_in_pr(&mut broken, &clean);
-    // (what, history, flags, exit code, a known-flaky name, new failures)
-    let table: [(&str, &[BuildSummary], &[&str], i32, Vec<&str>); 3] = [
+    // (what, history, flags, exit code, new failures); the flaky test is known flaky in each.
+    type Row<'a> = (
+        &'a str,
+        &'a [BuildSummary],
+        &'a [&'a str],
+        i32,
+        Vec<&'a str>,
+    );
+    let table: [Row; 3] = [
         (
             "only a known flaky test fails",
             &summaries,
@@ -242,5 +249,20 @@ fn gate_tells_known_flaky_from_new_failures() {
             !new.is_empty(),
             "{what}: {md}"
         );
+    }
+}
+
+#[test]
+fn help_documents_flaky_flags_and_exit_6() {
+    let out = common::bin().args(["analyze", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "--fail-on-new-failure",
+        "--flaky-window",
+        "6 --fail-on-new-failure",
+        "Breakages",
+        "--format list",
+    ] {
+        assert!(help.contains(word), "{word} missing from:\n{help}");
     }
 }
