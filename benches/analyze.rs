@@ -527,19 +527,7 @@ fn main() {
 
 /// Precision and recall of flaky-test and breakage detection (see the module's comment).
 fn flaky_accuracy(seeds: std::ops::RangeInclusive<u64>) {
-    let config = |seed| Config {
-        seed,
-        jobs: 2,
-        builds: 100,
-        tests: 100,
-        steps: 0,
-        spikes: 0,
-        drifts: 0,
-        flaky: 0,
-        new_tests: 0,
-        removed_tests: 0,
-        shared_steps: 0,
-    };
+    let config = |seed| Config::noise_only(seed, 2, 100, 100);
     println!(
         "flaky tests: seeds {seeds:?}, per seed 2 jobs × 100 builds × 100 tests; per job 3 failure-flaky, 1 retried, 2 breakages; window 100"
     );
@@ -558,17 +546,9 @@ fn flaky_accuracy(seeds: std::ops::RangeInclusive<u64>) {
             };
             synth::inject_failures(&mut summaries, &mut truth, &failures);
             let report = analyze(&series::build(&summaries), &Options::default());
-            let of = |kinds: &[Injected]| -> HashSet<(&str, &str)> {
-                truth
-                    .injections
-                    .iter()
-                    .filter(|i| kinds.contains(&i.kind))
-                    .map(|i| (i.job.as_str(), i.name.as_str()))
-                    .collect()
-            };
-            let want = of(&[Injected::FlakyFailure, Injected::Retried]);
-            let hard = of(&[Injected::FlakyFailure]);
-            let listed: HashSet<(&str, &str)> = report
+            let want = truth.names(&[Injected::FlakyFailure, Injected::Retried]);
+            let hard = truth.names(&[Injected::FlakyFailure]);
+            let listed: std::collections::BTreeSet<(&str, &str)> = report
                 .flaky_failures
                 .iter()
                 .map(|f| (f.job.as_str(), f.test.name.as_str()))

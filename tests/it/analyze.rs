@@ -248,6 +248,11 @@ fn help_teaches() {
         "--publish",
         "Examples",
         "seconds",
+        "--fail-on-new-failure",
+        "--flaky-window",
+        "6 --fail-on-new-failure",
+        "Breakages",
+        "--format list",
     ] {
         assert!(help.contains(word), "{word} missing from:\n{help}");
     }

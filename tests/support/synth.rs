@@ -68,11 +68,42 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// A history with no duration injections (noise only), for [`inject_failures`] to add
+    /// failures to.
+    pub fn noise_only(seed: u64, jobs: usize, builds: usize, tests: usize) -> Config {
+        Config {
+            seed,
+            jobs,
+            builds,
+            tests,
+            steps: 0,
+            spikes: 0,
+            drifts: 0,
+            flaky: 0,
+            new_tests: 0,
+            removed_tests: 0,
+            shared_steps: 0,
+        }
+    }
+}
+
 /// What was injected where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Truth {
     pub config: Config,
     pub injections: Vec<Injection>,
+}
+
+impl Truth {
+    /// The (job, test name) of every injection of these kinds.
+    pub fn names(&self, kinds: &[Injected]) -> std::collections::BTreeSet<(&str, &str)> {
+        self.injections
+            .iter()
+            .filter(|i| kinds.contains(&i.kind))
+            .map(|i| (i.job.as_str(), i.name.as_str()))
+            .collect()
+    }
 }
 
 /// The kind of an injection.
