@@ -533,8 +533,9 @@ fn flaky_accuracy(seeds: std::ops::RangeInclusive<u64>) {
     );
     println!("p      flaky: precision recall (failure-flaky only)   breakages: precision recall");
     for p in [0.02, 0.05, 0.1, 0.2] {
-        // (listed, true listed, truth, failure-flaky truth, failure-flaky found)
-        let (mut flaky, mut breakage) = ([0usize; 5], [0usize; 3]);
+        // (listed, true listed, truth, failure-flaky truth, failure-flaky found, found with a
+        // start named: all false, they were flaky from the first build)
+        let (mut flaky, mut breakage) = ([0usize; 6], [0usize; 3]);
         for seed in seeds.clone() {
             let (mut summaries, mut truth) = synth::generate(&config(seed));
             let failures = synth::Failures {
@@ -558,6 +559,11 @@ fn flaky_accuracy(seeds: std::ops::RangeInclusive<u64>) {
             flaky[2] += want.len();
             flaky[3] += hard.len();
             flaky[4] += listed.intersection(&hard).count();
+            flaky[5] += report
+                .flaky_failures
+                .iter()
+                .filter(|f| f.started.is_some())
+                .count();
             let broken: HashSet<(&str, &str, u64)> = truth
                 .injections
                 .iter()
@@ -580,13 +586,14 @@ fn flaky_accuracy(seeds: std::ops::RangeInclusive<u64>) {
         }
         let ratio = |a: usize, b: usize| a as f64 / b.max(1) as f64;
         println!(
-            "{p:<6} {:>16.3} {:>6.3} {:>6.3} ({}/{} listed true, {} flaky)   {:>9.3} {:>6.3} ({}/{} exact, {} broken)",
+            "{p:<6} {:>16.3} {:>6.3} {:>6.3} ({}/{} listed true, {} flaky; {} false starts)   {:>9.3} {:>6.3} ({}/{} exact, {} broken)",
             ratio(flaky[1], flaky[0]),
             ratio(flaky[1], flaky[2]),
             ratio(flaky[4], flaky[3]),
             flaky[1],
             flaky[0],
             flaky[2],
+            flaky[5],
             ratio(breakage[1], breakage[0]),
             ratio(breakage[1], breakage[2]),
             breakage[1],

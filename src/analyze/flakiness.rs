@@ -96,7 +96,12 @@ fn reason_name(r: &Reason) -> &'static str {
 
 /// The build where the flakiness started, and the last run before it, when that stands out:
 /// the runs in the window before the first flaky build are so many that, at the share of flaky
-/// runs seen from it on, so long a clean stretch has a chance under 1%.
+/// runs seen after it (the first one left out: counting it would overstate the rate), so long a
+/// clean stretch has a chance under [`STARTED_P`].
+/// How unlikely a clean stretch must be to name where flakiness started: with hundreds of flaky
+/// tests, 1% would name a start for a few that always were flaky.
+pub const STARTED_P: f64 = 0.001;
+
 fn started_at(
     runs: &[Run<'_>],
     flaky_builds: &[usize],
@@ -108,8 +113,8 @@ fn started_at(
         |i: &usize| runs[*i].outcome != Outcome::NotRun && runs[*i].outcome != Outcome::Skipped;
     let before = (start..first).filter(ran).count();
     let since = (first..runs.len()).filter(ran).count();
-    let rate = flaky_builds.len() as f64 / since.max(1) as f64;
-    if rate >= 1.0 || (1.0 - rate).powi(before as i32) >= 0.01 {
+    let rate = (flaky_builds.len() - 1) as f64 / since.saturating_sub(1).max(1) as f64;
+    if rate <= 0.0 || rate >= 1.0 || (1.0 - rate).powi(before as i32) >= STARTED_P {
         return None;
     }
     Some(((start..first).rev().find(ran), first))

@@ -217,7 +217,7 @@ pub struct FlakyFailure {
     pub first_flaky: BuildRef,
     pub last_flaky: BuildRef,
     /// Where it started being flaky, when that stands out: so many clean runs before the first
-    /// flaky build that, at the rate seen since, such a stretch has a chance under 1%.
+    /// flaky build that, at the rate seen after it, such a stretch has a chance under 0.1%.
     pub started: Option<CommitRange>,
 }
 
