@@ -118,18 +118,23 @@ fn binary_lists_flaky_tests_for_quarantine() {
     }
 }
 
-/// Sets a test's status in the PR's last build.
+/// Fails a test in one build.
+fn fail(build: &mut BuildSummary, name: &str) {
+    for f in &mut build.files {
+        for c in f.cases.iter_mut().filter(|c| c.name == name) {
+            c.status = Status::Failed;
+        }
+    }
+}
+
+/// Fails a test in the PR's last build.
 fn fail_in_pr(summaries: &mut [BuildSummary], name: &str) {
     let last = summaries
         .iter_mut()
         .filter(|s| s.context.branch == "PR-77")
         .max_by_key(|s| s.context.build)
         .expect("a PR build");
-    for f in &mut last.files {
-        for c in f.cases.iter_mut().filter(|c| c.name == name) {
-            c.status = Status::Failed;
-        }
-    }
+    fail(last, name);
 }
 
 #[test]
@@ -155,11 +160,22 @@ fn gate_tells_known_flaky_from_new_failures() {
             Injected::Breakage,
         ],
     );
-    let clean = summaries[0]
+    let clean_tests: Vec<String> = summaries[0]
         .cases()
         .map(|c| c.name.clone())
-        .find(|n| !injected.contains(&(job.clone(), n.clone())))
-        .unwrap();
+        .filter(|n| !injected.contains(&(job.clone(), n.clone())))
+        .take(2)
+        .collect();
+    let (clean, old_flaky) = (clean_tests[0].clone(), clean_tests[1].clone());
+    // Flaky on master only before the last 30 builds (--baseline-builds): known flaky only if
+    // the gate reads the baseline's longer flaky window.
+    let master: Vec<usize> = (0..summaries.len())
+        .filter(|&i| summaries[i].context.branch == "master")
+        .collect();
+    for back in [90, 70, 50] {
+        fail(&mut summaries[master[master.len() - back]], &old_flaky);
+    }
+    fail_in_pr(&mut summaries, &old_flaky);
     fail_in_pr(&mut summaries, &flaky);
     let mut broken = summaries.clone();
     fail_in_pr(&mut broken, &clean);
@@ -225,6 +241,7 @@ fn gate_tells_known_flaky_from_new_failures() {
                 .collect()
         };
         assert!(names("known_flaky").contains(&flaky), "{what}: {v}");
+        assert!(names("known_flaky").contains(&old_flaky), "{what}: {v}");
         assert_eq!(names("new_failures"), new, "{what}");
         let md = String::from_utf8(run("md").stdout).unwrap();
         assert!(md.contains("**Known flaky**"), "{what}: {md}");
