@@ -24,6 +24,13 @@
 //! any test is flagged; the detection rate the share of PRs with one test (median ≥ 0.2 s, so a
 //! ×1.5 step adds more than `--min-seconds`) made ×1.5 slower where that test is flagged.
 //!
+//! Flaky tests (`-- flaky`): histories of 100 builds (the default window) where each job has 3
+//! failure-flaky tests (fail with probability p, whatever the commit), 1 retried test (with
+//! probability p failed, then passed on a retry) and 2 breakages (fail from a build in the last
+//! 90 on), at p = 0.02, 0.05, 0.1 and 0.2. Flaky detection: precision over the tests listed as
+//! flaky, recall over the failure-flaky and retried tests (and over the failure-flaky alone, the
+//! hard part). Breakage detection: a hit names the injected test and its first failing build.
+//!
 //! `cargo bench --bench analyze -- accuracy` or `-- speed` runs one part; `-- holdout` runs the
 //! accuracy part on 20 other seeds.
 
@@ -510,7 +517,88 @@ fn main() {
     if all || args.iter().any(|a| a == "gate") {
         gate_bench(200);
     }
+    if all || args.iter().any(|a| a == "flaky") {
+        flaky_accuracy(1..=20);
+    }
     if all || args.iter().any(|a| a == "speed") {
         speed();
+    }
+}
+
+/// Precision and recall of flaky-test and breakage detection (see the module's comment).
+fn flaky_accuracy(seeds: std::ops::RangeInclusive<u64>) {
+    let config = |seed| Config::noise_only(seed, 2, 100, 100);
+    println!(
+        "flaky tests: seeds {seeds:?}, per seed 2 jobs × 100 builds × 100 tests; per job 3 failure-flaky, 1 retried, 2 breakages; window 100"
+    );
+    println!("p      flaky: precision recall (failure-flaky only)   breakages: precision recall");
+    for p in [0.02, 0.05, 0.1, 0.2] {
+        // (listed, true listed, truth, failure-flaky truth, failure-flaky found, found with a
+        // start named: all false, they were flaky from the first build)
+        let (mut flaky, mut breakage) = ([0usize; 6], [0usize; 3]);
+        for seed in seeds.clone() {
+            let (mut summaries, mut truth) = synth::generate(&config(seed));
+            let failures = synth::Failures {
+                seed,
+                flaky: 3,
+                retried: 1,
+                p,
+                breakages: 2,
+            };
+            synth::inject_failures(&mut summaries, &mut truth, &failures);
+            let report = analyze(&series::build(&summaries), &Options::default());
+            let want = truth.names(&[Injected::FlakyFailure, Injected::Retried]);
+            let hard = truth.names(&[Injected::FlakyFailure]);
+            let listed: std::collections::BTreeSet<(&str, &str)> = report
+                .flaky_failures
+                .iter()
+                .map(|f| (f.job.as_str(), f.test.name.as_str()))
+                .collect();
+            flaky[0] += listed.len();
+            flaky[1] += listed.intersection(&want).count();
+            flaky[2] += want.len();
+            flaky[3] += hard.len();
+            flaky[4] += listed.intersection(&hard).count();
+            flaky[5] += report
+                .flaky_failures
+                .iter()
+                .filter(|f| f.started.is_some())
+                .count();
+            let broken: HashSet<(&str, &str, u64)> = truth
+                .injections
+                .iter()
+                .filter(|i| i.kind == Injected::Breakage)
+                .map(|i| (i.job.as_str(), i.name.as_str(), i.build))
+                .collect();
+            breakage[0] += report.breakages.len();
+            breakage[1] += report
+                .breakages
+                .iter()
+                .filter(|b| {
+                    broken.contains(&(
+                        b.job.as_str(),
+                        b.test.name.as_str(),
+                        b.range.first_bad.build,
+                    ))
+                })
+                .count();
+            breakage[2] += broken.len();
+        }
+        let ratio = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+        println!(
+            "{p:<6} {:>16.3} {:>6.3} {:>6.3} ({}/{} listed true, {} flaky; {} false starts)   {:>9.3} {:>6.3} ({}/{} exact, {} broken)",
+            ratio(flaky[1], flaky[0]),
+            ratio(flaky[1], flaky[2]),
+            ratio(flaky[4], flaky[3]),
+            flaky[1],
+            flaky[0],
+            flaky[2],
+            flaky[5],
+            ratio(breakage[1], breakage[0]),
+            ratio(breakage[1], breakage[2]),
+            breakage[1],
+            breakage[0],
+            breakage[2]
+        );
     }
 }

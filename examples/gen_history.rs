@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example gen_history -- --out /tmp/history --seed 3 --builds 200 --tests 500
 //! ci-test-metrics analyze --store /tmp/history --format html --out /tmp/report.html
+//! cargo run --example gen_history -- --out /tmp/flaky --failure-p 0.1   # flaky tests, breakages
 //! jq '.injections[] | select(.kind == "step")' /tmp/history/truth.json
 //! ```
 //!
@@ -56,6 +57,10 @@ struct Args {
     /// Commits that slow one test in every job at once (all jobs then build the same commits).
     #[arg(long, default_value_t = 0)]
     shared_steps: usize,
+    /// Failure probability of injected failure-flaky and retried tests; with it, each job also
+    /// gets 2 failure-flaky tests, 1 retried test and 1 breakage (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    failure_p: f64,
     /// Every Nth build gets raw JUnit XML instead of staged rows (as if not aggregated yet); 0: none.
     #[arg(long, default_value_t = 0)]
     raw_every: usize,
@@ -76,7 +81,17 @@ fn main() -> ExitCode {
         removed_tests: a.removed_tests,
         shared_steps: a.shared_steps,
     };
-    let (summaries, truth) = synth::generate(&config);
+    let (mut summaries, mut truth) = synth::generate(&config);
+    if a.failure_p > 0.0 {
+        let failures = synth::Failures {
+            seed: a.seed,
+            flaky: 2,
+            retried: 1,
+            p: a.failure_p,
+            breakages: 1,
+        };
+        synth::inject_failures(&mut summaries, &mut truth, &failures);
+    }
     let truth_path = a.truth.unwrap_or_else(|| a.out.join("truth.json"));
     let written = synth::write_local_store(&a.out, &summaries, |i| {
         if a.raw_every != 0 && i % a.raw_every == 0 {

@@ -23,6 +23,9 @@ pub mod exit {
     pub const PUBLISH: u8 = 4;
     /// `analyze --fail-on-regression`: a pull request makes a test slower beyond the thresholds.
     pub const REGRESSION: u8 = 5;
+    /// `analyze --fail-on-new-failure`: a test fails in a pull request that never failed in the
+    /// baseline's window (and no test is slower with `--fail-on-regression`, which wins).
+    pub const NEW_FAILURE: u8 = 6;
 }
 
 /// Any error a command can end with.

@@ -7,7 +7,9 @@
 // any test is slower beyond the thresholds (--min-shift 0.2 = 20% and --min-seconds 0.05 s, at a
 // Benjamini–Hochberg false discovery rate of --fdr 0.05 over all tests); this stage turns that
 // into an UNSTABLE build rather than a failure, and any other non-zero code into a warning, so a
-// metrics problem never blocks a merge.
+// metrics problem never blocks a merge. With --fail-on-new-failure it exits 6 when a test fails
+// that never failed on the target branch's last 100 builds (tests flaky there are listed as
+// "known flaky" and never count); this stage makes that UNSTABLE too (5 wins when both hold).
 //
 // Everything comes from the PR build's variables: --pr-gate reads BRANCH_NAME (PR-123),
 // CHANGE_TARGET (master) and JOB_NAME (the job, without the PR leaf). The build just uploaded
@@ -32,7 +34,7 @@ def pr_timing_gate(role = 'ci-test-metrics-reader') {
     def code = 0
     withAWS(role: role) {
         code = sh(
-            script: "'${bin}' analyze --pr-gate --format md --out pr-timing.md --fail-on-regression",
+            script: "'${bin}' analyze --pr-gate --format md --out pr-timing.md --fail-on-regression --fail-on-new-failure",
             returnStatus: true
         )
     }
@@ -45,6 +47,8 @@ def pr_timing_gate(role = 'ci-test-metrics-reader') {
     }
     if (code == 5) {
         unstable('The PR makes some tests slower: see pr-timing.md')
+    } else if (code == 6) {
+        unstable('A test fails that never failed on the target branch: see pr-timing.md')
     } else if (code != 0) {
         echo "Test timing gate could not run (exit ${code}); not blocking the build."
     }

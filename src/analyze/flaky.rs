@@ -3,9 +3,11 @@
 //! the report and the PR gate feed it. Method and thresholds: `docs/analyze.md`, "Flaky tests".
 
 /// A test's outcome in one build, after retries within the build were merged
-/// ([`crate::junit::retry`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// ([`crate::junit::retry`]). One byte: series keep one per test and build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
 pub enum Outcome {
+    #[default]
     /// The build did not run the test (or has no result for it).
     NotRun,
     Passed,
@@ -14,6 +16,26 @@ pub enum Outcome {
     Skipped,
     /// Failed or errored, then passed on a retry in the same build.
     Flaky,
+}
+
+impl Outcome {
+    /// Two cases of one test in one build (a test that runs twice, or a build's files read in
+    /// any order) merge to the more telling outcome, whatever their order: failed over flaky
+    /// over passed over skipped over not run.
+    pub fn merge(self, other: Outcome) -> Outcome {
+        let rank = |o: Outcome| match o {
+            Outcome::NotRun => 0,
+            Outcome::Skipped => 1,
+            Outcome::Passed => 2,
+            Outcome::Flaky => 3,
+            Outcome::Failed => 4,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 impl From<crate::junit::Status> for Outcome {
@@ -244,6 +266,20 @@ mod tests {
             })
             .collect();
         classify(&runs, &Thresholds::default())
+    }
+
+    #[test]
+    fn merge_is_order_free() {
+        let all = [NotRun, Skipped, Passed, Flaky, Failed];
+        for a in all {
+            for b in all {
+                assert_eq!(a.merge(b), b.merge(a), "{a:?} {b:?}");
+            }
+            assert_eq!(a.merge(NotRun), a);
+            assert_eq!(a.merge(Failed), Failed);
+        }
+        assert_eq!(Passed.merge(Flaky), Flaky);
+        assert_eq!(std::mem::size_of::<Outcome>(), 1);
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! reported as the ratio, the seconds added and the standardised difference `(y − m) / s`.
 
 use super::changepoint::{self, median};
+use super::gate_failures::{self, Failures};
 use super::render::md;
 use super::series::{JobSeries, TestId};
 use serde::Serialize;
@@ -55,6 +56,8 @@ pub struct GateOptions {
     pub min_shift: f64,
     /// Smallest slowdown that fails the gate, seconds per build.
     pub min_seconds: f64,
+    /// Baseline builds looked at for known-flaky tests and earlier failures (the latest).
+    pub flaky_window: usize,
 }
 
 impl Default for GateOptions {
@@ -66,6 +69,7 @@ impl Default for GateOptions {
             fdr: 0.05,
             min_shift: 0.2,
             min_seconds: 0.05,
+            flaky_window: super::flaky::Thresholds::default().window,
         }
     }
 }
@@ -122,6 +126,9 @@ pub struct GateReport {
     pub without_baseline: Vec<String>,
     /// Number of tests slower beyond the thresholds.
     pub slower: usize,
+    /// The PR's failing tests: `known_flaky`, `new_failures`, `failing_on_baseline`.
+    #[serde(flatten)]
+    pub failures: Failures,
 }
 
 /// Compares `pr` series (one per job) with `baseline` series of the same jobs.
@@ -133,7 +140,7 @@ pub fn gate(
     o: &GateOptions,
 ) -> GateReport {
     let mut report = GateReport {
-        schema_version: 1,
+        schema_version: 2,
         branch: branch.to_string(),
         baseline: baseline_branch.to_string(),
         options: *o,
@@ -143,12 +150,14 @@ pub fn gate(
         erratic: vec![],
         without_baseline: vec![],
         slower: 0,
+        failures: Failures::default(),
     };
     for p in pr {
         let Some(b) = baseline.iter().find(|b| b.job == p.job) else {
             report.without_baseline.push(p.job.clone());
             continue;
         };
+        gate_failures::failures(p, b, o.pr_builds, o.flaky_window, &mut report.failures);
         let b_from = b.builds.len().saturating_sub(o.baseline_builds);
         let p_from = p.builds.len().saturating_sub(o.pr_builds);
         let totals = |s: &JobSeries, from: usize| {
@@ -323,6 +332,7 @@ pub fn markdown(r: &GateReport) -> String {
             secs(j.pr_total_median)
         );
     }
+    gate_failures::markdown(&r.failures, &r.baseline, o.flaky_window, &mut out);
     for j in &r.without_baseline {
         let _ = writeln!(
             out,

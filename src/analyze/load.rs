@@ -244,13 +244,13 @@ impl SeriesPlan {
     }
 }
 
-/// Test durations a pass holds at most (8 MB of values): a longer series is read in several
-/// passes, each keeping one group of its tests.
+/// Cells (a test in a build) a pass holds at most, 9 bytes each (an 8-byte duration and a 1-byte
+/// outcome: 9 MB): a longer series is read in several passes, each keeping one group of its tests.
 pub const MAX_CELLS: usize = 1 << 20;
 
 impl SeriesPlan {
-    /// How many passes keep each under [`MAX_CELLS`]: tests (the most cases a build of the
-    /// series had) times builds.
+    /// How many passes keep each under `max_cells` (default [`MAX_CELLS`]) cells: tests (the
+    /// most cases a build of the series had) times builds; a cell is 9 bytes, whatever is read.
     pub fn passes(&self, max_cells: usize) -> usize {
         let tests = self.builds.iter().map(|p| p.row.tests).max().unwrap_or(0) as usize;
         (tests.saturating_mul(self.builds.len()))

@@ -4,14 +4,16 @@
 //! load (async: summaries from a store, raw XML where a summary is missing)
 //!   └▶ select (job, branch class, last N builds)
 //!        └▶ series (per-test durations by build time, one series per job and branch)
+//!             ├▶ flakiness (failure flakiness and breakages per test, by `flaky::classify`)
 //!             ├▶ changepoint (rank-based binary segmentation)
 //!             │    └▶ report (regressions, new/removed/flaky tests, drifts; ranked)
 //!             │         ├▶ attribution (commit ranges, links, causes grouped by commit)
 //!             │         ├▶ total (the job's total time, explained by its regressions)
 //!             │         └▶ render (table, Markdown, JSON, HTML with SVG charts)
 //!             └▶ gate (a PR's builds against the baseline's recent runs; Markdown comment)
+//!                  └▶ gate_failures (the PR's failing tests: known flaky, new, failing on the baseline)
 //!
-//! imports: report ─▶ attribution, total ─▶ model ─▶ changepoint, series
+//! imports: report ─▶ attribution, total, flakiness ─▶ model ─▶ changepoint, series, flaky
 //!          (report and render import model too; model imports none of the steps above it)
 //! ```
 //!
@@ -24,8 +26,10 @@
 
 pub mod attribution;
 pub mod changepoint;
+pub mod flakiness;
 pub mod flaky;
 pub mod gate;
+pub mod gate_failures;
 pub mod load;
 pub mod model;
 pub mod render;

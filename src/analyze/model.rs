@@ -12,7 +12,10 @@ use crate::context::Context;
 use serde::Serialize;
 
 /// The schema version of the JSON report (see `docs/analyze.md`).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3 added `flaky_failures` and `breakages` (failure flakiness; `flaky_tests` stays the tests
+/// with erratic durations or failures that keep them from being attributed) and
+/// `options.flaky_window`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Thresholds of the analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -31,6 +34,8 @@ pub struct Options {
     pub flaky_failure_rate: f64,
     /// Share of outlying durations from which a test is flaky.
     pub flaky_outliers: f64,
+    /// Latest builds of a series looked at for failure flakiness and breakages.
+    pub flaky_window: usize,
 }
 
 impl Default for Options {
@@ -43,6 +48,7 @@ impl Default for Options {
             persistence: 0.6,
             flaky_failure_rate: 0.05,
             flaky_outliers: 0.1,
+            flaky_window: super::flaky::Thresholds::default().window,
         }
     }
 }
@@ -189,6 +195,45 @@ pub struct FlakyTest {
     pub median: f64,
 }
 
+/// A test whose results come and go with no commit to blame (failure flakiness; see the
+/// `flakiness` module), in the latest `options.flaky_window` builds of its series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlakyFailure {
+    pub job: String,
+    pub branch: String,
+    pub test: TestId,
+    /// Why, every one that holds: `within_build` (failed, then passed on a retry), `same_commit`
+    /// (passed and failed on one commit), `intermittent` (short failure episodes).
+    pub reasons: Vec<String>,
+    /// Builds in the window that ran it (passed, failed or flaky) and of those, failed ones.
+    pub runs: usize,
+    pub failures: usize,
+    /// failures / runs.
+    pub failure_rate: f64,
+    /// Changes between passing and failing in consecutive runs / (runs − 1).
+    pub flip_rate: f64,
+    /// The builds where it was flaky, oldest first.
+    pub flaky_builds: Vec<BuildRef>,
+    pub first_flaky: BuildRef,
+    pub last_flaky: BuildRef,
+    /// Where it started being flaky, when that stands out: so many clean runs before the first
+    /// flaky build that, at the rate seen after it, such a stretch has a chance under 0.1%.
+    pub started: Option<CommitRange>,
+}
+
+/// A test that started failing at a build and failed in every run since.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Breakage {
+    pub job: String,
+    pub branch: String,
+    pub test: TestId,
+    /// Failed runs in a row, up to the latest.
+    pub failing_runs: usize,
+    /// The last build that ran it and passed (or was flaky), the first failing one, and the
+    /// commits between them.
+    pub range: CommitRange,
+}
+
 /// A slowdown spread over many builds, with no single build to blame.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Drift {
@@ -265,7 +310,13 @@ pub struct Report {
     pub regressions: Vec<Regression>,
     pub new_tests: Vec<NewTest>,
     pub removed_tests: Vec<RemovedTest>,
+    /// Tests too erratic (durations or failures) to attribute a slowdown to ("erratic durations"
+    /// in the other formats).
     pub flaky_tests: Vec<FlakyTest>,
+    /// Tests flaky in their results (failure flakiness), most flaky builds first.
+    pub flaky_failures: Vec<FlakyFailure>,
+    /// Tests failing since a build, most failing runs first.
+    pub breakages: Vec<Breakage>,
     pub drifts: Vec<Drift>,
     /// Series for the charts; not part of the JSON.
     #[serde(skip)]

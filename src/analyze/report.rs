@@ -15,6 +15,7 @@
 
 use super::attribution;
 use super::changepoint::{self, median, Segments};
+use super::flakiness;
 use super::model::{
     BuildRef, Chart, ChartChange, Charts, CommitRange, Drift, FlakyTest, Kind, NewTest, Options,
     Regression, RemovedTest, Report, SCHEMA_VERSION,
@@ -26,6 +27,7 @@ use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 /// Everything found in one test.
 #[derive(Debug, Default)]
 struct Findings {
+    failures: Option<flakiness::Finding>,
     regressions: Vec<(Regression, Chart)>,
     new_test: Option<NewTest>,
     removed: Option<RemovedTest>,
@@ -73,6 +75,8 @@ impl Analysis {
                 new_tests: vec![],
                 removed_tests: vec![],
                 flaky_tests: vec![],
+                flaky_failures: vec![],
+                breakages: vec![],
                 drifts: vec![],
                 charts: Charts::default(),
             },
@@ -103,6 +107,11 @@ impl Analysis {
             report.removed_tests.extend(f.removed);
             report.flaky_tests.extend(f.flaky);
             report.drifts.extend(f.drift);
+            match f.failures {
+                Some(flakiness::Finding::Flaky(t)) => report.flaky_failures.push(*t),
+                Some(flakiness::Finding::Breakage(b)) => report.breakages.push(*b),
+                None => {}
+            }
         }
     }
 
@@ -164,6 +173,7 @@ impl Analysis {
         by_cost!(report.removed_tests, median);
         by_cost!(report.flaky_tests, median);
         by_cost!(report.drifts, seconds_added);
+        flakiness::sort(&mut report.flaky_failures, &mut report.breakages);
         report
     }
 }
@@ -204,7 +214,10 @@ fn analyze_tests(job: &JobSeries, options: &Options) -> Vec<Findings> {
 
 fn analyze_test(job: &JobSeries, t: &TestSeries, o: &Options) -> Findings {
     let n = job.builds.len();
-    let mut out = Findings::default();
+    let mut out = Findings {
+        failures: flakiness::find(job, t, o),
+        ..Findings::default()
+    };
     let (x, at) = t.known();
     if t.runs == 0 {
         return out;
@@ -601,7 +614,7 @@ mod tests {
         let report = analyze(&series::build(&history()), &Options::default());
         let v: serde_json::Value =
             serde_json::from_str(&crate::analyze::render::json(&report)).unwrap();
-        assert_eq!(v["schema_version"], 2);
+        assert_eq!(v["schema_version"], 3);
         for key in [
             "generated_at",
             "options",
@@ -610,6 +623,8 @@ mod tests {
             "new_tests",
             "removed_tests",
             "flaky_tests",
+            "flaky_failures",
+            "breakages",
             "drifts",
         ] {
             assert!(v.get(key).is_some(), "{key}");

@@ -8,6 +8,7 @@
 //! Failed and errored runs are counted separately: their durations say little (a crash is fast,
 //! a timeout slow) and they mark a flaky test. Builds without any case are left out.
 
+use super::flaky::Outcome;
 use crate::context::Context;
 use crate::junit::Status;
 use crate::summary::BuildSummary;
@@ -41,6 +42,9 @@ pub struct TestSeries {
     pub id: TestId,
     /// Seconds per build (index as in [`JobSeries::builds`]); NaN where there is no passed run.
     pub values: Vec<f64>,
+    /// Its outcome per build (index as in `values`; one byte each), cases of one build merged
+    /// by [`Outcome::merge`].
+    pub outcomes: Vec<Outcome>,
     /// Builds where the test ran at all (any status).
     pub runs: usize,
     /// Runs that failed or errored.
@@ -113,7 +117,7 @@ pub fn sort_builds<T>(builds: &mut [T], context: impl Fn(&T) -> &Context) {
 
 /// Builds one job's series on one branch from its test cases, given in any order (rows of a
 /// history table arrive part by part, staged builds and raw XML after). Memory is the series:
-/// one value per test and build, and one bit for whether the test ran.
+/// one value (8 bytes) and one outcome (1 byte) per test and build.
 pub struct SeriesBuilder {
     builds: Vec<Context>,
     branch_class: String,
@@ -131,8 +135,8 @@ struct Pending {
     id: TestId,
     /// Empty for a test of another group: known, so that its id is recognised, but not kept.
     values: Vec<f64>,
-    /// Builds where the test ran at all, one bit each.
-    ran: Vec<u64>,
+    /// Outcome per build ([`Outcome::NotRun`] where it did not run).
+    outcomes: Vec<Outcome>,
     failures: usize,
     /// The first build it ran in and its position there: tests keep the order in which a pass
     /// over the builds, oldest first, meets them.
@@ -213,8 +217,8 @@ impl SeriesBuilder {
                         name: name.to_string(),
                     },
                     values: if kept { vec![f64::NAN; n] } else { Vec::new() },
-                    ran: if kept {
-                        vec![0; n.div_ceil(64)]
+                    outcomes: if kept {
+                        vec![Outcome::NotRun; n]
                     } else {
                         Vec::new()
                     },
@@ -231,7 +235,7 @@ impl SeriesBuilder {
             return;
         }
         series.first = series.first.min((b, pos));
-        series.ran[b / 64] |= 1 << (b % 64);
+        series.outcomes[b] = series.outcomes[b].merge(Outcome::from(status));
         match status {
             Status::Failed | Status::Error => series.failures += 1,
             Status::Skipped => {}
@@ -264,14 +268,20 @@ impl SeriesBuilder {
         let tests = tests
             .into_iter()
             .map(|t| {
-                let ran = |b: usize| t.ran[b / 64] & (1 << (b % 64)) != 0;
-                let seen: Vec<usize> = (0..keep.len()).filter(|&i| ran(keep[i])).collect();
+                let seen: Vec<usize> = (0..keep.len())
+                    .filter(|&i| t.outcomes[keep[i]] != Outcome::NotRun)
+                    .collect();
                 TestSeries {
                     id: t.id,
                     values: if all {
                         t.values
                     } else {
                         keep.iter().map(|&b| t.values[b]).collect()
+                    },
+                    outcomes: if all {
+                        t.outcomes
+                    } else {
+                        keep.iter().map(|&b| t.outcomes[b]).collect()
                     },
                     runs: seen.len(),
                     failures: t.failures,
@@ -424,6 +434,9 @@ mod tests {
         assert_eq!((a.runs, a.first_seen, a.last_seen), (3, 0, 2));
         let b = &j.tests[1];
         assert_eq!((b.failures, b.first_seen, b.last_seen), (1, 1, 1));
+        use Outcome as O;
+        assert_eq!(a.outcomes, [O::Passed, O::Passed, O::Skipped]);
+        assert_eq!(b.outcomes, [O::NotRun, O::Failed, O::NotRun]);
         assert_eq!(j.tests[2].first_seen, 2);
     }
 }

@@ -17,6 +17,9 @@ pub enum Format {
     Json,
     /// A self-contained HTML page with SVG trend charts; opens offline.
     Html,
+    /// The currently flaky tests (failure flakiness), one `classname.name` a line, sorted, for
+    /// a test runner's exclude list (quarantine).
+    List,
 }
 
 /// Find the tests and the changes that made a job's unit tests slower.
@@ -44,7 +47,9 @@ pub enum Format {
 /// on log durations, honest with 1 to 3 PR builds, adjusted by Benjamini–Hochberg (--fdr) over
 /// all tests. A test is slower when significant and at least --min-shift and --min-seconds
 /// slower. It prints a Markdown comment to post; --fail-on-regression then exits 5 when any
-/// test is slower.
+/// test is slower. A test that fails in the PR is "known flaky" when it is flaky in the
+/// baseline's last --flaky-window builds (it never fails the gate), a "new failure" when it never
+/// failed (nor was retried) there; --fail-on-new-failure then exits 6.
 ///
 /// Examples:
 ///
@@ -61,8 +66,17 @@ pub enum Format {
 ///   # The PR gate, in a Jenkins PR build (or: --branch PR-123 --baseline master --job JOB):
 ///   ci-test-metrics analyze --store s3://bucket --pr-gate --out comment.md --fail-on-regression
 ///
+/// Flaky tests: a test whose results come and go in the last --flaky-window builds (retried
+/// then passed, passed and failed on one commit, or short failure episodes) is listed under
+/// "Flaky tests", one that fails in every run since a build under "Breakages";
+/// --format list prints the flaky tests' names, one a line, for a quarantine list.
+///
+///   ci-test-metrics analyze --store s3://bucket --job 'mxnet-validation/unix-cpu' --format list
+///
 /// Exit codes: 0 ok (with or without regressions), 1 usage error, 3 no builds matched,
-/// 4 the store or the sink failed, 5 --fail-on-regression and the PR makes a test slower.
+/// 4 the store or the sink failed, 5 --fail-on-regression and the PR makes a test slower,
+/// 6 --fail-on-new-failure and a test fails in the PR that never failed in the baseline's
+/// window (5 wins when both hold).
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -84,7 +98,7 @@ pub struct Args {
     /// Only the latest N builds of each job and branch.
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
-    /// Test durations held in memory at once (8 bytes each). A series (a job on a branch) with
+    /// Test cells (a test in a build: its duration and outcome, 9 bytes) held in memory at once. A series (a job on a branch) with
     /// more tests x builds is read in several passes, each over a group of its tests: more
     /// reading, the same report, memory bounded whatever the history.
     #[arg(long, value_name = "N", default_value_t = crate::analyze::load::MAX_CELLS, value_parser = clap::value_parser!(usize))]
@@ -120,6 +134,10 @@ pub struct Args {
     /// Exit 5 when the PR makes any test slower beyond --min-shift, --min-seconds and --fdr.
     #[arg(long, help_heading = "Pull-request gate")]
     pub fail_on_regression: bool,
+    /// Exit 6 when a test fails in the PR that never failed (nor was retried) in the baseline's
+    /// last --flaky-window builds. Known-flaky failures never fail the gate.
+    #[arg(long, help_heading = "Pull-request gate")]
+    pub fail_on_new_failure: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -138,6 +156,10 @@ pub struct Args {
     /// Fewest builds on each side of a change point (a change must last this long to be seen).
     #[arg(long, default_value_t = Options::default().min_segment)]
     pub min_builds: usize,
+    /// Latest builds of each series looked at for flaky tests and breakages (and, with the
+    /// gate, of the baseline for known-flaky tests).
+    #[arg(long, value_name = "N", default_value_t = Options::default().flaky_window)]
+    pub flaky_window: usize,
     /// Publish a `RegressionsDetected` metric per job (dimensions Job, BranchClass).
     #[arg(long)]
     pub publish: bool,
@@ -160,8 +182,14 @@ impl Args {
             min_shift: self.min_shift,
             min_seconds: self.min_seconds,
             min_segment: self.min_builds,
+            flaky_window: self.flaky_window,
             ..Options::default()
         };
+        if o.flaky_window < 10 {
+            return Err(crate::Error::Usage(
+                "--flaky-window must be at least 10".into(),
+            ));
+        }
         if !(o.alpha > 0.0 && o.alpha < 1.0) {
             return Err(crate::Error::Usage(
                 "--alpha must be between 0 and 1".into(),
@@ -317,6 +345,7 @@ pub async fn run(args: Args) -> crate::Result<u8> {
         Format::Md => render::markdown(&report),
         Format::Json => render::json(&report),
         Format::Html => render::html(&report),
+        Format::List => render::flaky::list(&report),
     };
     write_out(&args.out, &text)?;
     if args.publish {
@@ -348,6 +377,7 @@ impl Args {
             fdr: self.fdr,
             min_shift: self.min_shift,
             min_seconds: self.min_seconds,
+            flaky_window: self.flaky_window,
             ..GateOptions::default()
         };
         if !(o.fdr > 0.0 && o.fdr < 1.0) {
@@ -359,9 +389,9 @@ impl Args {
                 o.min_baseline_runs
             )));
         }
-        if self.format == Format::Html {
+        if matches!(self.format, Format::Html | Format::List) {
             return Err(crate::Error::Usage(
-                "the gate writes md (also for --format table) or json, not html".into(),
+                "the gate writes md (also for --format table) or json, not html or list".into(),
             ));
         }
         Ok(o)
@@ -411,7 +441,8 @@ async fn run_gate(
         s.keep_last_with_cases(if s.branch == branch {
             o.pr_builds
         } else {
-            o.baseline_builds
+            // Known-flaky tests need the longer window.
+            o.baseline_builds.max(o.flaky_window)
         });
         let (job, warnings) = load::read_series(&store, &s, &selection.branches, (0, 1)).await?;
         for w in &warnings {
@@ -436,8 +467,14 @@ async fn run_gate(
             report.slower
         );
     }
+    let new_failures = report.failures.new_failures.len();
+    if new_failures > 0 {
+        eprintln!("{new_failures} test(s) fail on {branch} that never failed in the last {} {baseline} builds", o.flaky_window);
+    }
     Ok(if args.fail_on_regression && report.slower > 0 {
         exit::REGRESSION
+    } else if args.fail_on_new_failure && new_failures > 0 {
+        exit::NEW_FAILURE
     } else {
         exit::OK
     })

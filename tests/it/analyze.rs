@@ -50,7 +50,7 @@ fn decoy_names(truth: &Truth) -> Vec<(String, String)> {
 /// Checks a JSON report against the truth: the biggest injected step is named with its first
 /// build, commit and author, and every injected step found is ranked ahead of every decoy.
 fn check_report(v: &serde_json::Value, truth: &Truth) {
-    assert_eq!(v["schema_version"], 2);
+    assert_eq!(v["schema_version"], 3);
     let regressions = v["regressions"].as_array().expect("regressions");
     let biggest = steps_by_size(truth)[0];
     let found = regressions
@@ -248,6 +248,11 @@ fn help_teaches() {
         "--publish",
         "Examples",
         "seconds",
+        "--fail-on-new-failure",
+        "--flaky-window",
+        "6 --fail-on-new-failure",
+        "Breakages",
+        "--format list",
     ] {
         assert!(help.contains(word), "{word} missing from:\n{help}");
     }

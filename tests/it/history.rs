@@ -266,7 +266,16 @@ fn report_json(args: &[&str], store: &Path) -> Value {
 /// and rankings, value for value. `--last` gives the report of the last builds alone.
 #[test]
 fn analysis_from_the_tables_equals_analysis_in_memory() {
-    let (summaries, _) = synth::generate(&history_config());
+    let (mut summaries, mut truth) = synth::generate(&history_config());
+    // Failures and retries too, so outcomes (and the flaky tests and breakages) are compared.
+    let failures = synth::Failures {
+        seed: 7,
+        flaky: 2,
+        retried: 2,
+        p: 0.1,
+        breakages: 1,
+    };
+    synth::inject_failures(&mut summaries, &mut truth, &failures);
     let dir = tempfile::tempdir().unwrap();
     synth::write_local_store(dir.path(), &summaries, |_| Stored::Staged).unwrap();
     // Publish two thirds (small parts and row groups, so builds span both), keep the rest staged.
@@ -298,6 +307,9 @@ fn analysis_from_the_tables_equals_analysis_in_memory() {
         v
     };
     let whole = in_memory(&summaries);
+    for key in ["flaky_failures", "breakages"] {
+        assert!(!whole[key].as_array().unwrap().is_empty(), "{key}");
+    }
     assert_eq!(report_json(&["--branches", "all"], dir.path()), whole);
     // Read in passes over groups of tests (150 tests x 90 builds, 2,000 durations a pass).
     assert_eq!(

@@ -6,6 +6,7 @@ pub mod synth;
 
 mod aggregate;
 mod analyze;
+mod analyze_flaky;
 mod attribution;
 mod ci;
 mod concurrency;

@@ -15,6 +15,12 @@
 //! Builds look like master builds on Jenkins: a commit and its git author, the repository URL, and
 //! no `CHANGE_AUTHOR` (`user`).
 //!
+//! [`inject_failures`] then adds failure flakiness to a generated history, from its own random
+//! stream (so the durations stay as they were): **failure-flaky** tests (fail with probability
+//! p in each build, whatever the commit), **retried** tests (with probability p a build fails
+//! then passes them on a retry: status flaky, 2 attempts) and **breakages** (fail in every build
+//! from one on, in the last 90 builds and at least 3 before the end); every job gets each kind.
+//!
 //! Steps, spikes, drifts and flaky behaviour go to tests with a median of at least 0.2 s, so a 30%
 //! step adds at least 0.06 s (above the default `--min-seconds`). [`Truth`] lists every injection.
 
@@ -23,6 +29,11 @@ use ci_test_metrics::junit::Status;
 use ci_test_metrics::summary::{BuildSummary, CaseSummary, FileSummary};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+#[path = "synth_failures.rs"]
+mod failures;
+#[allow(unused_imports)] // the library's unit tests use the durations only
+pub use failures::{inject_failures, Failures};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,11 +73,42 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// A history with no duration injections (noise only), for [`inject_failures`] to add
+    /// failures to.
+    pub fn noise_only(seed: u64, jobs: usize, builds: usize, tests: usize) -> Config {
+        Config {
+            seed,
+            jobs,
+            builds,
+            tests,
+            steps: 0,
+            spikes: 0,
+            drifts: 0,
+            flaky: 0,
+            new_tests: 0,
+            removed_tests: 0,
+            shared_steps: 0,
+        }
+    }
+}
+
 /// What was injected where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Truth {
     pub config: Config,
     pub injections: Vec<Injection>,
+}
+
+impl Truth {
+    /// The (job, test name) of every injection of these kinds.
+    pub fn names(&self, kinds: &[Injected]) -> std::collections::BTreeSet<(&str, &str)> {
+        self.injections
+            .iter()
+            .filter(|i| kinds.contains(&i.kind))
+            .map(|i| (i.job.as_str(), i.name.as_str()))
+            .collect()
+    }
 }
 
 /// The kind of an injection.
@@ -79,6 +121,12 @@ pub enum Injected {
     Flaky,
     NewTest,
     RemovedTest,
+    /// Fails with probability p in each build ([`inject_failures`]).
+    FlakyFailure,
+    /// Fails, then passes on a retry, with probability p in each build.
+    Retried,
+    /// Fails in every build from `build` on.
+    Breakage,
 }
 
 /// One injected change.

@@ -162,7 +162,15 @@ pub fn html(report: &Report) -> String {
         out.push_str(&svg(chart, &format!("Duration of {}", r.test)));
     }
 
-    let lists: [(&str, Vec<String>); 4] = [
+    let lists: [(&str, Vec<String>); 6] = [
+        (
+            super::flaky::FLAKY_TITLE,
+            super::flaky::flaky_items(report, &super::flaky::HTML),
+        ),
+        (
+            super::flaky::BREAKAGE_TITLE,
+            super::flaky::breakage_items(report, &super::flaky::HTML),
+        ),
         (
             "New tests",
             report
@@ -196,7 +204,7 @@ pub fn html(report: &Report) -> String {
                 .collect(),
         ),
         (
-            "Flaky tests (not attributed)",
+            "Erratic durations or failures (not attributed)",
             report
                 .flaky_tests
                 .iter()
@@ -245,7 +253,7 @@ pub fn html(report: &Report) -> String {
 }
 
 /// The commit range, linked to the repository's compare (or commit) page when known.
-fn range_link(r: &CommitRange) -> String {
+pub(super) fn range_link(r: &CommitRange) -> String {
     let Some(range) = &r.range else {
         return "–".into();
     };
@@ -260,7 +268,7 @@ fn range_link(r: &CommitRange) -> String {
     }
 }
 
-fn build_link(b: &BuildRef) -> String {
+pub(super) fn build_link(b: &BuildRef) -> String {
     match &b.build_url {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
             format!("<a href=\"{}\">#{}</a>", esc(url), b.build)

@@ -1,6 +1,7 @@
 //! A [`Report`] as a terminal table, Markdown (PR comment, email), JSON (the documented stable
 //! schema) or a self-contained HTML page with SVG trend charts ([`html`]).
 
+pub mod flaky;
 pub mod html;
 
 use super::model::{
@@ -288,12 +289,27 @@ pub fn table(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{} new test(s), {} removed, {} flaky (not attributed), {} slow drift(s) without a single cause.",
+        "\n{} new test(s), {} removed, {} with erratic durations or failures (not attributed), {} slow drift(s) without a single cause.",
         report.new_tests.len(),
         report.removed_tests.len(),
         report.flaky_tests.len(),
         report.drifts.len()
     );
+    for (title, items) in [
+        (
+            flaky::FLAKY_TITLE,
+            flaky::flaky_items(report, &flaky::PLAIN),
+        ),
+        (
+            flaky::BREAKAGE_TITLE,
+            flaky::breakage_items(report, &flaky::PLAIN),
+        ),
+    ] {
+        let _ = writeln!(out, "\n{title}: {}", items.len());
+        for item in items.iter().take(TOP) {
+            let _ = writeln!(out, "  {item}");
+        }
+    }
     out
 }
 
@@ -369,7 +385,15 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(out, "\n… and {} more.", report.regressions.len() - TOP);
         }
     }
-    let lists: [(&str, Vec<String>); 4] = [
+    let lists: [(&str, Vec<String>); 6] = [
+        (
+            flaky::FLAKY_TITLE,
+            flaky::flaky_items(report, &flaky::MARKDOWN),
+        ),
+        (
+            flaky::BREAKAGE_TITLE,
+            flaky::breakage_items(report, &flaky::MARKDOWN),
+        ),
         (
             "New tests",
             report
@@ -403,7 +427,7 @@ pub fn markdown(report: &Report) -> String {
                 .collect(),
         ),
         (
-            "Flaky tests (not attributed)",
+            "Erratic durations or failures (not attributed)",
             report
                 .flaky_tests
                 .iter()
