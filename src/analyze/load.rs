@@ -280,7 +280,8 @@ pub async fn read_series(
         class,
     )
     .only_group(group, groups);
-    let mut by_part: BTreeMap<&str, (u64, Vec<(u64, u64, usize)>)> = BTreeMap::new();
+    // Per part: its size, and its builds of this series as (first row, rows, build index).
+    let mut by_part: BTreeMap<&str, (u64, Vec<RowsOf>)> = BTreeMap::new();
     for (b, p) in plan.builds.iter().enumerate() {
         match &p.source {
             Source::Part { key, size } => by_part
@@ -331,11 +332,14 @@ async fn read_staged(
     crate::table::cases::for_each_case(&file, &groups, &mut into).map_err(TableError::parquet(key))
 }
 
+/// A build's rows in a file: (first row, rows, the build's index in the series).
+type RowsOf = (u64, u64, usize);
+
 /// A file's rows as cases of a series' builds: `builds` are (first row, rows, build index),
 /// by first row.
 struct IntoBuilds<'a> {
     builder: &'a mut SeriesBuilder,
-    builds: &'a [(u64, u64, usize)],
+    builds: &'a [RowsOf],
     at: usize,
 }
 
@@ -364,7 +368,7 @@ async fn read_part(
     store: &Store,
     key: &str,
     size: u64,
-    builds: &[(u64, u64, usize)],
+    builds: &[RowsOf],
     builder: &mut SeriesBuilder,
 ) -> Result<(), TableError> {
     let mut footer = fetch::footer(store, key, size).await?;

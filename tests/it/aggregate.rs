@@ -3,25 +3,8 @@
 use crate::common;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-fn aggregate(store: &Path, extra: &[&str]) -> (Output, Value) {
-    let out = common::bin()
-        .args(["aggregate", "--format", "json", "--settle", "0", "--store"])
-        .arg(store)
-        .args(extra)
-        .output()
-        .unwrap();
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "aggregate printed no JSON ({e}); status {:?}\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out, json)
-}
+use common::aggregate;
 
 /// The one destination ledger in a local store (`_ci-test-metrics/dest/ID/`).
 fn dest_dir(store: &Path) -> PathBuf {

@@ -1,6 +1,7 @@
 //! Shared test helpers: the binary, the local servers started by `scripts/test.sh`, safe AWS env.
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -188,4 +189,23 @@ pub fn sample_store() -> (tempfile::TempDir, PathBuf) {
     copy_dir(&repo().join("examples/sample-store"), &store);
     let _ = std::fs::remove_dir_all(store.join("_ci-test-metrics"));
     (dir, store)
+}
+
+/// Runs `aggregate --format json --settle 0` on a local store; its output and JSON report.
+pub fn aggregate(store: &Path, extra: &[&str]) -> (Output, Value) {
+    let out = bin()
+        .args(["aggregate", "--format", "json", "--settle", "0", "--store"])
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "aggregate printed no JSON ({e}); status {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
 }

@@ -101,19 +101,14 @@ pub fn table_truth(tables: &Path) -> std::collections::BTreeMap<(String, String)
 }
 
 fn aggregate(store: &Path, extra: &[&str]) -> Value {
-    let out = common::bin()
-        .args(["aggregate", "--format", "json", "--settle", "0", "--store"])
-        .arg(store)
-        .args(extra)
-        .output()
-        .unwrap();
+    let (out, json) = common::aggregate(store, extra);
     assert!(
         out.status.success(),
         "aggregate: {:?}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("aggregate JSON")
+    json
 }
 
 /// The shipped sample store (dates long past, so every day is due), aggregated: the tables hold
