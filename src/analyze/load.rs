@@ -14,7 +14,7 @@ use super::{AnalyzeError, Selection};
 use crate::aggregate::branches::BranchRules;
 use crate::context::Context;
 use crate::layout::{self, BuildId, CONTEXT_FILE, RESERVED_PREFIX};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::summary::{self, BuildSummary, FileSummary};
 use crate::table::decode::{self, Ranges};
 use crate::table::schema::BuildRow;
@@ -89,7 +89,8 @@ pub async fn plan(store: &Store, selection: &Selection) -> Result<Plan, AnalyzeE
     };
 
     // Published parts, in key (date) order: their footers list their builds.
-    let mut parts: Vec<_> = list(store, &table::table_prefix(TEST_RUNS, None))
+    let mut parts: Vec<_> = store
+        .list_or_empty(&table::table_prefix(TEST_RUNS, None))
         .await?
         .into_iter()
         .filter(|o| table::parse_part_key(&o.key).is_some_and(|(t, _, _)| t == TEST_RUNS))
@@ -124,7 +125,8 @@ pub async fn plan(store: &Store, selection: &Selection) -> Result<Plan, AnalyzeE
     }
 
     // Staged builds not published yet.
-    let staged: Vec<_> = list(store, STAGING_PREFIX)
+    let staged: Vec<_> = store
+        .list_or_empty(STAGING_PREFIX)
         .await?
         .into_iter()
         .filter_map(|o| table::parse_staged_key(&o.key).map(|(_, id)| (id, o)))
@@ -150,7 +152,7 @@ pub async fn plan(store: &Store, selection: &Selection) -> Result<Plan, AnalyzeE
     }
 
     // Builds the aggregator has not read: their context.json only, for now.
-    let raw = list(store, &raw_prefix(selection)).await?;
+    let raw = store.list_or_empty(&raw_prefix(selection)).await?;
     let missing = builds_without_summary(raw.iter().map(|o| o.key.as_str()), selection, &known);
     let contexts: Vec<_> = stream::iter(missing)
         .map(|id| async move {
@@ -395,15 +397,6 @@ async fn read_part(
         at: 0,
     };
     crate::table::cases::for_each_case(&file, &groups, &mut into).map_err(TableError::parquet(key))
-}
-
-/// Lists a prefix; a prefix that does not exist (a fresh directory) lists nothing.
-async fn list(store: &Store, prefix: &str) -> Result<Vec<crate::store::ObjectInfo>, AnalyzeError> {
-    match store.list(prefix).await {
-        Ok(objects) => Ok(objects),
-        Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The builds among `keys` that are complete (have a `context.json`), belong to selected jobs

@@ -148,6 +148,14 @@ impl Store {
         self.list_after(prefix, "").await
     }
 
+    /// Like [`Store::list`], but a prefix that does not exist (a fresh directory) lists nothing.
+    pub async fn list_or_empty(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        match self.list(prefix).await {
+            Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
     /// Every object whose key starts with `prefix` and sorts after `start_after` (S3's
     /// `StartAfter`; empty for all), in key order. Cost follows the objects returned.
     pub async fn list_after(

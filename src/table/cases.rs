@@ -175,12 +175,7 @@ pub fn for_each_case<R: ChunkReader + 'static>(
                 let status = match last_status {
                     Some((b, s)) if b == bytes => s,
                     _ => {
-                        let s = std::str::from_utf8(bytes).ok().and_then(Status::from_name).ok_or_else(|| {
-                            ParquetError::General(format!(
-                                "row {row}: status {:?} is not one this version knows: upgrade ci-test-metrics",
-                                String::from_utf8_lossy(bytes)
-                            ))
-                        })?;
+                        let s = super::decode::parse_status(bytes, row)?;
                         last_status = Some((bytes, s));
                         s
                     }

@@ -332,13 +332,27 @@ impl RunColumns {
 }
 
 /// Row `i`'s status.
-pub(super) fn status_of(status: &Values, i: usize, row: u64) -> Result<Status, ParquetError> {
-    let text = status.text(i).unwrap_or_default();
-    Status::from_name(text).ok_or_else(|| {
-        ParquetError::General(format!(
-            "row {row}: status {text:?} is not one this version knows: upgrade ci-test-metrics"
-        ))
-    })
+fn status_of(status: &Values, i: usize, row: u64) -> Result<Status, ParquetError> {
+    match status {
+        Values::Text(v) => parse_status(
+            v.get(i).and_then(Option::as_ref).map_or(&[], |b| b.data()),
+            row,
+        ),
+        _ => parse_status(&[], row),
+    }
+}
+
+/// A status column's value; an error names the row and a value this version does not know.
+pub(super) fn parse_status(bytes: &[u8], row: u64) -> Result<Status, ParquetError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(Status::from_name)
+        .ok_or_else(|| {
+            ParquetError::General(format!(
+                "row {row}: status {:?} is not one this version knows: upgrade ci-test-metrics",
+                String::from_utf8_lossy(bytes)
+            ))
+        })
 }
 
 /// The index in the file of each row group's first row.

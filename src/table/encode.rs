@@ -417,10 +417,6 @@ impl RunsWriter {
         }
     }
 
-    pub fn builds(&self) -> &[BuildRow] {
-        &self.builds
-    }
-
     /// Bytes written so far (closed row groups).
     pub fn bytes_written(&self) -> usize {
         self.w.bytes_written()

@@ -64,7 +64,7 @@ impl Footer {
             let (start, len) = decode::span(&self.meta, rg, columns);
             if start
                 .checked_add(len)
-                .is_none_or(|end| end > self.ranges_len())
+                .is_none_or(|end| end > parquet::file::reader::Length::len(&self.ranges))
             {
                 return Err(TableError::Invalid {
                     key: self.key.clone(),
@@ -75,10 +75,5 @@ impl Footer {
             self.ranges.insert(start, bytes);
         }
         Ok(())
-    }
-
-    fn ranges_len(&self) -> u64 {
-        use parquet::file::reader::Length;
-        self.ranges.len()
     }
 }

@@ -32,7 +32,7 @@ pub async fn migrate(store: &Store) -> Result<Migrated, TableError> {
     if store.head(MARKER).await?.is_some() {
         return Ok(out);
     }
-    let listed = super::publish::list(store, SUMMARIES_PREFIX).await?;
+    let listed = store.list_or_empty(SUMMARIES_PREFIX).await?;
     let keys: Vec<_> = listed
         .iter()
         .filter_map(|o| summary::parse_key(&o.key).map(|id| (id, o.key.clone())))

@@ -85,7 +85,7 @@ pub struct Published {
 pub async fn publish(store: &Store, opts: &PublishOptions) -> Result<Published, TableError> {
     let mut out = Published::default();
     let mut days: BTreeMap<String, Vec<(BuildId, ObjectInfo)>> = BTreeMap::new();
-    for o in list(store, STAGING_PREFIX).await? {
+    for o in store.list_or_empty(STAGING_PREFIX).await? {
         match parse_staged_key(&o.key) {
             Some((date, id)) => days.entry(date).or_default().push((id, o)),
             None if o.key.contains(".ctm-tmp") => {}
@@ -105,22 +105,14 @@ pub async fn publish(store: &Store, opts: &PublishOptions) -> Result<Published, 
     Ok(out)
 }
 
-/// Lists a prefix; one that does not exist lists nothing.
-pub(crate) async fn list(store: &Store, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-    match store.list(prefix).await {
-        Ok(objects) => Ok(objects),
-        Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
-
 /// A date's `test_runs` parts: number, key, size.
 pub(crate) async fn parts(
     store: &Store,
     table: &str,
     date: &str,
 ) -> Result<Vec<(u32, ObjectInfo)>, StoreError> {
-    let mut parts: Vec<(u32, ObjectInfo)> = list(store, &table_prefix(table, Some(date)))
+    let mut parts: Vec<(u32, ObjectInfo)> = store
+        .list_or_empty(&table_prefix(table, Some(date)))
         .await?
         .into_iter()
         .filter_map(|o| parse_part_key(&o.key).map(|(_, _, n)| n).map(|n| (n, o)))
