@@ -120,14 +120,17 @@ async fn bench(what: &str, store: &Store, tmp: &Path, testcases: usize) {
         .expect("dry run")
         .requests;
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let outcome = aggregate::run(store, Some(&mut sink), &opts, &())
         .await
         .expect("aggregate");
     let secs = started.elapsed().as_secs_f64();
+    let (user, sys) = cpu_seconds();
+    let (user, sys) = (user - cpu.0, sys - cpu.1);
     let parsed: usize = outcome.builds.iter().map(|b| b.tests).sum();
     assert_eq!(parsed, testcases, "every testcase was parsed");
     println!(
-        "{what}: {} builds in {secs:.2}s = {:.0} builds/s, {:.2} M testcases/s; {} datums = {requests} PutMetricData requests for CloudWatch ({} EMF lines written); failures {}; peak RSS {} MB",
+        "{what}: {} builds in {secs:.2}s = {:.0} builds/s, {:.2} M testcases/s; CPU {user:.2}s user + {sys:.2}s system; {} datums = {requests} PutMetricData requests for CloudWatch ({} EMF lines written); failures {}; peak RSS {} MB",
         outcome.builds.len(),
         outcome.builds.len() as f64 / secs,
         parsed as f64 / secs / 1e6,
@@ -210,4 +213,22 @@ fn peak_rss_mb() -> u64 {
         })
         .map(|kb| kb / 1024)
         .unwrap_or(0)
+}
+
+/// This process's CPU time so far, user and system, in seconds (from `/proc/self/stat`).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime, fields 14 and 15 of the line (counted from 1), in ticks of 1/100 s.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) / 100.0, ticks(12) / 100.0)
 }

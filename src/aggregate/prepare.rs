@@ -281,7 +281,7 @@ fn summarise(
             .collect(),
         failed: None,
     };
-    let staged = table::encode::staged(&build.id, &summary, &build.problems).map(|bytes| {
+    let staged = table::staged::staged(&build.id, &summary, &build.problems).map(|bytes| {
         (
             table::staged_key(&table::date_of(summary.context.timestamp), &build.id),
             bytes,

@@ -17,7 +17,7 @@ mod source;
 mod tag;
 mod time;
 
-pub use model::{identity_hash, Declared, Report, Status, TestCase};
+pub use model::{identity_hash, identity_hashes, Declared, Report, Status, TestCase};
 pub use parser::{
     parse_bytes, parse_path, parse_reader, parse_stream, parse_stream_ref, stream_path, ParseError,
     StreamSummary,

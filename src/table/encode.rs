@@ -3,10 +3,9 @@
 //! (the low-level writer takes a column at a time), so memory follows the row group, not the file.
 
 use super::schema::{
-    self, BuildRow, Column, Kind, Run, BUILDS_COLUMNS, BUILDS_METADATA_KEY, STAGED_COLUMNS,
-    TEST_RUNS_COLUMNS,
+    self, BuildRow, Column, Kind, Run, BUILDS_COLUMNS, BUILDS_METADATA_KEY, TEST_RUNS_COLUMNS,
 };
-use super::{TableError, BUILDS, TEST_RUNS};
+use super::{BUILDS, TEST_RUNS};
 use bytes::Bytes;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::column::writer::ColumnWriter;
@@ -15,6 +14,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 use std::sync::Arc;
 
 /// Rows per row group: small enough that `analyze --last` skips what it does not need and that
@@ -77,7 +77,7 @@ pub enum For {
     Staging,
 }
 
-fn properties(purpose: For) -> Arc<WriterProperties> {
+pub(super) fn properties(purpose: For) -> Arc<WriterProperties> {
     let builder = WriterProperties::builder()
         .set_created_by(format!("ci-test-metrics {}", env!("CARGO_PKG_VERSION")));
     let builder = match purpose {
@@ -86,10 +86,12 @@ fn properties(purpose: For) -> Arc<WriterProperties> {
                 ZstdLevel::try_new(3).expect("3 is a zstd level"),
             ))
             .set_dictionary_enabled(true),
+        // Test ids are random bits: compressing them would only cost time.
         For::Staging => builder
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(1).expect("1 is a zstd level"),
             ))
+            .set_column_compression(ColumnPath::from("test_id"), Compression::UNCOMPRESSED)
             .set_dictionary_enabled(false)
             .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None),
     };
@@ -322,8 +324,6 @@ impl Row<'_> {
 pub struct RunsWriter {
     w: TableWriter,
     builds: Vec<BuildRow>,
-    /// Only the per-case columns.
-    staged: bool,
     /// The build being written: its row, who, and its time in milliseconds.
     open: Option<(BuildRow, Option<String>, i64)>,
 }
@@ -340,18 +340,6 @@ impl RunsWriter {
         Ok(RunsWriter {
             w,
             builds: Vec::new(),
-            staged: false,
-            open: None,
-        })
-    }
-
-    /// A staged build's file: only the per-case columns ([`STAGED_COLUMNS`]; the build's own
-    /// are in its footer), written fast.
-    fn staged() -> Result<RunsWriter, ParquetError> {
-        Ok(RunsWriter {
-            w: TableWriter::new(TEST_RUNS, &STAGED_COLUMNS, For::Staging)?,
-            builds: Vec::new(),
-            staged: true,
             open: None,
         })
     }
@@ -387,17 +375,15 @@ impl RunsWriter {
         };
         let c = &build.context;
         let mut row = self.w.row();
-        if !self.staged {
-            row.text(Some(&c.job))
-                .text(Some(&c.branch))
-                .text(Some(&build.branch_class))
-                .i64(Some(c.build as i64))
-                .i64(Some(*time))
-                .text(c.commit.as_deref())
-                .text(who.as_deref())
-                .i64(c.pr.map(|p| p as i64));
-        }
-        row.text(Some(run.file))
+        row.text(Some(&c.job))
+            .text(Some(&c.branch))
+            .text(Some(&build.branch_class))
+            .i64(Some(c.build as i64))
+            .i64(Some(*time))
+            .text(c.commit.as_deref())
+            .text(who.as_deref())
+            .i64(c.pr.map(|p| p as i64))
+            .text(Some(run.file))
             .text(Some(run.suite))
             .text(Some(run.classname))
             .text(Some(run.name))
@@ -476,32 +462,4 @@ pub fn builds_file(builds: &[BuildRow]) -> Result<Vec<u8>, ParquetError> {
         row.end()?;
     }
     w.finish(Vec::new())
-}
-
-/// One staged build: its `test_runs` rows, with its build row in the footer.
-pub fn staged(
-    id: &crate::layout::BuildId,
-    summary: &crate::summary::BuildSummary,
-    problems: &[String],
-) -> Result<Vec<u8>, TableError> {
-    let key = || id.to_string();
-    let mut w =
-        RunsWriter::staged().map_err(|source| TableError::Parquet { key: key(), source })?;
-    let runs = summary.files.iter().flat_map(|f| {
-        f.cases.iter().map(move |c| Run {
-            file: &f.name,
-            suite: &c.suite,
-            classname: &c.classname,
-            name: &c.name,
-            status: c.status,
-            attempts: c.attempts,
-            duration_s: c.time,
-        })
-    });
-    w.push(BuildRow::of(id, summary, problems), runs)
-        .map_err(|source| TableError::Parquet { key: key(), source })?;
-    let (bytes, _) = w
-        .finish()
-        .map_err(|source| TableError::Parquet { key: key(), source })?;
-    Ok(bytes)
 }

@@ -7,7 +7,7 @@
 //! published them (`docs/history.md`). A summary that cannot be read is reported; `analyze`
 //! then reads that build from its result files, as it does for any build not in the tables.
 
-use super::{encode, staged_key, TableError};
+use super::{staged_key, TableError};
 use crate::store::{Store, StoreError};
 use crate::summary::{self, BuildSummary, SUMMARIES_PREFIX};
 use bytes::Bytes;
@@ -44,7 +44,7 @@ pub async fn migrate(store: &Store) -> Result<Migrated, TableError> {
                 let summary = BuildSummary::from_gzip_json(&bytes)
                     .map_err(|e| format!("{key}: not a readable summary ({e}); analyze reads this build from its result files"))?;
                 let problems: Vec<String> = summary.files.iter().filter_map(|f| f.error.clone()).collect();
-                let staged = encode::staged(&id, &summary, &problems).map_err(|e| format!("{key}: {e}"))?;
+                let staged = super::staged::staged(&id, &summary, &problems).map_err(|e| format!("{key}: {e}"))?;
                 Ok::<_, String>((staged_key(&super::date_of(summary.context.timestamp), &id), staged))
             })
             .await

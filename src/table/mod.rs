@@ -24,6 +24,7 @@ pub mod fetch;
 pub mod migrate;
 pub mod publish;
 pub mod schema;
+pub mod staged;
 
 use crate::layout::{BuildId, RESERVED_PREFIX};
 use thiserror::Error;

@@ -543,7 +543,7 @@ pub fn write_local_store(
                     &ci_test_metrics::table::date_of(s.context.timestamp),
                     &id,
                 );
-                let bytes = ci_test_metrics::table::encode::staged(&id, s, &[])
+                let bytes = ci_test_metrics::table::staged::staged(&id, s, &[])
                     .map_err(std::io::Error::other)?;
                 write(&dir.join(key), &bytes)?;
             }
