@@ -137,7 +137,8 @@ fn text<'a>(
             ByteArray::from(data.slice(at - v.len()..at))
         }));
         w.write_batch(&arrays, None, None)?;
-        // Dropping the slices leaves `buf` the only owner again, so the next batch reuses it.
+        // Once the slices and `data` are dropped, `buf` owns its allocation alone again, and the
+        // next batch's `reserve` reuses it.
         arrays.clear();
         Ok(())
     })
